@@ -1,0 +1,82 @@
+import type { Plan, Question } from "../../graphs/automl/agents/types.js";
+import { fmt } from "../../graphs/automl/agents/offline/manager.js";
+import type { Report } from "../../graphs/automl/state.js";
+import { STAGE_LABELS, progressBar, type StatusView } from "../../src/conversation/status.js";
+import type { Decision } from "../types.js";
+
+// Plain-text renderings for the terminal. Kept free of I/O so they are easy to test.
+
+export function renderQuestion(q: Question): string {
+  const lines = [q.text];
+  q.choices.forEach((c, i) => lines.push(`  ${i + 1}) ${c.label}`));
+  if (q.choices.length) lines.push(q.allowFreeText ? "Type a number, or type your answer." : "Type a number.");
+  return lines.join("\n");
+}
+
+export function renderPlans(plans: Plan[], notices: string[], decided?: Decision): string {
+  const lines: string[] = [`I have ${plans.length} plan${plans.length === 1 ? "" : "s"}:`];
+  plans.forEach((p, i) => {
+    lines.push("", `Plan ${i + 1} — ${p.title}`, `  ${p.summary}`);
+    if (p.preprocessing.length) lines.push(`  Data: ${p.preprocessing.join("; ")}`);
+    lines.push(`  Training: ${p.training}`, `  Why: ${p.rationale}`);
+  });
+  if (notices.length) lines.push("", ...notices.map((n) => `Note: ${n}`));
+  if (decided) lines.push("", `Decision: ${decided.by} ${decided.text}.`);
+  else
+    lines.push(
+      "",
+      `Reply a to approve (I evaluate every plan and build the best), 1-${plans.length} to build one plan, r <what to change> to revise, c to cancel.`,
+    );
+  return lines.join("\n");
+}
+
+export function renderStatusLine(view: StatusView): string {
+  const stage = view.current ? STAGE_LABELS[view.current] : "Working";
+  const bar = view.progress ? ` ${progressBar(view.progress.done, view.progress.total)} ${view.progress.label}` : "";
+  const metrics = Object.entries(view.metrics)
+    .filter(([k]) => k.startsWith("valid_") || k.startsWith("test_"))
+    .slice(-3)
+    .map(([k, v]) => `${k} ${fmt(v)}`)
+    .join(", ");
+  return `${stage}${bar}${metrics ? ` · ${metrics}` : ""}`;
+}
+
+export function renderStatusFull(view: StatusView): string {
+  const mark = { pending: " ", running: "…", done: "✓", failed: "✗" } as const;
+  return view.stages.map((s) => `[${mark[s.state]}] ${STAGE_LABELS[s.stage]}`).join("  ");
+}
+
+function table(rows: string[][]): string[] {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  return rows.map((r, j) => {
+    const line = r.map((cell, i) => cell.padEnd(widths[i])).join("  ");
+    return j === 0 ? `${line}\n${widths.map((w) => "-".repeat(w)).join("  ")}` : line;
+  });
+}
+
+export function renderReport(report: Report): string {
+  const lines = [`== ${report.title} ==`, ...report.summary];
+  const metricNames = Object.keys(report.metrics);
+  if (metricNames.length) {
+    lines.push("", "Test-split metrics:", ...table([["metric", "value"], ...metricNames.map((m) => [m, fmt(report.metrics[m])])]));
+  }
+  if (report.constraints.length) {
+    lines.push(
+      "",
+      "Constraints:",
+      ...table([
+        ["constraint", "target", "actual", "met"],
+        ...report.constraints.map((c) => [c.name, `${c.op} ${c.target}`, fmt(c.actual), c.met === null ? "not measured" : c.met ? "yes" : "NO"]),
+      ]),
+    );
+  }
+  if (report.endpoint) {
+    lines.push("", `Endpoint: ${report.endpoint.url} (${report.endpoint.serving ? "serving" : "stopped"}; check ${report.endpoint.check.ok ? "ok" : "failed"})`);
+    if (report.curl && report.endpoint.serving) lines.push(`Try it: ${report.curl}`);
+  }
+  const a = report.artifacts;
+  const files = [a.model && `model: ${a.model}`, a.code && `code: ${a.code}`, a.report && `report: ${a.report}`, ...a.plots.map((p) => `plot: ${p}`)].filter(Boolean);
+  if (files.length) lines.push("", "Artifacts:", ...files.map((f) => `  ${f}`));
+  if (report.notices.length) lines.push("", ...report.notices.map((n) => `Note: ${n}`));
+  return lines.join("\n");
+}

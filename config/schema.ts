@@ -1,0 +1,85 @@
+import { z } from "zod";
+
+// Configuration: defaults < config file (THREADML_CONFIG, JSON or YAML) < environment variables.
+// Every field has a default, so ThreadML starts with no configuration at all.
+
+const positiveInt = z.coerce.number().int().positive();
+const positive = z.coerce.number().positive();
+
+export const LimitsConfig = z.object({
+  /** Wall-clock limit of one training run (seconds). */
+  wallTimeS: positive.default(600),
+  /** CPU-seconds limit of one run. */
+  cpuS: positive.default(1800),
+  /** Address-space limit of one run (MiB). */
+  memoryMb: positiveInt.default(4096),
+  /** Largest accepted data file (MiB). */
+  maxUploadMb: positive.default(200),
+});
+
+export const Config = z.object({
+  engine: z.enum(["offline", "llm"]).default("offline"),
+  defaultRunner: z.string().default("local"),
+  /** Workspaces, uploads and artifacts live here. */
+  dataDir: z.string().default(".threadml"),
+  /** Python interpreter for the harness; "auto" prefers one that has scikit-learn. */
+  python: z.string().default("auto"),
+  /** "auto" uses bubblewrap when it is installed; "off" runs under limits only (with a warning). */
+  sandbox: z.enum(["auto", "bubblewrap", "off"]).default("auto"),
+  limits: LimitsConfig.default(LimitsConfig.parse({})),
+  planning: z
+    .object({
+      /** Number of diverse plans (P). */
+      plans: positiveInt.max(5).default(3),
+    })
+    .default({ plans: 3 }),
+  search: z
+    .object({
+      /** Random configurations tried per model family, the defaults included. */
+      trialsPerFamily: positiveInt.default(5),
+      /** Wall-time budget of the whole hyperparameter search (seconds). */
+      budgetS: positive.default(8),
+      /** Cross-validate on at most this many training rows. */
+      sampleRows: positiveInt.default(4000),
+      cvFolds: positiveInt.min(2).default(3),
+    })
+    .default({ trialsPerFamily: 5, budgetS: 8, sampleRows: 4000, cvFolds: 3 }),
+  /** Rows used by the smoke run before the full run. */
+  smokeRows: positiveInt.default(300),
+  budgets: z
+    .object({
+      /** Code-fix attempts after a failed run. */
+      fix: z.coerce.number().int().min(0).default(2),
+      /** Re-planning rounds after execution or constraint failures. */
+      replan: z.coerce.number().int().min(0).default(1),
+      /** Alternative plans tried when a constraint is unmet. */
+      alternatives: z.coerce.number().int().min(0).default(2),
+    })
+    .default({ fix: 2, replan: 1, alternatives: 2 }),
+  seed: z.coerce.number().int().default(42),
+  /** Host the model server binds to. */
+  serveHost: z.string().default("127.0.0.1"),
+  /** Users (platform ids) who may approve, revise or cancel any conversation besides its requester. */
+  approvers: z.array(z.string()).default([]),
+  logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  redisUrl: z.string().optional(),
+  slack: z
+    .object({
+      botToken: z.string().optional(),
+      signingSecret: z.string().optional(),
+      appToken: z.string().optional(),
+      apiUrl: z.string().optional(),
+      port: positiveInt.optional(),
+    })
+    .default({}),
+  discord: z.object({ token: z.string().optional(), apiUrl: z.string().optional() }).default({}),
+  llm: z
+    .object({
+      baseUrl: z.string().optional(),
+      apiKey: z.string().optional(),
+      model: z.string().optional(),
+    })
+    .default({}),
+});
+export type Config = z.infer<typeof Config>;
+export type ConfigInput = z.input<typeof Config>;

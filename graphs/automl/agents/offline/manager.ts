@@ -1,0 +1,244 @@
+import { TABULAR_TASKS, type Requirements } from "../../../../src/schema/requirements.js";
+import type { HarnessResult } from "../../../../runners/contract.js";
+import { better, checkConstraints, compare, degenerateReason, metricTarget } from "../../constraints.js";
+import { recipesFor, type Family } from "../../knowledge/index.js";
+import type {
+  Assessment,
+  Conversation,
+  DataPlan,
+  DataProfile,
+  ExecutionVerdict,
+  ImplementationVerdict,
+  Instructions,
+  KnowledgeItem,
+  ManagerAgent,
+  Plan,
+  PlanExecution,
+  Question,
+  RankedCandidate,
+} from "../types.js";
+import { parseRequest } from "./parse.js";
+import { understand } from "./prompt.js";
+
+const NON_TABULAR_NAMES: Record<string, string> = {
+  image_classification: "Image classification",
+  text_classification: "Text classification",
+  time_series_forecasting: "Time-series forecasting",
+  node_classification: "Node classification",
+};
+
+export const MIN_ROWS = 20;
+const MAX_CHOICES = 25;
+
+export class OfflineManagerAgent implements ManagerAgent {
+  async assess({ conversation, profile }: { conversation: Conversation; profile: DataProfile | null }): Promise<Assessment> {
+    const u = understand(conversation, profile);
+    const relevant = u.parsed.relevant || conversation.files.length > 0 || Object.keys(conversation.answers).length > 0;
+    if (!relevant)
+      return {
+        relevant: false,
+        declineReason:
+          "I build and deploy machine-learning models from your data, and this request doesn't look like one. " +
+          'Try something like: "Build a model that predicts `price` in houses.csv, RMSE below 20000".',
+        questions: [],
+        notes: [],
+      };
+    if (u.task && !TABULAR_TASKS.includes(u.task))
+      return {
+        relevant: true,
+        declineReason: `${NON_TABULAR_NAMES[u.task] ?? u.task} needs the LLM engine (set THREADML_ENGINE=llm with an OpenAI-compatible endpoint). The offline engine trains tabular classification, regression and clustering models.`,
+        questions: [],
+        notes: [],
+      };
+    const questions: Question[] = [];
+    if (!profile) {
+      questions.push({
+        slot: "dataset",
+        text: "Which dataset should I use? Send the path of a CSV file (or attach it).",
+        choices: [],
+        allowFreeText: true,
+      });
+      return { relevant: true, declineReason: null, questions, notes: [] };
+    }
+    const notes: string[] = [];
+    const columnNames = profile.columns.map((c) => c.name);
+    const asked = conversation.answers.target;
+    if (u.task !== "clustering" && !u.target) {
+      const ordered = [...profile.candidateTargets, ...columnNames.filter((c) => !profile.candidateTargets.includes(c))];
+      const intro = asked
+        ? `"${asked}" is not a column of ${profile.name}.`
+        : u.parsed.target
+          ? `I couldn't find "${u.parsed.target}" among the columns of ${profile.name}.`
+          : `Which column of ${profile.name} should I predict?`;
+      questions.push({
+        slot: "target",
+        text: asked || u.parsed.target ? `${intro} Which column should I predict?` : intro,
+        choices: ordered.slice(0, MAX_CHOICES).map((c) => ({ label: c, value: c })),
+        allowFreeText: true,
+      });
+    }
+    if (u.task === "clustering" && conversation.answers.labels && !u.labelsColumn)
+      notes.push(`"${conversation.answers.labels}" is not a column; clustering will be judged by the silhouette score.`);
+    return { relevant: true, declineReason: null, questions, notes };
+  }
+
+  async plan(input: {
+    requirements: Requirements;
+    profile: DataProfile;
+    knowledge: KnowledgeItem[];
+    count: number;
+    feedback: string[];
+    failures: string[];
+    installed: Record<string, boolean>;
+  }): Promise<Plan[]> {
+    const { requirements, profile, count, installed } = input;
+    const recipes = recipesFor(requirements.task);
+    if (!recipes) throw new Error(`no recipes for ${requirements.task}`);
+    const fits = (f: Family) => f.max_rows === undefined || profile.rows <= f.max_rows;
+    const isInstalled = (f: Family) => f.requires.every((m) => installed[m] === true);
+    const byId = new Map(recipes.families.map((f) => [f.id, f]));
+    const notices: string[] = [];
+
+    // What the user asked for (in the request or in revision feedback) goes first; "no X" removes X.
+    const feedbackText = input.feedback.join("\n");
+    const wanted = [...parseRequest(feedbackText).requestedModels, ...requirements.requested_models];
+    const refused = refusedModels(feedbackText);
+    const preferred: Family[] = [];
+    for (const key of wanted) {
+      const family = recipes.families.find((f) => f.id === key) ?? recipes.families.find((f) => f.aliases.includes(key));
+      if (!family || refused.has(key)) continue;
+      if (!isInstalled(family)) {
+        const sub = family.substitute ? byId.get(family.substitute) : undefined;
+        notices.push(
+          `${family.label} was requested but the Python module ${family.requires.join(", ")} is not installed on the runner; ` +
+            (sub ? `using ${sub.label} from the same family instead.` : "skipping it."),
+        );
+        if (sub && !preferred.includes(sub)) preferred.push(sub);
+      } else if (!preferred.includes(family)) preferred.push(family);
+    }
+    const usable = (f: Family) => fits(f) && isInstalled(f) && !refused.has(f.id) && !f.aliases.some((a) => refused.has(a));
+    const failedApproaches = new Set(input.failures);
+    const approachOrder = [
+      ...preferred.map((f) => f.approach),
+      ...recipes.approaches.filter((a) => !failedApproaches.has(a)),
+      ...recipes.approaches.filter((a) => failedApproaches.has(a)),
+    ].filter((a, i, all) => all.indexOf(a) === i);
+
+    const plans: Plan[] = [];
+    for (const approach of approachOrder) {
+      if (plans.length >= count) break;
+      const members = [
+        ...preferred.filter((f) => f.approach === approach),
+        ...recipes.families.filter((f) => f.approach === approach && usable(f) && !f.requires.length),
+        ...recipes.families.filter((f) => f.approach === approach && usable(f) && f.requires.length),
+      ].filter((f, i, all) => all.indexOf(f) === i);
+      const models = members.slice(0, 2);
+      if (models.length === 0) continue;
+      plans.push(this.describePlan(plans.length + 1, approach, models, requirements, profile, notices.filter((n) => models.some((m) => n.includes(m.label)))));
+    }
+    if (plans.length === 0) throw new Error("no model family in the knowledge base fits this data");
+    return plans;
+  }
+
+  private describePlan(n: number, approach: string, models: Family[], req: Requirements, profile: DataProfile, notices: string[]): Plan {
+    const first = models[0];
+    const categorical = profile.columns.filter((c) => c.kind !== "numeric" && c.name !== req.target && !req.drop_columns.includes(c.name)).length;
+    const missing = profile.columns.some((c) => c.missing > 0);
+    const steps = [
+      req.drop_columns.length ? `drop ${req.drop_columns.map((c) => `"${c}"`).join(", ")} (identifier, constant or excluded)` : null,
+      missing ? "fill missing numbers with the median and missing categories with the most frequent value" : null,
+      categorical ? `${first.preprocess.encode === "onehot" ? "one-hot encode" : "ordinal encode"} ${categorical} categorical column(s)` : null,
+      first.preprocess.scale ? "standardise numeric columns" : null,
+      req.task === "classification" ? "stratified train / validation / test split (70 / 15 / 15)" : "train / validation / test split (70 / 15 / 15)",
+    ].filter((s): s is string => s !== null);
+    const label = models.map((m) => m.label).join(" or ");
+    const target = req.task === "clustering" ? `${req.n_clusters ?? "a searched number of"} clusters` : `"${req.target}"`;
+    return {
+      id: `plan-${n}`,
+      title: `${label}`,
+      approach,
+      summary: `${capitalise(approach)} approach: ${label} for ${req.task} of ${target}, tuned for ${req.metric.name}.`,
+      preprocessing: steps,
+      models: models.map((m) => ({ family: m.id, label: m.label, estimator: m.estimator })),
+      training: `random search over each model's hyperparameters with ${req.task === "clustering" ? "repeated fits" : "3-fold cross-validation"} on the training split, then a refit of the best configuration`,
+      inference: "served over HTTP as JSON rows in, predictions out",
+      rationale: models.map((m) => `${m.label}: ${m.strengths}`).join("; "),
+      notices,
+    };
+  }
+
+  async verifyExecution({ requirements, executions }: { requirements: Requirements; executions: PlanExecution[] }): Promise<ExecutionVerdict[]> {
+    const target = metricTarget(requirements);
+    return executions.map((e) => {
+      const best = e.candidates.find((c) => c.score !== null) ?? null;
+      const reasons: string[] = [];
+      if (!best) reasons.push(`no candidate of ${e.planId} could be evaluated: ${e.candidates.map((c) => c.error ?? "no score").join("; ")}`);
+      const meetsTarget = best && target ? compare(best.score as number, target.op, target.target) : null;
+      if (best) reasons.push(`best cross-validated ${e.metric}: ${fmt(best.score)} (${best.label})`);
+      if (meetsTarget === false) reasons.push(`below the requested ${target!.name} ${target!.op} ${target!.target} in cross-validation`);
+      return { planId: e.planId, ok: best !== null, score: best?.score ?? null, meetsTarget, reasons };
+    });
+  }
+
+  async select(input: {
+    requirements: Requirements;
+    plans: Plan[];
+    executions: PlanExecution[];
+    verdicts: ExecutionVerdict[];
+    dataPlans: DataPlan[];
+    chosenPlanId: string;
+  }): Promise<Instructions> {
+    const { requirements, executions, chosenPlanId } = input;
+    const metric = requirements.metric.name;
+    const pool = executions.filter((e) => chosenPlanId === "best" || e.planId === chosenPlanId);
+    const ranked: Array<RankedCandidate & { planId: string }> = pool
+      .flatMap((e) => e.candidates.map((c) => ({ ...c, planId: e.planId })))
+      .filter((c) => c.score !== null)
+      .sort((a, b) => (better(metric, a.score, b.score) ? -1 : better(metric, b.score, a.score) ? 1 : 0));
+    if (ranked.length === 0) throw new Error("no evaluated candidate to build");
+    const [best, ...rest] = ranked;
+    const dataPlan = input.dataPlans.find((d) => d.planId === best.planId);
+    const notes = [`${best.label} from ${best.planId} scored ${metric} ${fmt(best.score)} in cross-validation, the best of ${ranked.length} candidate(s).`];
+    const { planId: _p, ...candidate } = best;
+    return {
+      planId: best.planId,
+      candidate,
+      alternatives: rest.map(({ planId: _q, ...c }) => c),
+      dropColumns: dataPlan?.dropColumns ?? requirements.drop_columns,
+      notes,
+    };
+  }
+
+  async verifyImplementation({ requirements, result, baseline }: { requirements: Requirements; result: HarnessResult; baseline: number | null }): Promise<ImplementationVerdict> {
+    const checks = checkConstraints(requirements.constraints, result);
+    const degenerate = degenerateReason(requirements, result, baseline);
+    if (degenerate) return { failure: "degenerate", checks, reasons: [degenerate] };
+    const unmet = checks.filter((c) => c.met === false);
+    if (unmet.length)
+      return {
+        failure: "constraint_unmet",
+        checks,
+        reasons: unmet.map((c) => `${c.name} is ${fmt(c.actual)}, required ${c.op} ${c.target}`),
+      };
+    return { failure: "success", checks, reasons: [] };
+  }
+}
+
+function refusedModels(text: string): Set<string> {
+  const refused = new Set<string>();
+  for (const m of text.matchAll(/\b(?:no|not|avoid|without|don'?t use|skip)\s+(?:any\s+|the\s+)?([a-z][\w\s-]{1,40})/gi)) {
+    for (const key of parseRequest(`use ${m[1]}`).requestedModels) refused.add(key);
+  }
+  return refused;
+}
+
+function capitalise(s: string): string {
+  return s.charAt(0).toUpperCase() + s.slice(1);
+}
+
+export function fmt(value: number | null | undefined): string {
+  if (value === null || value === undefined) return "n/a";
+  if (Math.abs(value) >= 1000) return value.toFixed(0);
+  if (Math.abs(value) >= 1) return value.toFixed(3);
+  return value.toPrecision(3);
+}

@@ -1,0 +1,197 @@
+import { createReadStream, promises as fs } from "node:fs";
+import { basename } from "node:path";
+import { parse } from "csv-parse";
+import type { ColumnProfile, DataProfile } from "../types.js";
+
+/** A problem with the user's data, phrased for the user. */
+export class DataError extends Error {
+  override name = "DataError";
+}
+
+const MISSING = new Set(["", "na", "n/a", "nan", "null", "none", "?", "-"]);
+const UNIQUE_CAP = 2000;
+const TARGET_HINTS = /^(target|label|labels|class|y|outcome|result|quality|price|churn|status|grade|category|species|age|score|defects?)$/i;
+const ID_NAME = /(^id$|_id$|^id_|uuid|^index$|^unnamed: ?0$|^row ?(id|number)$|^customer ?id$)/i;
+const DATE_LIKE = /^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2})?)?/;
+
+interface Acc {
+  missing: number;
+  numeric: number;
+  integer: number;
+  min: number;
+  max: number;
+  sum: number;
+  dates: number;
+  totalLength: number;
+  counts: Map<string, number>;
+  overflow: boolean;
+}
+
+function newAcc(): Acc {
+  return { missing: 0, numeric: 0, integer: 0, min: Infinity, max: -Infinity, sum: 0, dates: 0, totalLength: 0, counts: new Map(), overflow: false };
+}
+
+function observe(acc: Acc, raw: string): void {
+  const value = raw.trim();
+  if (MISSING.has(value.toLowerCase())) {
+    acc.missing++;
+    return;
+  }
+  const n = Number(value);
+  if (Number.isFinite(n)) {
+    acc.numeric++;
+    if (Number.isInteger(n)) acc.integer++;
+    if (n < acc.min) acc.min = n;
+    if (n > acc.max) acc.max = n;
+    acc.sum += n;
+  } else if (DATE_LIKE.test(value)) acc.dates++;
+  acc.totalLength += value.length;
+  const seen = acc.counts.get(value);
+  if (seen !== undefined) acc.counts.set(value, seen + 1);
+  else if (acc.counts.size < UNIQUE_CAP) acc.counts.set(value, 1);
+  else acc.overflow = true;
+}
+
+function sniffDelimiter(head: string): string {
+  const line = head.split(/\r?\n/, 1)[0] ?? "";
+  const counts: Array<[string, number]> = [",", ";", "\t", "|"].map((d) => [d, line.split(d).length - 1]);
+  counts.sort((a, b) => b[1] - a[1]);
+  return counts[0][1] > 0 ? counts[0][0] : ",";
+}
+
+function columnProfile(name: string, acc: Acc, rows: number): ColumnProfile {
+  const present = rows - acc.missing;
+  const unique = acc.overflow ? Math.max(UNIQUE_CAP, acc.counts.size) : acc.counts.size;
+  let kind: ColumnProfile["kind"];
+  const lowered = [...acc.counts.keys()].map((k) => k.toLowerCase());
+  if (present === 0) kind = "empty";
+  else if (acc.numeric === present) kind = "numeric";
+  else if (lowered.every((v) => ["true", "false", "yes", "no"].includes(v))) kind = "boolean";
+  else if (acc.dates === present) kind = "datetime";
+  else if (acc.totalLength / present > 40 && unique > present * 0.5) kind = "text";
+  else kind = "categorical";
+
+  let suspect: ColumnProfile["suspect"] = null;
+  if (unique <= 1) suspect = "constant";
+  else if (acc.missing > rows * 0.5) suspect = "mostly_missing";
+  else if (
+    unique === present &&
+    present === rows &&
+    (ID_NAME.test(name) || (kind === "numeric" && acc.integer === present && acc.max - acc.min === present - 1))
+  )
+    suspect = "id";
+
+  const top = [...acc.counts.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 20)
+    .map(([value, count]) => ({ value, count }));
+  return {
+    name,
+    kind,
+    missing: acc.missing,
+    unique,
+    examples: [...acc.counts.keys()].slice(0, 5),
+    stats:
+      kind === "numeric" && present > 0
+        ? { min: acc.min, max: acc.max, mean: acc.sum / present, integer: acc.integer === present }
+        : null,
+    top: unique <= 50 ? top : top.slice(0, 5),
+    suspect,
+  };
+}
+
+/** Columns that could be a prediction target, most likely first. */
+export function rankTargets(columns: ColumnProfile[]): string[] {
+  const usable = columns.filter((c) => c.suspect === null && c.kind !== "text" && c.kind !== "empty" && c.kind !== "datetime");
+  const score = (c: ColumnProfile, index: number): number => {
+    let s = 0;
+    if (TARGET_HINTS.test(c.name.trim())) s += 10;
+    if (index === columns.length - 1) s += 4;
+    if (c.kind !== "numeric" && c.unique <= 20) s += 2;
+    if (c.kind === "numeric" && c.stats?.integer && c.unique <= 10) s += 2;
+    return s;
+  };
+  return usable
+    .map((c) => ({ c, s: score(c, columns.indexOf(c)) }))
+    .sort((a, b) => b.s - a.s)
+    .map(({ c }) => c.name);
+}
+
+/** Reads a delimited text file and profiles every column. Throws DataError with a user-facing message. */
+export async function profileCsv(file: string, options: { maxBytes: number }): Promise<DataProfile> {
+  let stat;
+  try {
+    stat = await fs.stat(file);
+  } catch {
+    throw new DataError(`I can't find the data file ${file}. Check the path, or attach the file again.`);
+  }
+  if (!stat.isFile()) throw new DataError(`${file} is not a file.`);
+  const limitMb = Math.round(options.maxBytes / 1048576);
+  if (stat.size > options.maxBytes)
+    throw new DataError(
+      `${basename(file)} is ${(stat.size / 1048576).toFixed(1)} MB, over the ${limitMb} MB limit. Send a smaller sample or raise limits.maxUploadMb.`,
+    );
+  if (stat.size === 0) throw new DataError(`${basename(file)} is empty: it has no header and no rows.`);
+  if (!/\.(csv|tsv|txt|data)$/i.test(file))
+    throw new DataError(`${basename(file)} is not a CSV file. The offline engine reads comma- or tab-separated text with a header row.`);
+
+  const head = await readHead(file, 65536);
+  if (head.includes("\u0000")) throw new DataError(`${basename(file)} looks binary, not like CSV text.`);
+  const delimiter = sniffDelimiter(head);
+
+  let header: string[] | null = null;
+  let accs: Acc[] = [];
+  let rows = 0;
+  const seenRows = new Set<string>();
+  let duplicateRows = 0;
+  const parser = createReadStream(file).pipe(
+    parse({ delimiter, bom: true, skip_empty_lines: true, relax_quotes: false, trim: false }),
+  );
+  try {
+    for await (const record of parser as AsyncIterable<string[]>) {
+      if (!header) {
+        header = record.map((h, i) => h.trim() || `column_${i + 1}`);
+        const dup = header.find((h, i) => header!.indexOf(h) !== i);
+        if (dup) throw new DataError(`${basename(file)} has the column name "${dup}" twice; column names must be unique.`);
+        accs = header.map(() => newAcc());
+        continue;
+      }
+      rows++;
+      for (let i = 0; i < accs.length; i++) observe(accs[i], record[i] ?? "");
+      if (rows <= 200_000) {
+        const key = record.join("\u0001");
+        if (seenRows.has(key)) duplicateRows++;
+        else seenRows.add(key);
+      }
+    }
+  } catch (err) {
+    if (err instanceof DataError) throw err;
+    const message = (err as Error).message.replace(/^Invalid Record Length: /, "");
+    throw new DataError(`${basename(file)} is not valid CSV: ${message}`);
+  }
+  if (!header) throw new DataError(`${basename(file)} is empty: it has no header and no rows.`);
+  if (rows === 0) throw new DataError(`${basename(file)} has a header but no data rows.`);
+  const columns = header.map((name, i) => columnProfile(name, accs[i], rows));
+  return {
+    file,
+    name: basename(file),
+    bytes: stat.size,
+    rows,
+    sampled: false,
+    columns,
+    candidateTargets: rankTargets(columns),
+    duplicateRows,
+    delimiter,
+  };
+}
+
+async function readHead(file: string, bytes: number): Promise<string> {
+  const handle = await fs.open(file, "r");
+  try {
+    const buffer = Buffer.alloc(bytes);
+    const { bytesRead } = await handle.read(buffer, 0, bytes, 0);
+    return buffer.subarray(0, bytesRead).toString("utf8");
+  } finally {
+    await handle.close();
+  }
+}

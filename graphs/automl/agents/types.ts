@@ -1,0 +1,258 @@
+import { z } from "zod";
+import { Constraint, Requirements, TASK_KINDS } from "../../../src/schema/requirements.js";
+import { FailureClass, HarnessResult, SearchCandidate } from "../../../runners/contract.js";
+
+// Typed inputs and outputs of the five agent roles (manager, prompt, data, model, operation).
+// Each role has an offline implementation (rules, recipes, real data) and an LLM one; both return
+// values that pass these schemas, so the graph never acts on unvalidated output.
+
+export const ColumnProfile = z.object({
+  name: z.string(),
+  kind: z.enum(["numeric", "categorical", "boolean", "text", "datetime", "empty"]),
+  missing: z.number().int(),
+  unique: z.number().int(),
+  /** A few distinct values, as written in the file. */
+  examples: z.array(z.string()),
+  /** Numeric columns: summary statistics. */
+  stats: z.object({ min: z.number(), max: z.number(), mean: z.number(), integer: z.boolean() }).nullable(),
+  /** Up to 20 most frequent values with counts (categorical-looking columns). */
+  top: z.array(z.object({ value: z.string(), count: z.number().int() })),
+  suspect: z.enum(["id", "constant", "mostly_missing"]).nullable(),
+});
+export type ColumnProfile = z.infer<typeof ColumnProfile>;
+
+export const DataProfile = z.object({
+  file: z.string(),
+  name: z.string(),
+  bytes: z.number().int(),
+  rows: z.number().int(),
+  /** True when only the first rows were read (large files); counts then describe the sample. */
+  sampled: z.boolean(),
+  columns: z.array(ColumnProfile),
+  /** Columns that look like prediction targets, best first. */
+  candidateTargets: z.array(z.string()),
+  duplicateRows: z.number().int(),
+  delimiter: z.string(),
+});
+export type DataProfile = z.infer<typeof DataProfile>;
+
+/** A question the graph puts to the user through `interrupt()`. */
+export const Question = z.object({
+  slot: z.enum(["dataset", "target", "task", "labels", "approval", "other"]),
+  text: z.string(),
+  choices: z.array(z.object({ label: z.string(), value: z.string() })).default([]),
+  allowFreeText: z.boolean().default(true),
+});
+export type Question = z.infer<typeof Question>;
+
+export const Assessment = z.object({
+  relevant: z.boolean(),
+  /** Set when the request is declined (off-topic or a task this engine cannot do). */
+  declineReason: z.string().nullable(),
+  /** Questions still open, most important first; empty when the request is adequate. */
+  questions: z.array(Question),
+  notes: z.array(z.string()).default([]),
+});
+export type Assessment = z.infer<typeof Assessment>;
+
+export const ModelChoice = z.object({
+  /** Recipe family id, e.g. "hist_gradient_boosting". */
+  family: z.string(),
+  label: z.string(),
+  estimator: z.string(),
+});
+
+export const Plan = z.object({
+  id: z.string(),
+  title: z.string(),
+  approach: z.string(),
+  summary: z.string(),
+  preprocessing: z.array(z.string()),
+  models: z.array(ModelChoice).min(1),
+  training: z.string(),
+  inference: z.string(),
+  rationale: z.string(),
+  /** Plain statements about substitutions or caveats ("XGBoost is not installed; using ..."). */
+  notices: z.array(z.string()).default([]),
+});
+export type Plan = z.infer<typeof Plan>;
+
+export const DataPlan = z.object({
+  planId: z.string(),
+  steps: z.array(z.string()),
+  dropColumns: z.array(z.string()),
+  preprocess: z.object({ scale: z.boolean(), encode: z.enum(["onehot", "ordinal"]) }),
+  findings: z.array(z.string()),
+});
+export type DataPlan = z.infer<typeof DataPlan>;
+
+export const ModelPlan = z.object({
+  planId: z.string(),
+  candidates: z.array(SearchCandidate).min(1),
+  labels: z.record(z.string(), z.string()),
+});
+export type ModelPlan = z.infer<typeof ModelPlan>;
+
+export const RankedCandidate = z.object({
+  id: z.string(),
+  label: z.string(),
+  estimator: z.string(),
+  preprocess: z.object({ scale: z.boolean(), encode: z.enum(["onehot", "ordinal"]) }),
+  params: z.record(z.string(), z.unknown()),
+  /** Cross-validated score on the training split, in the metric's natural units. */
+  score: z.number().nullable(),
+  trials: z.number().int(),
+  error: z.string().optional(),
+});
+export type RankedCandidate = z.infer<typeof RankedCandidate>;
+
+export const PlanExecution = z.object({
+  planId: z.string(),
+  metric: z.string(),
+  /** Top-k candidates, best first. */
+  candidates: z.array(RankedCandidate),
+  dataFindings: z.array(z.string()),
+});
+export type PlanExecution = z.infer<typeof PlanExecution>;
+
+export const ExecutionVerdict = z.object({
+  planId: z.string(),
+  ok: z.boolean(),
+  score: z.number().nullable(),
+  meetsTarget: z.boolean().nullable(),
+  reasons: z.array(z.string()),
+});
+export type ExecutionVerdict = z.infer<typeof ExecutionVerdict>;
+
+/** What the operation agent is told to build. */
+export const Instructions = z.object({
+  planId: z.string(),
+  candidate: RankedCandidate,
+  /** Candidates not yet tried, best first: alternatives for the revision loop. */
+  alternatives: z.array(RankedCandidate),
+  dropColumns: z.array(z.string()),
+  notes: z.array(z.string()),
+});
+export type Instructions = z.infer<typeof Instructions>;
+
+export const Implementation = z.object({
+  code: z.string(),
+  candidateId: z.string(),
+  description: z.string(),
+  /** Hyperparameters the code uses, so a later fix starts from them. */
+  params: z.record(z.string(), z.unknown()),
+  /** Adjustments made to a template (shrunk, simplified), for the report. */
+  adjustments: z.array(z.string()).default([]),
+});
+export type Implementation = z.infer<typeof Implementation>;
+
+export const ConstraintCheck = z.object({
+  name: z.string(),
+  op: z.string(),
+  target: z.number(),
+  actual: z.number().nullable(),
+  /** null when the harness could not measure it. */
+  met: z.boolean().nullable(),
+  phrase: z.string().optional(),
+});
+export type ConstraintCheck = z.infer<typeof ConstraintCheck>;
+
+export const ImplementationVerdict = z.object({
+  failure: FailureClass,
+  checks: z.array(ConstraintCheck),
+  reasons: z.array(z.string()),
+});
+export type ImplementationVerdict = z.infer<typeof ImplementationVerdict>;
+
+export const RunRecord = z.object({
+  kind: z.enum(["search", "smoke", "full"]),
+  runId: z.string(),
+  /** Local folder with the run's artifacts. */
+  workspace: z.string(),
+  /** The workspace on the runner's machine (the same folder for the local runner). */
+  dir: z.string(),
+  candidateId: z.string().nullable(),
+  result: HarnessResult.nullable(),
+  failure: FailureClass,
+  message: z.string(),
+  cancelled: z.boolean(),
+  durationS: z.number(),
+});
+export type RunRecord = z.infer<typeof RunRecord>;
+
+export interface Conversation {
+  /** The user's messages, oldest first (answers included). */
+  messages: string[];
+  /** Local data files known to the conversation. */
+  files: string[];
+  /** Answers given to slot questions, keyed by slot. */
+  answers: Record<string, string>;
+}
+
+export interface KnowledgeItem {
+  source: string;
+  title: string;
+  text: string;
+}
+
+export interface ManagerAgent {
+  assess(input: { conversation: Conversation; profile: DataProfile | null; installed: Record<string, boolean> }): Promise<Assessment>;
+  plan(input: {
+    requirements: Requirements;
+    profile: DataProfile;
+    knowledge: KnowledgeItem[];
+    count: number;
+    feedback: string[];
+    failures: string[];
+    installed: Record<string, boolean>;
+  }): Promise<Plan[]>;
+  verifyExecution(input: { requirements: Requirements; executions: PlanExecution[] }): Promise<ExecutionVerdict[]>;
+  select(input: {
+    requirements: Requirements;
+    plans: Plan[];
+    executions: PlanExecution[];
+    verdicts: ExecutionVerdict[];
+    dataPlans: DataPlan[];
+    chosenPlanId: string;
+  }): Promise<Instructions>;
+  verifyImplementation(input: { requirements: Requirements; result: HarnessResult; baseline: number | null }): Promise<ImplementationVerdict>;
+}
+
+export interface PromptAgent {
+  parse(input: { conversation: Conversation; profile: DataProfile }): Promise<Requirements>;
+}
+
+export interface DataAgent {
+  profile(file: string, options: { maxBytes: number }): Promise<DataProfile>;
+  decompose(input: { plan: Plan; requirements: Requirements; profile: DataProfile }): Promise<DataPlan>;
+}
+
+export interface ModelAgent {
+  decompose(input: { plan: Plan; dataPlan: DataPlan; requirements: Requirements; profile: DataProfile }): Promise<ModelPlan>;
+  /** Turns the real search results into top-k candidates per plan. */
+  rank(input: { modelPlan: ModelPlan; result: HarnessResult; topK: number }): Promise<RankedCandidate[]>;
+}
+
+export interface OperationAgent {
+  implement(input: { instructions: Instructions; requirements: Requirements }): Promise<Implementation>;
+  /** A revised implementation for a failed run, or null when this agent has no further fix. */
+  fix(input: {
+    instructions: Instructions;
+    requirements: Requirements;
+    previous: Implementation;
+    failure: FailureClass;
+    message: string;
+    memory: string[];
+  }): Promise<Implementation | null>;
+}
+
+export interface Agents {
+  engine: "offline" | "llm";
+  manager: ManagerAgent;
+  prompt: PromptAgent;
+  data: DataAgent;
+  model: ModelAgent;
+  operation: OperationAgent;
+}
+
+export { Constraint, Requirements, TASK_KINDS };

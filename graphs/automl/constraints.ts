@@ -1,0 +1,64 @@
+import type { Constraint, Requirements } from "../../src/schema/requirements.js";
+import { LOWER_IS_BETTER } from "../../src/schema/requirements.js";
+import type { HarnessResult } from "../../runners/contract.js";
+import type { ConstraintCheck } from "./agents/types.js";
+
+// Numeric verification: every constraint the user gave is compared with what the harness measured.
+
+export function compare(actual: number, op: Constraint["op"], target: number): boolean {
+  switch (op) {
+    case ">=":
+      return actual >= target;
+    case ">":
+      return actual > target;
+    case "<=":
+      return actual <= target;
+    case "<":
+      return actual < target;
+  }
+}
+
+/** The harness value a constraint refers to: a test metric or a complexity measurement. */
+export function measured(result: HarnessResult, name: string): number | null {
+  const value = result.metrics[name] ?? result.complexity[name];
+  return typeof value === "number" && Number.isFinite(value) ? value : null;
+}
+
+export function checkConstraints(constraints: Constraint[], result: HarnessResult): ConstraintCheck[] {
+  return constraints.map((c) => {
+    const actual = measured(result, c.name);
+    return { name: c.name, op: c.op, target: c.target, actual, met: actual === null ? null : compare(actual, c.op, c.target), phrase: c.phrase };
+  });
+}
+
+/** True when `a` is a better value than `b` for this metric. */
+export function better(metric: string, a: number | null, b: number | null): boolean {
+  if (a === null) return false;
+  if (b === null) return true;
+  return LOWER_IS_BETTER.has(metric) ? a < b : a > b;
+}
+
+/** The user's threshold on the primary metric, if they gave one. */
+export function metricTarget(requirements: Requirements): Constraint | null {
+  return requirements.constraints.find((c) => c.name === requirements.metric.name) ?? null;
+}
+
+/**
+ * Degenerate results: a classifier no better than always answering the majority class, a regressor
+ * worse than predicting the mean, or clustering that puts everything in one group.
+ */
+export function degenerateReason(requirements: Requirements, result: HarnessResult, majorityRate: number | null): string | null {
+  const m = result.metrics;
+  if (requirements.task === "classification" && m.accuracy !== undefined && majorityRate !== null) {
+    if (m.accuracy <= majorityRate + 1e-9 && majorityRate < 0.99)
+      return `test accuracy ${m.accuracy.toFixed(3)} is no better than always predicting the majority class (${majorityRate.toFixed(3)})`;
+  }
+  if (requirements.task === "regression" && m.r2 !== undefined && m.r2 < 0)
+    return `test R² is ${m.r2.toFixed(3)}: worse than predicting the mean`;
+  for (const [name, value] of Object.entries(m)) {
+    if (!Number.isFinite(value)) return `metric ${name} is not a finite number`;
+    if (["accuracy", "f1", "precision", "recall", "roc_auc", "rand_index", "nmi"].includes(name) && (value < 0 || value > 1))
+      return `metric ${name} = ${value} is outside [0, 1]`;
+  }
+  return null;
+}

@@ -1,0 +1,84 @@
+import type { LangGraphRunnableConfig } from "@langchain/langgraph";
+import type { Config } from "../../config/schema.js";
+import type { Logger } from "../../src/logger.js";
+import type { ModelServer, Runner } from "../../runners/types.js";
+import type { Agents, Plan } from "./agents/types.js";
+import type { Update } from "./state.js";
+
+// Services the nodes use. They are bound when the graph is built and never stored in state.
+
+export const STAGES = [
+  "verify",
+  "parse",
+  "retrieve",
+  "plan",
+  "approve",
+  "decompose",
+  "execute",
+  "verify_execution",
+  "select",
+  "implement",
+  "smoke",
+  "train",
+  "verify_implementation",
+  "revise",
+  "deploy",
+  "report",
+] as const;
+export type Stage = (typeof STAGES)[number];
+
+export type ProgressEvent =
+  | { type: "stage"; stage: Stage; state: "start" | "done" | "failed"; detail?: string }
+  | { type: "progress"; stage: Stage; done: number; total: number; label?: string }
+  | { type: "metric"; name: string; value: number; split?: string }
+  | { type: "plans"; plans: Plan[] }
+  | { type: "notice"; text: string };
+
+export interface GraphDeps {
+  agents: Agents;
+  config: Config;
+  logger: Logger;
+  /** The runner for a name ("local", or a configured SSH host). */
+  runner(name: string): Runner;
+  /** Resolves relative data paths typed in messages. */
+  cwd: string;
+  emit(threadId: string, event: ProgressEvent): void;
+  /** Signal of the thread's current job; aborted when the user cancels. */
+  jobSignal(threadId: string): AbortSignal;
+  /** Keeps a deployed model server for the thread (stopping the one it had). */
+  keepServer(threadId: string, server: ModelServer): Promise<void>;
+  /** Optional Python modules installed on the runner (xgboost, lightgbm...). */
+  installedModules(runnerName: string): Promise<Record<string, boolean>>;
+}
+
+export function threadIdOf(config: LangGraphRunnableConfig): string {
+  const id = config.configurable?.thread_id;
+  if (typeof id !== "string" || !id) throw new Error("thread_id missing from the graph config");
+  return id;
+}
+
+/** Whether this invocation keeps the model server running after its check (chat) or stops it (headless). */
+export function keepServing(config: LangGraphRunnableConfig): boolean {
+  return config.configurable?.serve !== false;
+}
+
+export function runnerNameOf(config: LangGraphRunnableConfig, deps: GraphDeps): string {
+  const name = config.configurable?.runner;
+  return typeof name === "string" && name ? name : deps.config.defaultRunner;
+}
+
+type NodeFn<S> = (state: S, config: LangGraphRunnableConfig) => Promise<Update>;
+
+/** Wraps a node so that its time is recorded and its start and end reach the thread. */
+export function stage<S>(deps: GraphDeps, name: Stage, fn: NodeFn<S>): NodeFn<S> {
+  return async (state, config) => {
+    const threadId = threadIdOf(config);
+    const started = performance.now();
+    deps.emit(threadId, { type: "stage", stage: name, state: "start" });
+    const update = await fn(state, config);
+    const seconds = (performance.now() - started) / 1000;
+    const failed = update.status === "failed";
+    deps.emit(threadId, { type: "stage", stage: name, state: failed ? "failed" : "done" });
+    return { ...update, timings: { ...(update.timings ?? {}), [name]: seconds } };
+  };
+}

@@ -1,0 +1,23 @@
+import type { FailureClass } from "../../runners/contract.js";
+import type { RunOutcome } from "../../runners/types.js";
+
+export interface Classified {
+  failure: FailureClass | "cancelled";
+  message: string;
+}
+
+/** Routes a finished run to a failure class (DESIGN.md §6), with a message fit for the thread. */
+export function classifyOutcome(outcome: RunOutcome, limitS: number): Classified {
+  if (outcome.cancelled) return { failure: "cancelled", message: "cancelled by the user" };
+  if (outcome.timedOut)
+    return { failure: "solution_stuck", message: `the run was stopped at the ${limitS} s wall-time limit` };
+  const result = outcome.result;
+  if (result?.error) return { failure: result.error.class, message: result.error.message };
+  if (result && result.status === "ok") return { failure: "success", message: "ok" };
+  const tail = outcome.stderrTail.trim().split("\n").slice(-6).join("\n");
+  if (/MemoryError|Cannot allocate memory|std::bad_alloc/.test(tail))
+    return { failure: "runtime_error", message: `the run ran out of memory (limit reached). ${tail}` };
+  if (/ModuleNotFoundError|No module named/.test(tail)) return { failure: "environment_error", message: tail };
+  const how = outcome.signal ? `was killed by ${outcome.signal}` : `exited with code ${outcome.exitCode}`;
+  return { failure: "runtime_error", message: `the harness ${how} without a result${tail ? `: ${tail}` : ""}` };
+}

@@ -1,0 +1,71 @@
+import { basename } from "node:path";
+import type { LangGraphRunnableConfig } from "@langchain/langgraph";
+import type { HarnessEvent, HarnessSpecInput } from "../../runners/contract.js";
+import type { RunRecord } from "./agents/types.js";
+import { runnerNameOf, threadIdOf, type GraphDeps, type Stage } from "./deps.js";
+import { classifyOutcome } from "./failures.js";
+import type { State } from "./state.js";
+
+export interface JobRequest {
+  kind: RunRecord["kind"];
+  stage: Stage;
+  candidateId: string | null;
+  spec: Omit<HarnessSpecInput, "data" | "task" | "target" | "metric">;
+  code?: string;
+}
+
+/** A run id that is unique, readable and safe as a folder name. */
+function runId(threadId: string, kind: string, n: number): string {
+  const safe = threadId.replace(/[^A-Za-z0-9._-]+/g, "_").slice(-60);
+  return `${safe}-${kind}-${n}-${Date.now().toString(36)}`;
+}
+
+/** Runs the harness for this conversation on its runner and turns the outcome into a RunRecord. */
+export async function runJob(deps: GraphDeps, state: State, config: LangGraphRunnableConfig, job: JobRequest): Promise<RunRecord> {
+  const threadId = threadIdOf(config);
+  const req = state.requirements!;
+  const runner = deps.runner(runnerNameOf(config, deps));
+  const dataFile = state.profile!.file;
+  const ws = await runner.prepare({
+    runId: runId(threadId, job.kind, state.runs.length + 1),
+    files: [{ source: dataFile, dest: `data/${basename(dataFile)}` }],
+    texts: job.code ? { "solution.py": job.code } : {},
+  });
+  const onEvent = (event: HarnessEvent) => {
+    if (event.event === "progress" && event.total) deps.emit(threadId, { type: "progress", stage: job.stage, done: event.done ?? 0, total: event.total, label: event.stage });
+    else if (event.event === "metric" && event.split !== "claimed") deps.emit(threadId, { type: "metric", name: event.name, value: event.value, split: event.split });
+    else if (event.event === "log" && event.level !== "info") deps.logger.debug({ threadId, run: ws.runId }, event.message);
+  };
+  const limits = { wallTimeS: deps.config.limits.wallTimeS, cpuS: deps.config.limits.cpuS, memoryMb: deps.config.limits.memoryMb };
+  const outcome = await runner.run(ws, {
+    spec: {
+      ...job.spec,
+      data: `data/${basename(dataFile)}`,
+      task: req.task as "classification" | "regression" | "clustering",
+      target: req.target,
+      metric: req.metric.name,
+      labels_column: req.labels_column,
+      drop_columns: req.drop_columns,
+      positive_class: req.positive_class,
+      n_clusters: req.n_clusters,
+      seed: deps.config.seed,
+    },
+    limits,
+    signal: deps.jobSignal(threadId),
+    onEvent,
+  });
+  const classified = classifyOutcome(outcome, limits.wallTimeS);
+  deps.logger.info({ threadId, run: ws.runId, kind: job.kind, failure: classified.failure, seconds: outcome.durationS }, "run finished");
+  return {
+    kind: job.kind,
+    runId: ws.runId,
+    workspace: ws.localDir,
+    dir: ws.dir,
+    candidateId: job.candidateId,
+    result: outcome.result,
+    failure: classified.failure === "cancelled" ? "runtime_error" : classified.failure,
+    message: classified.message,
+    cancelled: classified.failure === "cancelled",
+    durationS: outcome.durationS,
+  };
+}

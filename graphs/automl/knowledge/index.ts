@@ -1,0 +1,70 @@
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { parse as parseYaml } from "yaml";
+import { z } from "zod";
+import { ParamSpace, Preprocess } from "../../../runners/contract.js";
+import type { KnowledgeItem } from "../agents/types.js";
+
+// The recipe knowledge base (recipes.yaml beside this file), validated once on first use.
+
+export const Family = z.object({
+  id: z.string(),
+  label: z.string(),
+  approach: z.string(),
+  type: z.string(),
+  estimator: z.string(),
+  requires: z.array(z.string()).default([]),
+  substitute: z.string().optional(),
+  preprocess: Preprocess,
+  params: z.record(z.string(), z.unknown()).default({}),
+  space: z.record(z.string(), ParamSpace).default({}),
+  aliases: z.array(z.string()).default([]),
+  max_rows: z.number().int().positive().optional(),
+  strengths: z.string().default(""),
+});
+export type Family = z.infer<typeof Family>;
+
+const TaskRecipes = z.object({
+  advice: z.array(z.string()),
+  families: z.array(Family).min(1),
+  approaches: z.array(z.string()).min(1),
+});
+export type TaskRecipes = z.infer<typeof TaskRecipes>;
+
+const KnowledgeBase = z.object({
+  classification: TaskRecipes,
+  regression: TaskRecipes,
+  clustering: TaskRecipes,
+});
+export type KnowledgeBase = z.infer<typeof KnowledgeBase>;
+export type RecipeTask = keyof KnowledgeBase;
+
+let cached: KnowledgeBase | null = null;
+
+export function loadKnowledgeBase(file = fileURLToPath(new URL("./recipes.yaml", import.meta.url))): KnowledgeBase {
+  if (cached) return cached;
+  cached = KnowledgeBase.parse(parseYaml(readFileSync(file, "utf8")));
+  return cached;
+}
+
+export function recipesFor(task: string): TaskRecipes | null {
+  const kb = loadKnowledgeBase();
+  return task in kb ? kb[task as RecipeTask] : null;
+}
+
+/** Knowledge retrieval from the local base: the task's advice and the families' strengths. */
+export function retrieveLocal(task: string): KnowledgeItem[] {
+  const recipes = recipesFor(task);
+  if (!recipes) return [];
+  return [
+    ...recipes.advice.map((text, i) => ({ source: "local", title: `${task} advice ${i + 1}`, text })),
+    ...recipes.families.map((f) => ({ source: "local", title: f.label, text: `${f.label} (${f.approach}): ${f.strengths}` })),
+  ];
+}
+
+/** Python modules that some families need beyond scikit-learn. */
+export function optionalModules(): string[] {
+  const kb = loadKnowledgeBase();
+  const all = [kb.classification, kb.regression, kb.clustering].flatMap((r) => r.families.flatMap((f) => f.requires));
+  return [...new Set(all)];
+}

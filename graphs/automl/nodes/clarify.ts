@@ -1,0 +1,29 @@
+import { interrupt } from "@langchain/langgraph";
+import { isAbsolute, resolve } from "node:path";
+import { parseRequest } from "../agents/offline/parse.js";
+import type { GraphDeps } from "../deps.js";
+import { ResumeValue, type InterruptPayload, type State, type Update } from "../state.js";
+
+// Asks the first open question and records the answer. interrupt() pauses here; on resume the node
+// runs again from the top and interrupt() returns the answer, so nothing before it has side effects.
+export function clarifyNode(deps: GraphDeps) {
+  return async (state: State): Promise<Update> => {
+    const question = state.assessment?.questions[0];
+    if (!question) return { route: "ingest" };
+    const payload: InterruptPayload = { kind: "question", question };
+    const resume = ResumeValue.parse(interrupt(payload));
+    if (resume.kind === "cancel") return { status: "cancelled", route: "finish" };
+    if (resume.kind !== "answer") return { route: "ingest" };
+    const text = resume.text.trim();
+    const update: Update = { messages: [text], files: resume.files, route: "ingest" };
+    const choice = question.choices.find((c) => c.value.toLowerCase() === text.toLowerCase() || c.label.toLowerCase() === text.toLowerCase());
+    if (question.slot === "target" || question.slot === "labels" || question.slot === "task") {
+      update.answers = { [question.slot]: choice?.value ?? text.replace(/^[`'"]|[`'"]$/g, "") };
+    } else if (question.slot === "dataset" && resume.files.length === 0) {
+      const paths = parseRequest(text).dataPaths;
+      const path = paths[0] ?? (text.split(/\s+/).length === 1 ? text : null);
+      if (path) update.files = [isAbsolute(path) ? path : resolve(deps.cwd, path)];
+    }
+    return update;
+  };
+}

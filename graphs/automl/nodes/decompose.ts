@@ -1,0 +1,16 @@
+import { stage, type GraphDeps } from "../deps.js";
+import type { State } from "../state.js";
+
+/** The data agent and the model agent each break the approved plan(s) into their own steps. */
+export function decomposeNode(deps: GraphDeps) {
+  return stage<State>(deps, "decompose", async (state) => {
+    const req = state.requirements!;
+    const profile = state.profile!;
+    const plans = state.plans.filter((p) => state.approvedPlan === "best" || p.id === state.approvedPlan);
+    const dataPlans = await Promise.all(plans.map((plan) => deps.agents.data.decompose({ plan, requirements: req, profile })));
+    const modelPlans = await Promise.all(
+      plans.map((plan, i) => deps.agents.model.decompose({ plan, dataPlan: dataPlans[i], requirements: req, profile })),
+    );
+    return { dataPlans, modelPlans };
+  });
+}

@@ -1,0 +1,26 @@
+import { keepServing, runnerNameOf, stage, threadIdOf, type GraphDeps } from "../deps.js";
+import { checkEndpoint } from "../endpoint-check.js";
+import type { State } from "../state.js";
+
+/** Starts the model server for the best run and checks it with a real prediction. */
+export function deployNode(deps: GraphDeps) {
+  return stage<State>(deps, "deploy", async (state, config) => {
+    const best = state.best!;
+    const runner = deps.runner(runnerNameOf(config, deps));
+    let server;
+    try {
+      server = await runner.serve({ runId: best.runId, dir: best.runnerDir, localDir: best.workspace }, { signal: deps.jobSignal(threadIdOf(config)) });
+    } catch (err) {
+      return { status: "trained", notices: [`The model is trained but the server did not start: ${(err as Error).message}`] };
+    }
+    const check = await checkEndpoint(server.url, best.result.sample);
+    const serving = check.ok && keepServing(config);
+    if (serving) await deps.keepServer(threadIdOf(config), server);
+    else await server.stop();
+    return {
+      endpoint: { url: server.url, check, serving },
+      status: check.ok ? "deployed" : "trained",
+      ...(check.ok ? {} : { notices: [`The endpoint check failed: ${check.error}`] }),
+    };
+  });
+}

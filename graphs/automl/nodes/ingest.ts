@@ -1,0 +1,36 @@
+import { existsSync } from "node:fs";
+import { basename, isAbsolute, resolve } from "node:path";
+import { DataError } from "../agents/offline/profile.js";
+import { parseRequest } from "../agents/offline/parse.js";
+import { MIN_ROWS } from "../agents/offline/manager.js";
+import { stage, type GraphDeps } from "../deps.js";
+import type { State } from "../state.js";
+
+/** Finds the conversation's data file and profiles it (once per file). */
+export function ingestNode(deps: GraphDeps) {
+  return stage<State>(deps, "verify", async (state) => {
+    const mentioned = parseRequest(state.messages.join("\n")).dataPaths;
+    const known = new Set(state.files.map((f) => basename(f)));
+    const fromText = mentioned.filter((p) => !known.has(basename(p))).map((p) => (isAbsolute(p) ? p : resolve(deps.cwd, p)));
+    const files = [...state.files, ...fromText.filter((p) => existsSync(p))];
+    const missing = fromText.filter((p) => !existsSync(p));
+    if (files.length === 0) {
+      if (missing.length) return { status: "failed", error: `I can't find the data file ${missing[0]}. Check the path, or attach the file.` };
+      return { profile: null };
+    }
+    const file = files[0];
+    if (state.profile?.file === file) return {};
+    try {
+      const profile = await deps.agents.data.profile(file, { maxBytes: deps.config.limits.maxUploadMb * 1048576 });
+      if (profile.rows < MIN_ROWS)
+        return {
+          status: "failed",
+          error: `${profile.name} has ${profile.rows} data row${profile.rows === 1 ? "" : "s"}; I need at least ${MIN_ROWS} to train a model and hold out a test split.`,
+        };
+      return { profile, files: [file] };
+    } catch (err) {
+      if (err instanceof DataError) return { status: "failed", error: err.message };
+      throw err;
+    }
+  });
+}

@@ -1,0 +1,20 @@
+import { writeFile } from "node:fs/promises";
+import { stage, type GraphDeps } from "../deps.js";
+import { buildReport, renderMarkdown } from "../report.js";
+import type { State } from "../state.js";
+
+/** The final report: metrics versus constraints, endpoint, artifacts; also written as report.md. */
+export function reportNode(deps: GraphDeps) {
+  return stage<State>(deps, "report", async (state) => {
+    const report = buildReport(state);
+    if (report.artifacts.report) {
+      try {
+        await writeFile(report.artifacts.report, renderMarkdown(report, state));
+      } catch (err) {
+        deps.logger.warn({ err }, "could not write report.md");
+        report.artifacts.report = null;
+      }
+    }
+    return { report, status: report.status };
+  });
+}

@@ -1,0 +1,69 @@
+import type { FailureClass } from "../../../runners/contract.js";
+import type { RankedCandidate } from "../agents/types.js";
+import { stage, threadIdOf, type GraphDeps } from "../deps.js";
+import type { State, Update } from "../state.js";
+
+const FIXABLE: FailureClass[] = ["syntax_error", "runtime_error", "value_error", "solution_stuck", "constraint_unmet"];
+
+// Lighter models first when a time, latency or size limit was missed.
+const SPEED_RANK: Array<[RegExp, number]> = [
+  [/Logistic|Ridge|Linear/, 0],
+  [/HistGradient|KMeans|Birch/, 1],
+  [/GaussianMixture|MLP/, 2],
+];
+const speed = (c: RankedCandidate) => SPEED_RANK.find(([re]) => re.test(c.estimator))?.[1] ?? 3;
+
+/**
+ * The revision loop, with a budget per remedy: first a fix of the same candidate (the operation agent,
+ * never repeating a fix in memory), then the next-best evaluated alternative, and finally the best
+ * model found so far, or a clear failure.
+ */
+export function reviseNode(deps: GraphDeps) {
+  return stage<State>(deps, "revise", async (state, config): Promise<Update> => {
+    const threadId = threadIdOf(config);
+    const run = state.lastRun!;
+    const failure = state.verdict?.failure ?? run.failure;
+    const message = state.verdict ? state.verdict.reasons.join("; ") : run.message;
+    const budgets = deps.config.budgets;
+    const say = (text: string) => deps.emit(threadId, { type: "notice", text });
+
+    if (FIXABLE.includes(failure) && (state.budgets.fix ?? 0) < budgets.fix) {
+      const fixed = await deps.agents.operation.fix({
+        instructions: state.instructions!,
+        requirements: state.requirements!,
+        previous: state.implementation!,
+        failure,
+        message,
+        memory: state.fixMemory,
+      });
+      if (fixed) {
+        const summary = fixed.adjustments[fixed.adjustments.length - 1] ?? fixed.description;
+        const notice = `${run.kind === "smoke" ? "Smoke run" : "Run"} failed (${failure}: ${message}); ${summary}.`;
+        say(notice);
+        return { implementation: fixed, fixMemory: [summary], budgets: { fix: 1 }, route: "smoke", notices: [notice] };
+      }
+    }
+
+    const alternatives = [...state.instructions!.alternatives];
+    if (alternatives.length && (state.budgets.alternatives ?? 0) < budgets.alternatives) {
+      const complexity = state.verdict?.checks.some((c) => c.met === false && !(c.name in run.result!.metrics)) ?? false;
+      if (complexity || failure === "solution_stuck") alternatives.sort((a, b) => speed(a) - speed(b));
+      const [next, ...rest] = alternatives;
+      const notice = `${state.implementation!.description} did not pass (${failure}: ${message}); trying ${next.label} next.`;
+      say(notice);
+      return {
+        instructions: { ...state.instructions!, candidate: next, alternatives: rest, notes: [notice] },
+        budgets: { alternatives: 1 },
+        route: "implement",
+        notices: [notice],
+      };
+    }
+
+    if (state.best) {
+      const notice = `Revision budgets are spent; deploying the best model found (${state.best.description}), which does not meet every constraint.`;
+      say(notice);
+      return { route: "deploy", notices: [notice] };
+    }
+    return { status: "failed", error: `Training failed (${failure}): ${message}`, route: "finish" };
+  });
+}

@@ -1,0 +1,77 @@
+import { join } from "node:path";
+import { fmt } from "./agents/offline/manager.js";
+import type { Report, State, Status } from "./state.js";
+
+const TERMINAL: Status[] = ["failed", "rejected", "cancelled"];
+
+export function curlExample(url: string, row: Record<string, unknown> | undefined): string {
+  const body = JSON.stringify({ rows: [row ?? {}] }).replace(/'/g, "'\\''");
+  return `curl -s -X POST ${url}/predict -H 'Content-Type: application/json' -d '${body}'`;
+}
+
+export function finalStatus(state: State): Status {
+  if (TERMINAL.includes(state.status)) return state.status;
+  if (state.endpoint?.check.ok) return "deployed";
+  if (state.best) return "trained";
+  return state.status === "running" ? "failed" : state.status;
+}
+
+export function buildReport(state: State): Report {
+  const status = finalStatus(state);
+  const best = state.best;
+  const req = state.requirements;
+  const metrics = best?.result.metrics ?? {};
+  const constraints = best ? best.verdict.checks.map(({ phrase: _p, ...c }) => c) : (req?.constraints ?? []).map((c) => ({ name: c.name, op: c.op, target: c.target, actual: null, met: null }));
+  const summary: string[] = [];
+  if (status === "rejected" || status === "failed") summary.push(state.error ?? "Something went wrong.");
+  if (status === "cancelled") summary.push(best ? "Cancelled; the best model trained so far is kept in its workspace." : "Cancelled. Nothing was deployed.");
+  if (best && req) {
+    summary.push(`${best.description}, ${req.task}${req.target ? ` of "${req.target}"` : ""}; ${req.metric.name} on the held-out test split: ${fmt(metrics[req.metric.name])}.`);
+    const unmet = best.verdict.checks.filter((c) => c.met === false);
+    summary.push(unmet.length ? `${unmet.length} constraint(s) not met: ${unmet.map((c) => c.name).join(", ")}.` : constraints.length ? "Every constraint is met." : "No constraints were given.");
+  }
+  const ws = best?.workspace;
+  const endpoint = state.endpoint;
+  return {
+    status,
+    title: status === "deployed" ? "Model deployed" : status === "trained" ? "Model trained" : `Conversation ${status}`,
+    summary,
+    metrics,
+    constraints,
+    endpoint,
+    curl: endpoint ? curlExample(endpoint.url, best?.result.sample?.rows[0] as Record<string, unknown> | undefined) : null,
+    artifacts: {
+      model: ws && best?.result.model_path ? join(ws, best.result.model_path) : null,
+      code: ws ? join(ws, "solution.py") : null,
+      report: ws ? join(ws, "report.md") : null,
+      plots: ws ? best!.result.plots.map((p) => join(ws, p)) : [],
+    },
+    notices: [...new Set(state.notices)],
+  };
+}
+
+export function renderMarkdown(report: Report, state: State): string {
+  const lines = [`# ThreadML — ${report.title}`, "", ...report.summary.map((s) => `- ${s}`), ""];
+  if (Object.keys(report.metrics).length) {
+    lines.push("## Metrics (held-out test split)", "", "| metric | value |", "|---|---|");
+    for (const [k, v] of Object.entries(report.metrics)) lines.push(`| ${k} | ${fmt(v)} |`);
+    lines.push("");
+  }
+  if (report.constraints.length) {
+    lines.push("## Constraints", "", "| constraint | target | actual | met |", "|---|---|---|---|");
+    for (const c of report.constraints) lines.push(`| ${c.name} | ${c.op} ${c.target} | ${fmt(c.actual)} | ${c.met === null ? "not measured" : c.met ? "yes" : "no"} |`);
+    lines.push("");
+  }
+  const complexity = state.best?.result.complexity ?? {};
+  if (Object.keys(complexity).length) {
+    lines.push("## Cost", "", ...Object.entries(complexity).map(([k, v]) => `- ${k}: ${fmt(v)}`), "");
+  }
+  if (state.plans.length) {
+    lines.push("## Plans", "");
+    for (const p of state.plans) lines.push(`- **${p.id}: ${p.title}** — ${p.summary}`);
+    lines.push("");
+  }
+  if (report.endpoint) lines.push("## Endpoint", "", `${report.endpoint.url} (${report.endpoint.serving ? "serving" : "stopped after its check"})`, "", "```", report.curl ?? "", "```", "");
+  if (report.notices.length) lines.push("## Notes", "", ...report.notices.map((n) => `- ${n}`), "");
+  return lines.join("\n");
+}

@@ -1,0 +1,173 @@
+import { z } from "zod";
+
+// The contract between ThreadML and the fixed Python harness (runners/python/harness.py).
+// The harness reads `spec.json` from its working directory, emits JSON lines on stdout and writes
+// `<out_dir>/result.json`. Everything crossing this boundary is validated with these schemas.
+
+export const FAILURE_CLASSES = [
+  "success",
+  "syntax_error",
+  "runtime_error",
+  "value_error",
+  "environment_error",
+  "solution_stuck",
+  "hallucination",
+  "data_leakage",
+  "degenerate",
+  "design_mismatch",
+  "constraint_unmet",
+] as const;
+export const FailureClass = z.enum(FAILURE_CLASSES);
+export type FailureClass = z.infer<typeof FailureClass>;
+
+export const HarnessTask = z.enum(["classification", "regression", "clustering"]);
+export type HarnessTask = z.infer<typeof HarnessTask>;
+
+/** A hyperparameter range for random search. */
+export const ParamSpace = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("int"), low: z.number().int(), high: z.number().int() }),
+  z.object({ type: z.literal("float"), low: z.number(), high: z.number() }),
+  z.object({ type: z.literal("log"), low: z.number().positive(), high: z.number().positive() }),
+  z.object({ type: z.literal("choice"), values: z.array(z.union([z.string(), z.number(), z.boolean(), z.null()])).min(1) }),
+]);
+export type ParamSpace = z.infer<typeof ParamSpace>;
+
+export const Preprocess = z.object({
+  /** Standard-scale numeric columns (after median imputation). */
+  scale: z.boolean().default(false),
+  /** How categorical columns become numbers. */
+  encode: z.enum(["onehot", "ordinal"]).default("onehot"),
+});
+export type Preprocess = z.infer<typeof Preprocess>;
+
+export const SearchCandidate = z.object({
+  /** Unique within one search, e.g. "plan-1:hgb". */
+  id: z.string(),
+  /** Dotted import path of a scikit-learn compatible estimator class. */
+  estimator: z.string(),
+  preprocess: Preprocess,
+  /** Fixed constructor arguments (random_state is set by the harness when the class accepts it). */
+  params: z.record(z.string(), z.unknown()).default({}),
+  /** Ranges to sample; the first trial always uses `params` alone (the defaults). */
+  space: z.record(z.string(), ParamSpace).default({}),
+});
+export type SearchCandidate = z.infer<typeof SearchCandidate>;
+
+export const HarnessSpec = z.object({
+  mode: z.enum(["train", "search"]),
+  task: HarnessTask,
+  /** Data file, relative to the workspace. */
+  data: z.string(),
+  target: z.string().nullable(),
+  /** Clustering only: known groups, used to evaluate and never as a feature. */
+  labels_column: z.string().nullable().default(null),
+  drop_columns: z.array(z.string()).default([]),
+  positive_class: z.string().nullable().default(null),
+  n_clusters: z.number().int().min(2).nullable().default(null),
+  /** Primary metric (lower snake case, DESIGN.md §5). */
+  metric: z.string(),
+  seed: z.number().int().default(42),
+  split: z.object({ valid: z.number().gt(0).lt(0.5), test: z.number().gt(0).lt(0.5) }).default({ valid: 0.15, test: 0.15 }),
+  /** Use at most this many rows (sampled, seeded) before splitting: the smoke run. */
+  sample_rows: z.number().int().positive().nullable().default(null),
+  /** Generated code with the build/fit/predict slots (train mode), relative to the workspace. */
+  solution: z.string().default("solution.py"),
+  out_dir: z.string().default("out"),
+  plots: z.boolean().default(true),
+  search: z
+    .object({
+      candidates: z.array(SearchCandidate).min(1),
+      /** Random configurations per candidate, the defaults included. */
+      n_iter: z.number().int().min(1).default(6),
+      /** Wall-time budget for the whole search; trials stop being started after it. */
+      budget_s: z.number().positive().default(20),
+      cv_folds: z.number().int().min(2).default(3),
+      /** Cross-validate on at most this many training rows. */
+      sample_rows: z.number().int().positive().default(3000),
+    })
+    .nullable()
+    .default(null),
+});
+export type HarnessSpec = z.infer<typeof HarnessSpec>;
+export type HarnessSpecInput = z.input<typeof HarnessSpec>;
+
+export const HarnessEvent = z.discriminatedUnion("event", [
+  z.object({
+    event: z.literal("progress"),
+    stage: z.string(),
+    done: z.number().optional(),
+    total: z.number().optional(),
+    message: z.string().optional(),
+  }),
+  z.object({ event: z.literal("metric"), name: z.string(), value: z.number(), split: z.string().optional() }),
+  z.object({ event: z.literal("log"), level: z.enum(["debug", "info", "warning", "error"]).default("info"), message: z.string() }),
+  z.object({
+    event: z.literal("trial"),
+    candidate: z.string(),
+    params: z.record(z.string(), z.unknown()),
+    score: z.number().nullable(),
+    fit_s: z.number().optional(),
+    error: z.string().optional(),
+  }),
+  z.object({ event: z.literal("error"), class: FailureClass, message: z.string() }),
+  z.object({ event: z.literal("done"), status: z.enum(["ok", "error"]) }),
+  z.object({ event: z.literal("listening"), host: z.string(), port: z.number().int() }),
+]);
+export type HarnessEvent = z.infer<typeof HarnessEvent>;
+
+const MetricMap = z.record(z.string(), z.number());
+
+export const CandidateResult = z.object({
+  id: z.string(),
+  best_params: z.record(z.string(), z.unknown()).nullable(),
+  best_score: z.number().nullable(),
+  trials: z.array(
+    z.object({ params: z.record(z.string(), z.unknown()), score: z.number().nullable(), fit_s: z.number(), error: z.string().optional() }),
+  ),
+  error: z.string().optional(),
+});
+export type CandidateResult = z.infer<typeof CandidateResult>;
+
+export const HarnessResult = z.object({
+  status: z.enum(["ok", "error"]),
+  mode: z.enum(["train", "search"]),
+  task: HarnessTask,
+  /** Train mode: metrics on the held-out test split, computed by the harness. */
+  metrics: MetricMap.default({}),
+  valid_metrics: MetricMap.default({}),
+  /** train_time_s, latency_ms_per_row, test_predict_s, model_size_mb, load_s, total_s. */
+  complexity: MetricMap.default({}),
+  rows: z.object({ train: z.number().int(), valid: z.number().int(), test: z.number().int() }).nullable().default(null),
+  features: z.object({ numeric: z.array(z.string()), categorical: z.array(z.string()) }).nullable().default(null),
+  /** Relative to the workspace. */
+  model_path: z.string().nullable().default(null),
+  plots: z.array(z.string()).default([]),
+  /** A few held-out rows (features only) with the harness's own predictions: the deploy check. */
+  sample: z
+    .object({ rows: z.array(z.record(z.string(), z.unknown())), predictions: z.array(z.unknown()) })
+    .nullable()
+    .default(null),
+  classes: z.array(z.unknown()).nullable().default(null),
+  search: z
+    .object({ metric: z.string(), greater_is_better: z.boolean(), candidates: z.array(CandidateResult) })
+    .nullable()
+    .default(null),
+  warnings: z.array(z.string()).default([]),
+  error: z.object({ class: FailureClass, message: z.string(), traceback: z.string().default("") }).nullable().default(null),
+});
+export type HarnessResult = z.infer<typeof HarnessResult>;
+
+/** Parse one stdout line; anything that is not a valid event becomes a log line, never an exception. */
+export function parseEventLine(line: string): HarnessEvent | null {
+  const trimmed = line.trim();
+  if (!trimmed) return null;
+  if (trimmed.startsWith("{")) {
+    try {
+      const parsed = HarnessEvent.safeParse(JSON.parse(trimmed));
+      if (parsed.success) return parsed.data;
+    } catch {
+      // fall through: treat as plain output
+    }
+  }
+  return { event: "log", level: "info", message: trimmed.slice(0, 2000) };
+}

@@ -1,0 +1,1458 @@
+#!/usr/bin/env python3
+"""ThreadML harness: the fixed code that loads data, runs a generated solution and measures it.
+
+Usage (cwd = the workspace; every path in the spec is relative to it):
+    python3 harness.py [--spec spec.json]    train or search, as spec.json says
+    python3 harness.py --check               one JSON line describing the interpreter
+
+Events are compact JSON lines on stdout; everything else (including anything generated code
+prints) goes to stderr. The result is written to <out_dir>/result.json.
+
+Exit codes: 0 ok, 1 error (classified in result.json), 2 bad command line,
+3 the interpreter lacks numpy/pandas/scikit-learn.
+"""
+
+import argparse
+import contextlib
+import difflib
+import importlib
+import importlib.util
+import inspect
+import json
+import math
+import os
+import pickle
+import platform
+import random
+import sys
+import threading
+import time
+import traceback
+
+TRAIN_STAGES = ["load", "split", "build", "fit", "evaluate", "save", "plots"]
+SEARCH_STAGES = ["load", "split", "search"]
+
+# module name -> (Debian package, pip package)
+REQUIRED_MODULES = [
+    ("numpy", "python3-numpy", "numpy"),
+    ("pandas", "python3-pandas", "pandas"),
+    ("sklearn", "python3-sklearn", "scikit-learn"),
+]
+OPTIONAL_MODULES = [("matplotlib", "python3-matplotlib", "matplotlib")]
+
+# Import names whose pip distribution is named differently.
+PIP_NAMES = {"sklearn": "scikit-learn", "cv2": "opencv-python", "PIL": "pillow", "yaml": "pyyaml"}
+
+METRIC_ALIASES = {
+    "acc": "accuracy",
+    "f1_score": "f1",
+    "auc": "roc_auc",
+    "roc": "roc_auc",
+    "rand": "rand_index",
+    "ari": "adjusted_rand_index",
+    "adjusted_rand": "adjusted_rand_index",
+    "normalized_mutual_info": "nmi",
+    "silhouette_score": "silhouette",
+    "mse_log": "rmsle",
+}
+GREATER_IS_BETTER = {
+    "accuracy": True, "balanced_accuracy": True, "f1": True, "precision": True, "recall": True, "roc_auc": True,
+    "rmse": False, "mae": False, "r2": True, "rmsle": False,
+    "silhouette": True, "rand_index": True, "adjusted_rand_index": True, "nmi": True,
+}
+TASK_METRICS = {
+    "classification": ["accuracy", "balanced_accuracy", "f1", "precision", "recall", "roc_auc"],
+    "regression": ["rmse", "mae", "r2", "rmsle"],
+    "clustering": ["silhouette", "rand_index", "adjusted_rand_index", "nmi"],
+}
+DEFAULT_METRIC = {"classification": "accuracy", "regression": "rmse", "clustering": "silhouette"}
+LABEL_METRICS = {"rand_index", "adjusted_rand_index", "nmi"}
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class HarnessError(Exception):
+    """A problem the harness found itself, already classified."""
+
+    def __init__(self, cls, message, exit_code=1):
+        super().__init__(message)
+        self.cls = cls
+        self.message = message
+        self.exit_code = exit_code
+
+
+class GeneratedCodeError(Exception):
+    """An exception raised inside generated code (solution import or a slot call)."""
+
+    def __init__(self, where, original):
+        super().__init__(f"{where}: {type(original).__name__}: {original}")
+        self.where = where
+        self.original = original
+
+
+def pip_name(module):
+    root = (module or "").split(".")[0]
+    return PIP_NAMES.get(root, root)
+
+
+def describe_exception(e, limit=800):
+    text = f"{type(e).__name__}: {e}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def classify(exc):
+    """(failure class, message) for any exception that ended a run."""
+    if isinstance(exc, HarnessError):
+        return exc.cls, exc.message
+    if isinstance(exc, GeneratedCodeError):
+        e, where = exc.original, exc.where
+        if isinstance(e, SyntaxError):
+            loc = f"{os.path.basename(e.filename or 'solution')} line {e.lineno}" if e.lineno else "the solution"
+            text = f": {e.text.strip()}" if e.text else ""
+            return "syntax_error", f"{type(e).__name__} in {loc}: {e.msg}{text}"
+        if isinstance(e, ModuleNotFoundError):
+            mod = e.name or str(e)
+            return (
+                "environment_error",
+                f"The solution imports '{mod}', which is not installed for {sys.executable}. "
+                f"Install it on the runner (pip install {pip_name(mod)}) or use a scikit-learn estimator instead.",
+            )
+        if isinstance(e, ImportError):
+            return (
+                "environment_error",
+                f"The solution failed to import something ({e}); it is not available for {sys.executable}. "
+                f"Install it on the runner or use a scikit-learn estimator instead.",
+            )
+        if isinstance(e, MemoryError):
+            return "runtime_error", f"Memory ran out during {where}; use fewer rows, fewer features or a smaller model."
+        if isinstance(e, ValueError):
+            return "value_error", f"{where}: {describe_exception(e)}"
+        return "runtime_error", f"{where}: {describe_exception(e)}"
+    if isinstance(exc, MemoryError):
+        return "runtime_error", "Memory ran out in the harness; use fewer rows (sample_rows) or fewer features."
+    if isinstance(exc, ImportError):
+        return "environment_error", f"The harness could not import what it needs ({exc}) with {sys.executable}."
+    if isinstance(exc, (ValueError, TypeError, KeyError)):
+        return "value_error", describe_exception(exc)
+    return "runtime_error", describe_exception(exc)
+
+
+def traceback_tail(exc, lines=40):
+    if isinstance(exc, HarnessError):
+        return ""  # the harness's own checks: the message says it all
+    target = exc.original if isinstance(exc, GeneratedCodeError) else exc
+    text = "".join(traceback.format_exception(type(target), target, target.__traceback__))
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+def to_jsonable(obj):
+    """Plain JSON values: numpy scalars unwrapped, NaN/inf -> None, unknown objects -> str."""
+    if obj is None or isinstance(obj, (bool, str)):
+        return obj
+    if isinstance(obj, int):
+        return obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return [to_jsonable(v) for v in obj]
+    mod = type(obj).__module__ or ""
+    if mod.startswith("numpy"):
+        if hasattr(obj, "tolist"):
+            return to_jsonable(obj.tolist())
+    if mod.startswith("pandas"):
+        if type(obj).__name__ in ("NAType", "NaTType"):
+            return None
+        if hasattr(obj, "isoformat"):
+            return obj.isoformat()
+        if hasattr(obj, "tolist"):
+            return to_jsonable(obj.tolist())
+    if hasattr(obj, "isoformat"):
+        return obj.isoformat()
+    if isinstance(obj, bytes):
+        return obj.decode("utf-8", "replace")
+    return str(obj)
+
+
+def finite_metrics(d):
+    out = {}
+    for k, v in d.items():
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(f):
+            out[k] = f
+    return out
+
+
+# --------------------------------------------------------------------------- events
+
+
+class Events:
+    """Owns the real stdout; the process's fd 1 is pointed at stderr so nothing else can write events."""
+
+    def __init__(self):
+        self._out = sys.stdout
+        self._lock = threading.Lock()
+
+    def install(self):
+        sys.stdout.flush()
+        try:
+            fd = os.dup(1)
+            os.dup2(2, 1)
+            self._out = os.fdopen(fd, "w", encoding="utf-8", buffering=1)
+        except OSError:
+            self._out = sys.__stdout__
+        sys.stdout = sys.stderr
+
+    def emit(self, event):
+        line = json.dumps(to_jsonable(event), separators=(",", ":"), allow_nan=False)
+        with self._lock:
+            try:
+                self._out.write(line + "\n")
+                self._out.flush()
+            except (OSError, ValueError):
+                pass
+
+
+EVENTS = Events()
+
+
+def emit(event):
+    EVENTS.emit(event)
+
+
+@contextlib.contextmanager
+def generated(where):
+    """Runs generated code with prints sent to stderr and its exceptions tagged as its own."""
+    with contextlib.redirect_stdout(sys.stderr):
+        try:
+            yield
+        except (HarnessError, GeneratedCodeError, KeyboardInterrupt):
+            raise
+        except SystemExit as e:
+            raise GeneratedCodeError(where, RuntimeError(f"the solution called exit({e.code})")) from e
+        except BaseException as e:  # noqa: BLE001 - everything from generated code is classified
+            raise GeneratedCodeError(where, e) from e
+
+
+# --------------------------------------------------------------------------- run state
+
+
+class Run:
+    def __init__(self, spec):
+        self.spec = spec
+        self.t0 = time.perf_counter()
+        self.warnings = []
+        self.result = {
+            "status": "ok",
+            "mode": spec.get("mode") if spec.get("mode") in ("train", "search") else "train",
+            "task": spec.get("task") if spec.get("task") in TASK_METRICS else "classification",
+            "metrics": {},
+            "valid_metrics": {},
+            "complexity": {},
+            "rows": None,
+            "features": None,
+            "model_path": None,
+            "plots": [],
+            "sample": None,
+            "classes": None,
+            "search": None,
+            "warnings": self.warnings,
+            "error": None,
+        }
+
+    def warn(self, message):
+        if message not in self.warnings:
+            self.warnings.append(message)
+        emit({"event": "log", "level": "warning", "message": message})
+
+    def log(self, message, level="info"):
+        emit({"event": "log", "level": level, "message": str(message)})
+
+    def stage(self, name, stages, message=None):
+        event = {"event": "progress", "stage": name, "done": stages.index(name) + 1, "total": len(stages)}
+        if message:
+            event["message"] = message
+        emit(event)
+
+    def out_dir(self):
+        return self.spec.get("out_dir") or "out"
+
+    def write_result(self):
+        out = self.out_dir()
+        try:
+            os.makedirs(out, exist_ok=True)
+            path = os.path.join(out, "result.json")
+            tmp = path + ".tmp"
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump(to_jsonable(self.result), f, indent=2, allow_nan=False)
+            os.replace(tmp, path)
+        except OSError as e:
+            sys.stderr.write(f"threadml harness: could not write result.json: {e}\n")
+
+
+# --------------------------------------------------------------------------- spec
+
+
+def read_spec(path):
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            raw = json.load(f)
+    except FileNotFoundError:
+        raise HarnessError("value_error", f"Spec file '{path}' not found in {os.getcwd()}.")
+    except (OSError, ValueError) as e:
+        raise HarnessError("value_error", f"Spec file '{path}' could not be read: {e}")
+    if not isinstance(raw, dict):
+        raise HarnessError("value_error", f"Spec file '{path}' must hold a JSON object.")
+    return raw
+
+
+def normalise_spec(raw):
+    """Applies the contract's defaults and checks the fields the harness relies on."""
+    spec = dict(raw)
+    problems = []
+    if spec.get("mode") not in ("train", "search"):
+        problems.append("mode must be 'train' or 'search'")
+    if spec.get("task") not in TASK_METRICS:
+        problems.append("task must be classification, regression or clustering")
+    if not isinstance(spec.get("data"), str) or not spec.get("data"):
+        problems.append("data must be a file path")
+    spec.setdefault("target", None)
+    if spec.get("task") in ("classification", "regression") and not spec.get("target"):
+        problems.append(f"a {spec.get('task')} task needs a target column")
+    spec.setdefault("labels_column", None)
+    spec["drop_columns"] = list(spec.get("drop_columns") or [])
+    spec.setdefault("positive_class", None)
+    spec.setdefault("n_clusters", None)
+    metric = str(spec.get("metric") or "").strip().lower().replace("-", "_").replace(" ", "_")
+    spec["metric"] = METRIC_ALIASES.get(metric, metric)
+    spec["seed"] = int(spec.get("seed") if spec.get("seed") is not None else 42)
+    split = spec.get("split") or {}
+    spec["split"] = {"valid": float(split.get("valid", 0.15)), "test": float(split.get("test", 0.15))}
+    for k, v in spec["split"].items():
+        if not 0 < v < 0.5:
+            problems.append(f"split.{k} must be between 0 and 0.5")
+    spec.setdefault("sample_rows", None)
+    spec["solution"] = spec.get("solution") or "solution.py"
+    spec["out_dir"] = spec.get("out_dir") or "out"
+    spec["plots"] = bool(spec.get("plots", True))
+    search = spec.get("search")
+    if spec.get("mode") == "search":
+        if not isinstance(search, dict) or not search.get("candidates"):
+            problems.append("search mode needs search.candidates")
+        else:
+            search = dict(search)
+            search["n_iter"] = max(1, int(search.get("n_iter") or 6))
+            search["budget_s"] = float(search.get("budget_s") or 20)
+            search["cv_folds"] = max(2, int(search.get("cv_folds") or 3))
+            search["sample_rows"] = max(1, int(search.get("sample_rows") or 3000))
+            spec["search"] = search
+    if problems:
+        raise HarnessError("value_error", "spec.json is invalid: " + "; ".join(problems))
+    return spec
+
+
+# --------------------------------------------------------------------------- data
+
+
+def closest(name, options):
+    lowered = {o.lower(): o for o in options}
+    if name.lower() in lowered:
+        return lowered[name.lower()]
+    found = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6)
+    return lowered[found[0]] if found else None
+
+
+def missing_column_message(what, name, columns, data):
+    shown = ", ".join(columns[:60]) + (f", ... ({len(columns)} in all)" if len(columns) > 60 else "")
+    msg = f"{what} '{name}' is not a column of {data}. Available columns: {shown}."
+    guess = closest(name, columns)
+    if guess:
+        msg += f" Did you mean '{guess}'?"
+    return msg
+
+
+def read_csv(path):
+    import pandas as pd
+
+    if not os.path.exists(path):
+        raise HarnessError("value_error", f"Data file '{path}' was not found in the workspace.")
+    if os.path.isdir(path):
+        raise HarnessError("value_error", f"Data path '{path}' is a folder, not a CSV file.")
+    if os.path.getsize(path) == 0:
+        raise HarnessError("value_error", f"Data file '{path}' is empty: it has no rows.")
+    last = None
+    for encoding in ("utf-8", "latin-1"):
+        try:
+            return pd.read_csv(path, encoding=encoding, low_memory=False)
+        except UnicodeDecodeError as e:
+            last = e
+            continue
+        except pd.errors.EmptyDataError:
+            raise HarnessError("value_error", f"Data file '{path}' has no rows (no header or data).")
+        except (pd.errors.ParserError, ValueError) as e:
+            raise HarnessError("value_error", f"Data file '{path}' could not be parsed as CSV: {e}")
+    raise HarnessError("value_error", f"Data file '{path}' could not be decoded as text: {last}")
+
+
+class Prepared:
+    """Features, target and known groups after the checks, before splitting."""
+
+    pass
+
+
+def prepare(run, spec):
+    import numpy as np
+    import pandas as pd
+
+    task, data = spec["task"], spec["data"]
+    df = read_csv(data)
+    stripped = [str(c).strip() for c in df.columns]
+    if stripped != [str(c) for c in df.columns]:
+        run.warn("Column names had surrounding spaces; they were stripped.")
+    df.columns = stripped
+    columns = list(df.columns)
+    if len(df) == 0:
+        raise HarnessError("value_error", f"Data file '{data}' has no rows (only a header).")
+
+    # names are compared stripped, like the header
+    target = None if spec.get("target") is None else str(spec["target"]).strip()
+    if target is not None and target not in columns:
+        if task == "clustering":
+            run.warn(f"Target '{target}' is not a column; ignored for clustering.")
+            target = None
+        else:
+            raise HarnessError("value_error", missing_column_message("Target column", target, columns, data))
+    labels_col = None if spec.get("labels_column") is None else str(spec["labels_column"]).strip()
+    spec["drop_columns"] = [str(c).strip() for c in spec["drop_columns"]]
+    if labels_col is not None and labels_col not in columns:
+        raise HarnessError("value_error", missing_column_message("labels_column", labels_col, columns, data))
+    for c in spec["drop_columns"]:
+        if c not in columns:
+            raise HarnessError("value_error", missing_column_message("drop_columns entry", c, columns, data))
+
+    if target is not None and task != "clustering":
+        n_before = len(df)
+        df = df[df[target].notna()]
+        if df[target].dtype == object:
+            df = df[df[target].astype(str).str.strip() != ""]
+        dropped = n_before - len(df)
+        if dropped:
+            run.warn(f"Dropped {dropped} rows whose target '{target}' is missing.")
+
+    sample_rows = spec.get("sample_rows")
+    if sample_rows and int(sample_rows) < len(df):
+        df = df.sample(n=int(sample_rows), random_state=spec["seed"])
+        run.log(f"Smoke run: sampled {len(df)} rows.")
+    df = df.reset_index(drop=True)
+
+    if len(df) < 10:
+        raise HarnessError(
+            "value_error", f"Data file '{data}' has only {len(df)} usable rows; at least 10 are needed."
+        )
+
+    excluded = set(spec["drop_columns"])
+    if target is not None:
+        excluded.add(target)
+    if labels_col is not None:
+        excluded.add(labels_col)
+    features = [c for c in columns if c not in excluded]
+    if not features:
+        raise HarnessError("value_error", f"No feature columns are left in '{data}' after removing the target and dropped columns.")
+
+    X = df[features].copy()
+    numeric, categorical = [], []
+    for c in features:
+        dtype = X[c].dtype
+        if pd.api.types.is_bool_dtype(dtype) or not pd.api.types.is_numeric_dtype(dtype):
+            categorical.append(c)
+        else:
+            numeric.append(c)
+    for c in categorical:
+        X[c] = as_category_strings(X[c])
+    for c in numeric:
+        if X[c].isna().all():
+            run.warn(f"Feature '{c}' is empty in every row.")
+    for c in categorical:
+        n_unique = X[c].nunique(dropna=True)
+        if len(X) >= 50 and n_unique > 0.5 * len(X):
+            run.warn(f"Categorical feature '{c}' has {n_unique} distinct values (an identifier?); consider dropping it.")
+
+    p = Prepared()
+    p.X, p.numeric, p.categorical, p.features = X, numeric, categorical, features
+    p.target, p.labels_col = target, labels_col
+    p.y, p.labels, p.classes = None, None, None
+    if task == "classification":
+        y = df[target]
+        if pd.api.types.is_float_dtype(y.dtype) and np.all(np.mod(y.to_numpy(), 1) == 0):
+            y = y.astype("int64")
+        elif not (pd.api.types.is_numeric_dtype(y.dtype) or pd.api.types.is_bool_dtype(y.dtype)):
+            y = y.astype(str)
+        classes = sorted_classes(y.unique())
+        if len(classes) < 2:
+            raise HarnessError(
+                "value_error",
+                f"Target '{target}' has a single class ({to_jsonable(classes[0])!r}); classification needs at least two.",
+            )
+        if len(classes) > max(50, len(y) // 5):
+            run.warn(f"Target '{target}' has {len(classes)} classes for {len(y)} rows; is this really classification?")
+        p.y, p.classes = y, classes
+    elif task == "regression":
+        y = pd.to_numeric(df[target], errors="coerce")
+        bad = int(y.isna().sum())
+        if bad == len(y):
+            raise HarnessError(
+                "value_error",
+                f"Target '{target}' is not numeric (e.g. {to_jsonable(df[target].iloc[0])!r}); regression needs numbers.",
+            )
+        if bad:
+            run.warn(f"Dropped {bad} rows whose target '{target}' is not a number.")
+            keep = y.notna().to_numpy()
+            p.X = p.X[keep].reset_index(drop=True)
+            df = df[keep].reset_index(drop=True)
+            y = y[keep].reset_index(drop=True)
+            if len(y) < 10:
+                raise HarnessError("value_error", f"Only {len(y)} rows have a numeric target; at least 10 are needed.")
+        p.y = y.astype(float)
+    if labels_col is not None:
+        p.labels = df[labels_col].astype(object).map(lambda v: None if pd.isna(v) else str(v))
+    return p
+
+
+def as_category_strings(s):
+    """Strings for encoding, keeping missing cells missing (so the imputer sees them)."""
+    import numpy as np
+    import pandas as pd
+
+    def conv(v):
+        if pd.isna(v):
+            return np.nan
+        if isinstance(v, float) and v.is_integer():
+            return str(int(v))
+        return str(v)
+
+    return s.astype(object).map(conv)
+
+
+def sorted_classes(values):
+    vals = [to_jsonable(v) for v in values]
+    try:
+        return sorted(vals)
+    except TypeError:
+        return sorted(vals, key=str)
+
+
+class DataSplit:
+    """What a slot sees: X (DataFrame) and y (Series, or None for clustering)."""
+
+    def __init__(self, X, y):
+        self.X = X
+        self.y = y
+
+    def __len__(self):
+        return len(self.X)
+
+    def __repr__(self):
+        return f"DataSplit(rows={len(self.X)}, columns={list(self.X.columns)})"
+
+
+def split_indices(run, prep, spec):
+    from sklearn.model_selection import train_test_split
+    import numpy as np
+
+    n = len(prep.X)
+    seed = spec["seed"]
+    n_test = max(1, int(round(n * spec["split"]["test"])))
+    n_valid = max(1, int(round(n * spec["split"]["valid"])))
+    if n - n_test - n_valid < 5:
+        raise HarnessError("value_error", f"{n} rows are too few to split into train, valid and test sets.")
+    idx = np.arange(n)
+    y = prep.y.to_numpy() if spec["task"] == "classification" else None
+
+    def cut(items, size, strat):
+        if strat is not None:
+            try:
+                return train_test_split(items, test_size=size, random_state=seed, stratify=strat)
+            except ValueError:
+                run.warn("A class is too rare to stratify the split; the split is random instead.")
+        return train_test_split(items, test_size=size, random_state=seed)
+
+    rest, test = cut(idx, n_test, y)
+    train, valid = cut(rest, n_valid, None if y is None else y[rest])
+    return np.sort(train), np.sort(valid), np.sort(test)
+
+
+def take(prep, idx):
+    X = prep.X.iloc[idx].reset_index(drop=True)
+    y = None if prep.y is None else prep.y.iloc[idx].reset_index(drop=True)
+    labels = None if prep.labels is None else prep.labels.iloc[idx].reset_index(drop=True)
+    return X, y, labels
+
+
+def pick_positive_class(run, spec, classes, y_train):
+    if classes is None or len(classes) != 2:
+        return None
+    wanted = spec.get("positive_class")
+    if wanted is not None:
+        for c in classes:
+            if str(c) == str(wanted):
+                return c
+        run.warn(f"positive_class {wanted!r} is not a class of the target ({classes}); using the minority class.")
+    counts = {c: 0 for c in classes}
+    for v in y_train:
+        v = to_jsonable(v)
+        if v in counts:
+            counts[v] += 1
+    # ties go to the later class ("1", "yes", "Good" usually sort last)
+    pos = min(reversed(classes), key=lambda c: counts[c])
+    run.warn(f"Positive class for f1/precision/recall: {pos!r} (the minority class in train).")
+    return pos
+
+
+# --------------------------------------------------------------------------- preprocessing
+
+
+def make_preprocessor(numeric, categorical, scale=False, encode="onehot"):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+
+    if encode not in ("onehot", "ordinal"):
+        raise ValueError(f"encode must be 'onehot' or 'ordinal', not {encode!r}")
+    parts = []
+    if numeric:
+        steps = [("impute", SimpleImputer(strategy="median"))]
+        if scale:
+            steps.append(("scale", StandardScaler()))
+        parts.append(("num", Pipeline(steps), list(numeric)))
+    if categorical:
+        if encode == "onehot":
+            try:
+                enc = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+            except TypeError:  # scikit-learn < 1.2
+                enc = OneHotEncoder(handle_unknown="ignore", sparse=False)
+        else:
+            enc = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)
+        steps = [("impute", SimpleImputer(strategy="most_frequent")), ("encode", enc)]
+        parts.append(("cat", Pipeline(steps), list(categorical)))
+    return ColumnTransformer(parts, remainder="drop", sparse_threshold=0.0)
+
+
+class Context:
+    """What every slot receives: facts about the task and a few helpers."""
+
+    def __init__(self, run, spec, prep, positive_class):
+        self._run = run
+        self.task = spec["task"]
+        self.target = prep.target
+        self.metric = spec["metric"]
+        self.seed = spec["seed"]
+        self.numeric_columns = list(prep.numeric)
+        self.categorical_columns = list(prep.categorical)
+        self.n_clusters = spec.get("n_clusters")
+        self.positive_class = positive_class
+        self.classes = list(prep.classes) if prep.classes is not None else None
+
+    def preprocessor(self, scale=False, encode="onehot"):
+        """An unfitted ColumnTransformer: median-impute (+scale) numerics, impute + encode categoricals."""
+        return make_preprocessor(self.numeric_columns, self.categorical_columns, scale=scale, encode=encode)
+
+    def progress(self, stage, done=None, total=None):
+        event = {"event": "progress", "stage": str(stage)}
+        for k, v in (("done", done), ("total", total)):
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v)):
+                event[k] = float(v) if isinstance(v, float) else int(v)
+        emit(event)
+
+    def log(self, message):
+        emit({"event": "log", "level": "info", "message": str(message)[:4000]})
+
+    def report(self, name, value):
+        """A number the solution claims; the harness checks claims against its own metrics."""
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            self._run.warn(f"ctx.report({name!r}) got a value that is not a number; ignored.")
+            return
+        if math.isfinite(v):
+            emit({"event": "metric", "name": str(name), "value": v, "split": "claimed"})
+
+    def __repr__(self):
+        return f"Context(task={self.task!r}, target={self.target!r}, metric={self.metric!r})"
+
+
+# --------------------------------------------------------------------------- solution
+
+
+def load_solution(path):
+    if not os.path.isfile(path):
+        raise HarnessError("runtime_error", f"Solution file '{path}' was not found in the workspace.")
+    name = os.path.splitext(os.path.basename(path))[0].replace("-", "_").replace(".", "_") or "solution"
+    mod_spec = importlib.util.spec_from_file_location(name, os.path.abspath(path))
+    module = importlib.util.module_from_spec(mod_spec)
+    # registered so that pickle can find classes the solution defines
+    sys.modules[name] = module
+    with generated("import"):
+        mod_spec.loader.exec_module(module)
+    return module
+
+
+def slot(module, name):
+    fn = getattr(module, name, None)
+    if fn is None:
+        return None
+    if not callable(fn):
+        raise HarnessError("runtime_error", f"The solution's '{name}' is not a function.")
+    return fn
+
+
+def predict_with(predict_fn, model, X, where="predict"):
+    import numpy as np
+
+    with generated(where):
+        if predict_fn is not None:
+            pred = predict_fn(model, X)
+        else:
+            if not hasattr(model, "predict"):
+                raise TypeError(
+                    f"{type(model).__name__} has no predict(); use a model that can label new rows "
+                    "or define predict(model, X) in the solution"
+                )
+            pred = model.predict(X)
+    pred = np.asarray(pred)
+    if pred.ndim == 2 and pred.shape[1] == 1:
+        pred = pred.ravel()
+    if pred.ndim != 1 or len(pred) != len(X):
+        raise HarnessError(
+            "runtime_error",
+            f"{where} returned an array of shape {pred.shape} for {len(X)} rows; expected one prediction per row.",
+        )
+    return pred
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def classification_metrics(y_true, y_pred, classes, pos_label, proba_source):
+    import numpy as np
+    from sklearn import metrics as M
+
+    y_true = np.asarray(y_true)
+    y_pred = np.asarray(y_pred)
+    if y_true.dtype.kind in "iub" and y_pred.dtype.kind == "f":
+        if np.all(np.isfinite(y_pred)) and np.all(np.mod(y_pred, 1) == 0):
+            y_pred = y_pred.astype(y_true.dtype)
+    if y_true.dtype.kind in "OUS":
+        y_pred = y_pred.astype(str)
+    out = {"accuracy": M.accuracy_score(y_true, y_pred), "balanced_accuracy": M.balanced_accuracy_score(y_true, y_pred)}
+    if len(classes) == 2 and pos_label is not None:
+        kw = {"pos_label": pos_label, "average": "binary", "zero_division": 0, "labels": list(classes)}
+    else:
+        kw = {"average": "macro", "zero_division": 0, "labels": list(classes)}
+    out["f1"] = M.f1_score(y_true, y_pred, **kw)
+    out["precision"] = M.precision_score(y_true, y_pred, **kw)
+    out["recall"] = M.recall_score(y_true, y_pred, **kw)
+    try:
+        proba, model_classes = proba_source()
+        if proba is not None:
+            proba = np.asarray(proba, dtype=float)
+            model_classes = [to_jsonable(c) for c in model_classes]
+            if len(classes) == 2:
+                col = model_classes.index(pos_label)
+                is_pos = np.array([to_jsonable(v) == pos_label for v in y_true.tolist()])
+                out["roc_auc"] = M.roc_auc_score(is_pos, proba[:, col])
+            else:
+                out["roc_auc"] = M.roc_auc_score(y_true, proba, multi_class="ovr", average="macro", labels=model_classes)
+    except Exception:  # noqa: BLE001 - roc_auc is best effort
+        pass
+    return out
+
+
+def regression_metrics(y_true, y_pred):
+    import numpy as np
+    from sklearn import metrics as M
+
+    y_true = np.asarray(y_true, dtype=float)
+    y_pred = np.asarray(y_pred, dtype=float)
+    if not np.all(np.isfinite(y_pred)):
+        raise HarnessError("runtime_error", "The model predicted NaN or infinite values.")
+    out = {
+        "rmse": math.sqrt(M.mean_squared_error(y_true, y_pred)),
+        "mae": M.mean_absolute_error(y_true, y_pred),
+        "r2": M.r2_score(y_true, y_pred) if len(y_true) > 1 else float("nan"),
+    }
+    if np.all(y_true >= 0):
+        out["rmsle"] = rmsle(y_true, y_pred)
+    return out
+
+
+def rmsle(y_true, y_pred):
+    import numpy as np
+
+    y_pred = np.clip(np.asarray(y_pred, dtype=float), 0, None)
+    return float(np.sqrt(np.mean((np.log1p(y_pred) - np.log1p(np.asarray(y_true, dtype=float))) ** 2)))
+
+
+def label_metrics(labels, clusters):
+    import numpy as np
+    from sklearn import metrics as M
+
+    labels = np.asarray(labels, dtype=object)
+    keep = np.array([v is not None for v in labels])
+    if keep.sum() < 2:
+        return {}
+    a, b = labels[keep].astype(str), np.asarray(clusters)[keep]
+    return {
+        "rand_index": M.rand_score(a, b),
+        "adjusted_rand_index": M.adjusted_rand_score(a, b),
+        "nmi": M.normalized_mutual_info_score(a, b),
+    }
+
+
+def safe_silhouette(Z, clusters, seed):
+    import numpy as np
+    from sklearn.metrics import silhouette_score
+
+    clusters = np.asarray(clusters)
+    n = len(clusters)
+    if n > 2000:
+        pick = np.random.default_rng(seed).choice(n, 2000, replace=False)
+        Z, clusters = Z[pick], clusters[pick]
+    k = len(np.unique(clusters))
+    if k < 2 or k >= len(clusters):
+        return None
+    return float(silhouette_score(Z, clusters))
+
+
+def dense(Z):
+    import numpy as np
+
+    if hasattr(Z, "toarray"):
+        Z = Z.toarray()
+    return np.asarray(Z, dtype=float)
+
+
+def features_for(model, X, X_train, prep):
+    """The preprocessed view of X: the fitted pipeline's own steps when there are any."""
+    from sklearn.pipeline import Pipeline
+
+    if isinstance(model, Pipeline) and len(model.steps) > 1:
+        try:
+            return dense(model[:-1].transform(X))
+        except Exception:  # noqa: BLE001 - fall back to a fresh preprocessor
+            pass
+    pre = make_preprocessor(prep.numeric, prep.categorical, scale=True)
+    pre.fit(X_train)
+    return dense(pre.transform(X))
+
+
+# --------------------------------------------------------------------------- plots
+
+
+def make_plots(run, spec, out_dir, task, y_test, pred, Z, classes):
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        run.warn("matplotlib is not installed; no plots were made (Debian: python3-matplotlib; pip install matplotlib).")
+        return []
+    import numpy as np
+
+    plot_dir = os.path.join(out_dir, "plots")
+    os.makedirs(plot_dir, exist_ok=True)
+    made = []
+    try:
+        if task == "classification":
+            from sklearn.metrics import ConfusionMatrixDisplay
+
+            fig, ax = plt.subplots(figsize=(5.5, 4.5))
+            labels = list(classes)
+            yt = np.asarray(y_test)
+            yp = np.asarray(pred)
+            if yt.dtype.kind in "OUS":
+                yp = yp.astype(str)
+            ConfusionMatrixDisplay.from_predictions(yt, yp, labels=labels, ax=ax, colorbar=False, cmap="Blues")
+            ax.set_title(f"Confusion matrix (test, {len(yt)} rows)")
+            if len(labels) > 8:
+                plt.setp(ax.get_xticklabels(), rotation=90)
+            path = os.path.join(plot_dir, "confusion_matrix.png")
+        elif task == "regression":
+            yt = np.asarray(y_test, dtype=float)
+            yp = np.asarray(pred, dtype=float)
+            fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4.5))
+            a1.scatter(yt, yp, s=10, alpha=0.6)
+            lo, hi = float(min(yt.min(), yp.min())), float(max(yt.max(), yp.max()))
+            a1.plot([lo, hi], [lo, hi], color="black", linewidth=1)
+            a1.set_xlabel("actual")
+            a1.set_ylabel("predicted")
+            a1.set_title("Predicted vs actual (test)")
+            a2.scatter(yp, yt - yp, s=10, alpha=0.6)
+            a2.axhline(0, color="black", linewidth=1)
+            a2.set_xlabel("predicted")
+            a2.set_ylabel("residual (actual - predicted)")
+            a2.set_title("Residuals (test)")
+            path = os.path.join(plot_dir, "residuals.png")
+        else:
+            from sklearn.decomposition import PCA
+
+            fig, ax = plt.subplots(figsize=(6, 5))
+            clusters = np.asarray(pred)
+            if len(Z) > 2000:
+                pick = np.random.default_rng(spec["seed"]).choice(len(Z), 2000, replace=False)
+                Z, clusters = Z[pick], clusters[pick]
+            n_comp = min(2, Z.shape[1], Z.shape[0])
+            P = PCA(n_components=n_comp, random_state=spec["seed"]).fit_transform(Z)
+            if P.shape[1] == 1:
+                P = np.column_stack([P[:, 0], np.zeros(len(P))])
+            codes = {c: i for i, c in enumerate(sorted(set(clusters.tolist()), key=str))}
+            sc = ax.scatter(P[:, 0], P[:, 1], c=[codes[c] for c in clusters.tolist()], cmap="tab10", s=12, alpha=0.8)
+            if len(codes) <= 12:
+                handles = sc.legend_elements()[0]
+                ax.legend(handles, [str(c) for c in codes], title="cluster", fontsize=8)
+            ax.set_xlabel("PC 1")
+            ax.set_ylabel("PC 2")
+            ax.set_title("Clusters (test, 2-D PCA)")
+            path = os.path.join(plot_dir, "clusters.png")
+        fig.tight_layout()
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        made.append(os.path.relpath(path, "."))
+    except Exception as e:  # noqa: BLE001 - a plot is never worth failing a run
+        run.warn(f"A plot could not be drawn: {describe_exception(e, 300)}")
+        plt.close("all")
+    return made
+
+
+# --------------------------------------------------------------------------- train mode
+
+
+def train(run, spec):
+    import numpy as np
+
+    res, task, stages = run.result, spec["task"], TRAIN_STAGES
+    out_dir = spec["out_dir"]
+
+    run.stage("load", stages)
+    t_load = time.perf_counter()
+    prep = prepare(run, spec)
+    load_s = time.perf_counter() - t_load
+    res["features"] = {"numeric": prep.numeric, "categorical": prep.categorical}
+    res["classes"] = prep.classes
+
+    run.stage("split", stages)
+    tr, va, te = split_indices(run, prep, spec)
+    X_tr, y_tr, _ = take(prep, tr)
+    X_va, y_va, lab_va = take(prep, va)
+    X_te, y_te, lab_te = take(prep, te)
+    res["rows"] = {"train": len(tr), "valid": len(va), "test": len(te)}
+    pos = pick_positive_class(run, spec, prep.classes, y_tr) if task == "classification" else None
+    if task == "classification" and y_tr.nunique() < 2:
+        raise HarnessError("value_error", f"The training split of '{prep.target}' holds a single class.")
+
+    run.stage("build", stages)
+    ctx = Context(run, spec, prep, pos)
+    module = load_solution(spec["solution"])
+    build_fn = slot(module, "build")
+    if build_fn is None:
+        raise HarnessError("runtime_error", f"{spec['solution']} defines no build(ctx) function; it is required.")
+    fit_fn, predict_fn = slot(module, "fit"), slot(module, "predict")
+    with generated("build"):
+        model = build_fn(ctx)
+    if model is None:
+        raise HarnessError("runtime_error", "build(ctx) returned None; it must return an unfitted model.")
+
+    run.stage("fit", stages)
+    train_split = DataSplit(X_tr, y_tr)
+    valid_split = DataSplit(X_va, y_va)
+    t_fit = time.perf_counter()
+    with generated("fit"):
+        if fit_fn is not None:
+            fitted = fit_fn(model, train_split, valid_split, ctx)
+        elif task == "clustering":
+            fitted = model.fit(X_tr)
+        else:
+            fitted = model.fit(X_tr, y_tr)
+    train_time = time.perf_counter() - t_fit
+    if fitted is None:
+        if fit_fn is not None:
+            run.warn("fit() returned None; using the model it was given (assumed fitted in place).")
+        fitted = model
+    model = fitted
+
+    run.stage("evaluate", stages)
+    pred_va = predict_with(predict_fn, model, X_va)
+    t_pred = time.perf_counter()
+    pred_te = predict_with(predict_fn, model, X_te)
+    test_predict_s = time.perf_counter() - t_pred
+    Z_te = None
+
+    def proba_for(X):
+        def source():
+            if not hasattr(model, "predict_proba") or not hasattr(model, "classes_"):
+                return None, None
+            with generated("predict_proba"):
+                return model.predict_proba(X), list(model.classes_)
+
+        return source
+
+    try:
+        if task == "classification":
+            valid = classification_metrics(y_va, pred_va, prep.classes, pos, proba_for(X_va))
+            test = classification_metrics(y_te, pred_te, prep.classes, pos, proba_for(X_te))
+        elif task == "regression":
+            valid = regression_metrics(y_va, pred_va)
+            test = regression_metrics(y_te, pred_te)
+        else:
+            Z_va = features_for(model, X_va, X_tr, prep)
+            Z_te = features_for(model, X_te, X_tr, prep)
+            valid, test = {}, {}
+            for d, Z, p, lab in ((valid, Z_va, pred_va, lab_va), (test, Z_te, pred_te, lab_te)):
+                s = safe_silhouette(Z, p, spec["seed"])
+                if s is not None:
+                    d["silhouette"] = s
+                if lab is not None:
+                    d.update(label_metrics(lab, p))
+            if len(np.unique(pred_te)) < 2:
+                run.warn("The model put every test row in one cluster; silhouette is undefined.")
+    except (HarnessError, GeneratedCodeError):
+        raise
+    except Exception as e:  # noqa: BLE001 - odd predictions are the solution's problem
+        raise HarnessError("runtime_error", f"The predictions could not be scored: {describe_exception(e)}")
+
+    res["valid_metrics"] = finite_metrics(valid)
+    res["metrics"] = finite_metrics(test)
+    for split, d in (("valid", res["valid_metrics"]), ("test", res["metrics"])):
+        for name, value in d.items():
+            emit({"event": "metric", "name": name, "value": value, "split": split})
+    if spec["metric"] and spec["metric"] not in res["metrics"]:
+        run.warn(f"The primary metric '{spec['metric']}' could not be computed for this model.")
+
+    singles = []
+    for i in range(min(20, len(X_te))):
+        t = time.perf_counter()
+        predict_with(predict_fn, model, X_te.iloc[[i]])
+        singles.append(time.perf_counter() - t)
+
+    run.stage("save", stages)
+    os.makedirs(out_dir, exist_ok=True)
+    model_path = os.path.join(out_dir, "model.pkl")
+    try:
+        with open(model_path, "wb") as f:
+            pickle.dump(model, f, protocol=pickle.HIGHEST_PROTOCOL)
+    except (pickle.PicklingError, TypeError, AttributeError) as e:
+        raise HarnessError(
+            "runtime_error",
+            f"The fitted model could not be pickled ({describe_exception(e, 300)}); avoid lambdas and local classes in it.",
+        )
+    meta = {
+        "task": task,
+        "target": prep.target,
+        "features": prep.features,
+        "numeric": prep.numeric,
+        "categorical": prep.categorical,
+        "classes": prep.classes,
+        "positive_class": pos,
+        "solution": spec["solution"],
+    }
+    with open(os.path.join(out_dir, "model_meta.json"), "w", encoding="utf-8") as f:
+        json.dump(to_jsonable(meta), f, indent=2)
+    # reload, as the model server will, and let the reloaded model answer the sample rows
+    t = time.perf_counter()
+    with open(model_path, "rb") as f:
+        with generated("load model"):
+            reloaded = pickle.load(f)
+    model_load_s = time.perf_counter() - t
+    sample_X = X_te.iloc[: min(3, len(X_te))]
+    sample_pred = predict_with(predict_fn, reloaded, sample_X)
+    res["model_path"] = os.path.relpath(model_path, ".")
+    res["sample"] = {
+        "rows": [to_jsonable(r) for r in sample_X.to_dict(orient="records")],
+        "predictions": to_jsonable(sample_pred.tolist()),
+    }
+    res["complexity"] = finite_metrics(
+        {
+            "train_time_s": train_time,
+            "test_predict_s": test_predict_s,
+            "latency_ms_per_row": float(np.median(singles)) * 1000 if singles else float("nan"),
+            "batch_latency_ms_per_row": test_predict_s * 1000 / max(1, len(X_te)),
+            "model_size_mb": os.path.getsize(model_path) / (1024 * 1024),
+            "load_s": model_load_s,
+            "data_load_s": load_s,
+        }
+    )
+
+    run.stage("plots", stages, None if spec["plots"] else "skipped")
+    if spec["plots"]:
+        if task == "clustering" and Z_te is None:
+            Z_te = features_for(model, X_te, X_tr, prep)
+        res["plots"] = make_plots(run, spec, out_dir, task, y_te, pred_te, Z_te, prep.classes)
+    res["complexity"]["total_s"] = time.perf_counter() - run.t0
+
+
+# --------------------------------------------------------------------------- search mode
+
+
+def import_estimator(path):
+    """(class, None) or (None, error string)."""
+    if not isinstance(path, str) or "." not in path:
+        return None, f"value_error: estimator must be a dotted import path, got {path!r}"
+    mod_name, _, attr = path.rpartition(".")
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            module = importlib.import_module(mod_name)
+    except ModuleNotFoundError as e:
+        missing = e.name or mod_name
+        return None, (
+            f"environment_error: module '{missing}' is not installed for {sys.executable} "
+            f"(pip install {pip_name(missing)})"
+        )
+    except Exception as e:  # noqa: BLE001
+        return None, f"environment_error: importing {mod_name} failed: {describe_exception(e, 300)}"
+    cls = getattr(module, attr, None)
+    if cls is None:
+        return None, f"hallucination: module '{mod_name}' has no attribute '{attr}'"
+    if not callable(cls):
+        return None, f"value_error: {path} is not a class"
+    return cls, None
+
+
+def accepted_params(cls):
+    try:
+        if hasattr(cls, "_get_param_names"):
+            return set(cls._get_param_names())
+    except Exception:  # noqa: BLE001
+        pass
+    try:
+        return set(inspect.signature(cls).parameters)
+    except (TypeError, ValueError):
+        return set()
+
+
+def sample_space(rng, space):
+    out = {}
+    for name, s in space.items():
+        kind = s.get("type") if isinstance(s, dict) else None
+        if kind == "int":
+            lo, hi = sorted((int(s["low"]), int(s["high"])))
+            out[name] = rng.randint(lo, hi)
+        elif kind == "float":
+            lo, hi = sorted((float(s["low"]), float(s["high"])))
+            out[name] = rng.uniform(lo, hi)
+        elif kind == "log":
+            lo, hi = sorted((float(s["low"]), float(s["high"])))
+            out[name] = math.exp(rng.uniform(math.log(lo), math.log(hi)))
+        elif kind == "choice" and s.get("values"):
+            out[name] = rng.choice(list(s["values"]))
+        else:
+            raise ValueError(f"space entry '{name}' is not a valid range: {s!r}")
+    return out
+
+
+def neg_rmsle(y_true, y_pred):
+    return -rmsle(y_true, y_pred)
+
+
+def make_scorer_for(metric, task, pos_label, n_classes):
+    """(sklearn scorer, sign) where sign turns the scorer's value into natural units."""
+    from sklearn.metrics import f1_score, make_scorer, precision_score, recall_score
+
+    if task == "classification":
+        if metric in ("f1", "precision", "recall"):
+            fn = {"f1": f1_score, "precision": precision_score, "recall": recall_score}[metric]
+            if n_classes == 2 and pos_label is not None:
+                return make_scorer(fn, pos_label=pos_label, zero_division=0), 1
+            return make_scorer(fn, average="macro", zero_division=0), 1
+        if metric == "roc_auc":
+            return ("roc_auc" if n_classes == 2 else "roc_auc_ovr"), 1
+        return {"accuracy": "accuracy", "balanced_accuracy": "balanced_accuracy"}[metric], 1
+    return {
+        "rmse": ("neg_root_mean_squared_error", -1),
+        "mae": ("neg_mean_absolute_error", -1),
+        "r2": ("r2", 1),
+        "rmsle": (make_scorer(neg_rmsle), -1),
+    }[metric]
+
+
+def search(run, spec):
+    import numpy as np
+    from sklearn.base import clone
+    from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score
+    from sklearn.pipeline import Pipeline
+
+    res, task, stages, conf = run.result, spec["task"], SEARCH_STAGES, spec["search"]
+    seed = spec["seed"]
+
+    run.stage("load", stages)
+    prep = prepare(run, spec)
+    res["features"] = {"numeric": prep.numeric, "categorical": prep.categorical}
+    res["classes"] = prep.classes
+
+    run.stage("split", stages)
+    tr, va, te = split_indices(run, prep, spec)
+    res["rows"] = {"train": len(tr), "valid": len(va), "test": len(te)}
+    X, y, labels = take(prep, tr)
+    if len(X) > conf["sample_rows"]:
+        pick = np.sort(np.random.default_rng(seed).choice(len(X), conf["sample_rows"], replace=False))
+        X = X.iloc[pick].reset_index(drop=True)
+        y = None if y is None else y.iloc[pick].reset_index(drop=True)
+        labels = None if labels is None else labels.iloc[pick].reset_index(drop=True)
+        run.log(f"Search uses {len(X)} sampled training rows.")
+    pos = pick_positive_class(run, spec, prep.classes, y) if task == "classification" else None
+
+    metric = spec["metric"]
+    if metric not in TASK_METRICS[task]:
+        run.warn(f"Metric '{metric}' is not known for {task}; the search uses {DEFAULT_METRIC[task]}.")
+        metric = DEFAULT_METRIC[task]
+    if task == "clustering" and metric in LABEL_METRICS and labels is None:
+        run.warn(f"Metric '{metric}' needs labels_column; the search uses silhouette.")
+        metric = "silhouette"
+    res["search"] = {"metric": metric, "greater_is_better": GREATER_IS_BETTER[metric], "candidates": []}
+
+    cv = None
+    scorer, sign = None, 1
+    if task != "clustering":
+        folds = min(conf["cv_folds"], len(X))
+        if task == "classification" and y.value_counts().min() >= folds:
+            cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+        else:
+            cv = KFold(n_splits=folds, shuffle=True, random_state=seed)
+        scorer, sign = make_scorer_for(metric, task, pos, len(prep.classes or []))
+
+    states = []
+    for cand in conf["candidates"]:
+        cand = dict(cand) if isinstance(cand, dict) else {}
+        cid = str(cand.get("id") or cand.get("estimator") or f"candidate-{len(states) + 1}")
+        record = {"id": cid, "best_params": None, "best_score": None, "trials": []}
+        res["search"]["candidates"].append(record)
+        cls, err = import_estimator(cand.get("estimator"))
+        if err:
+            record["error"] = err
+            run.warn(f"Candidate {cid}: {err}")
+            continue
+        accepted = accepted_params(cls)
+        params = dict(cand.get("params") or {})
+        space = dict(cand.get("space") or {})
+        extra = {}
+        if "random_state" in accepted and "random_state" not in params and "random_state" not in space:
+            extra["random_state"] = seed
+        if task == "clustering" and spec.get("n_clusters"):
+            for key in ("n_clusters", "n_components"):
+                if key in accepted and key not in params and key not in space:
+                    extra[key] = int(spec["n_clusters"])
+                    break
+        pre = cand.get("preprocess") or {}
+        states.append(
+            {
+                "id": cid,
+                "cls": cls,
+                "params": params,
+                "extra": extra,
+                "space": space,
+                "scale": bool(pre.get("scale", False)),
+                "encode": pre.get("encode", "onehot"),
+                "rng": random.Random(f"{seed}:{cid}"),
+                "seen": set(),
+                "done": False,
+                "record": record,
+            }
+        )
+
+    planned = sum(conf["n_iter"] if s["space"] else 1 for s in states)
+    done_trials = 0
+    emit({"event": "progress", "stage": "search", "done": 0, "total": planned})
+
+    def run_trial(state, trial_params):
+        pipe = Pipeline(
+            [
+                ("pre", make_preprocessor(prep.numeric, prep.categorical, state["scale"], state["encode"])),
+                ("model", state["cls"](**{**trial_params, **state["extra"]})),
+            ]
+        )
+        if task == "clustering":
+            fitted = clone(pipe)
+            if hasattr(fitted, "fit_predict"):
+                clusters = fitted.fit_predict(X)
+            else:
+                clusters = fitted.fit(X).predict(X)
+            if metric in LABEL_METRICS:
+                return label_metrics(labels, clusters).get(metric)
+            Z = dense(fitted[:-1].transform(X))
+            s = safe_silhouette(Z, clusters, seed)
+            if s is None:
+                raise ValueError("every row landed in one cluster (or each in its own); silhouette is undefined")
+            return s
+        scores = cross_val_score(pipe, X, y, cv=cv, scoring=scorer, error_score="raise")
+        return sign * float(np.mean(scores))
+
+    started = time.perf_counter()
+    budget_hit = False
+    for round_no in range(conf["n_iter"]):
+        for state in states:
+            if state["done"]:
+                continue
+            if round_no > 0 and time.perf_counter() - started >= conf["budget_s"]:
+                budget_hit = True
+                break
+            if round_no == 0:
+                trial_params = dict(state["params"])
+            elif not state["space"]:
+                state["done"] = True
+                continue
+            else:
+                trial_params = None
+                for _ in range(20):
+                    try:
+                        drawn = {**state["params"], **sample_space(state["rng"], state["space"])}
+                    except (ValueError, KeyError, TypeError) as e:
+                        state["record"]["error"] = f"value_error: {e}"
+                        break
+                    key = json.dumps(to_jsonable(drawn), sort_keys=True)
+                    if key not in state["seen"]:
+                        trial_params = drawn
+                        break
+                if trial_params is None:
+                    state["done"] = True
+                    continue
+            state["seen"].add(json.dumps(to_jsonable(trial_params), sort_keys=True))
+            t = time.perf_counter()
+            trial = {"params": to_jsonable(trial_params), "score": None}
+            try:
+                with contextlib.redirect_stdout(sys.stderr):
+                    score = run_trial(state, trial_params)
+                if score is None or not math.isfinite(float(score)):
+                    raise ValueError("the score is not a finite number")
+                trial["score"] = float(score)
+            except KeyboardInterrupt:
+                raise
+            except MemoryError:
+                trial["error"] = "runtime_error: memory ran out"
+            except Exception as e:  # noqa: BLE001 - a failing trial never stops the search
+                cls_name = "value_error" if isinstance(e, (ValueError, TypeError)) else "runtime_error"
+                trial["error"] = f"{cls_name}: {describe_exception(e, 500)}"
+            trial["fit_s"] = time.perf_counter() - t
+            record = state["record"]
+            record["trials"].append(trial)
+            event = {"event": "trial", "candidate": state["id"], **trial}
+            emit(event)
+            if trial["score"] is not None:
+                better = GREATER_IS_BETTER[metric]
+                best = record["best_score"]
+                if best is None or (trial["score"] > best if better else trial["score"] < best):
+                    record["best_score"] = trial["score"]
+                    record["best_params"] = trial["params"]
+            done_trials += 1
+            emit({"event": "progress", "stage": "search", "done": done_trials, "total": planned})
+        if budget_hit:
+            break
+    if budget_hit:
+        run.warn(f"The search budget of {conf['budget_s']:g}s ran out after {done_trials} of {planned} trials.")
+    for state in states:
+        record = state["record"]
+        if record["best_score"] is None and record["trials"] and "error" not in record:
+            record["error"] = record["trials"][-1].get("error") or "no trial produced a score"
+    if not any(c["best_score"] is not None for c in res["search"]["candidates"]):
+        run.warn("No candidate produced a score.")
+    res["complexity"] = {"total_s": time.perf_counter() - run.t0}
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def check():
+    modules = {}
+    for name, _, _ in REQUIRED_MODULES + OPTIONAL_MODULES:
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                mod = importlib.import_module(name)
+            modules[name] = str(getattr(mod, "__version__", "unknown"))
+        except Exception:  # noqa: BLE001
+            modules[name] = None
+    print(
+        json.dumps({"python": sys.executable, "version": platform.python_version(), "modules": modules}),
+        flush=True,
+    )
+    return 0
+
+
+def missing_required():
+    # find_spec does not import: data errors can be reported before scikit-learn's slow import
+    missing = []
+    for name, deb, pip in REQUIRED_MODULES:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            missing.append((name, deb, pip))
+    return missing
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="harness.py", description="ThreadML harness")
+    parser.add_argument("--spec", default="spec.json")
+    parser.add_argument("--check", action="store_true")
+    args = parser.parse_args(argv)
+    if args.check:
+        return check()
+
+    EVENTS.install()
+    os.environ.setdefault("MPLCONFIGDIR", os.path.join(os.getcwd(), ".mplconfig"))
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+
+    raw = {}
+    try:
+        raw = read_spec(args.spec)
+    except HarnessError:
+        pass
+    run = Run(raw)
+    exit_code = 0
+    try:
+        if not raw:
+            read_spec(args.spec)  # raises the classified error
+        missing = missing_required()
+        if missing:
+            names = ", ".join(m[0] for m in missing)
+            raise HarnessError(
+                "environment_error",
+                f"The Python interpreter {sys.executable} lacks {names}. Install "
+                f"(Debian/Ubuntu: apt-get install {' '.join(m[1] for m in missing)}; "
+                f"or pip install {' '.join(m[2] for m in missing)}), or point ThreadML at an interpreter that has them.",
+                exit_code=3,
+            )
+        spec = normalise_spec(raw)
+        run.spec = spec
+        if spec["mode"] == "search":
+            search(run, spec)
+        else:
+            train(run, spec)
+    except KeyboardInterrupt:
+        message = "The run was interrupted."
+        run.result.update(status="error", error={"class": "runtime_error", "message": message, "traceback": ""})
+        emit({"event": "error", "class": "runtime_error", "message": message})
+        exit_code = 130
+    except BaseException as exc:  # noqa: BLE001 - every failure ends in result.json
+        cls, message = classify(exc)
+        if isinstance(exc, SystemExit):
+            cls, message = "runtime_error", f"The harness was asked to exit ({exc.code})."
+        run.result.update(status="error", error={"class": cls, "message": message, "traceback": traceback_tail(exc)})
+        emit({"event": "error", "class": cls, "message": message})
+        exit_code = exc.exit_code if isinstance(exc, HarnessError) else 1
+    run.write_result()
+    emit({"event": "done", "status": run.result["status"]})
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

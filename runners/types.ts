@@ -1,0 +1,80 @@
+import type { HarnessEvent, HarnessResult, HarnessSpecInput } from "./contract.js";
+
+// The Runner interface: where generated code runs. The local runner (runners/local) and the SSH runner
+// implement it; graph nodes only ever see this interface.
+
+export interface Limits {
+  /** Wall-clock limit; the job is killed (whole process group) and classified solution_stuck. */
+  wallTimeS: number;
+  /** CPU-seconds limit (RLIMIT_CPU). */
+  cpuS: number;
+  /** Address-space limit in MiB (RLIMIT_AS). */
+  memoryMb: number;
+}
+
+export interface WorkspaceInput {
+  /** Unique id of this run; becomes the workspace folder name. */
+  runId: string;
+  /** Local files copied into the workspace: `source` is a local path, `dest` relative to the workspace. */
+  files: Array<{ source: string; dest: string }>;
+  /** Text files written into the workspace (generated code, spec.json), relative path → content. */
+  texts: Record<string, string>;
+}
+
+export interface Workspace {
+  runId: string;
+  /** The workspace path on the runner's machine. */
+  dir: string;
+  /** Where artifacts are readable locally (the same folder for the local runner). */
+  localDir: string;
+}
+
+export interface RunOptions {
+  spec: HarnessSpecInput;
+  limits: Limits;
+  signal?: AbortSignal;
+  onEvent?: (event: HarnessEvent) => void;
+}
+
+export interface RunOutcome {
+  /** The validated result.json, or null when the harness wrote none (crash, kill, sandbox failure). */
+  result: HarnessResult | null;
+  exitCode: number | null;
+  signal: string | null;
+  timedOut: boolean;
+  cancelled: boolean;
+  durationS: number;
+  /** Last lines of stderr, for error messages and failure classification. */
+  stderrTail: string;
+}
+
+export interface ModelServer {
+  url: string;
+  host: string;
+  port: number;
+  stop(): Promise<void>;
+}
+
+export interface RunnerCheck {
+  ok: boolean;
+  python: string;
+  /** Python modules the harness needs that the interpreter lacks. */
+  missing: string[];
+  sandbox: "bubblewrap" | "limits-only";
+  message: string;
+}
+
+export interface Runner {
+  readonly name: string;
+  /** Checks the interpreter and sandbox once; the message names what is missing and how to install it. */
+  check(): Promise<RunnerCheck>;
+  prepare(input: WorkspaceInput): Promise<Workspace>;
+  /** Writes spec.json into the workspace, runs the harness there and resolves when it has ended. */
+  run(ws: Workspace, options: RunOptions): Promise<RunOutcome>;
+  /** Starts the model server for a trained workspace; resolves once it listens. */
+  serve(ws: Workspace, options?: { signal?: AbortSignal }): Promise<ModelServer>;
+  /** Which of these optional Python modules the runner's interpreter can import. */
+  modules?(names: string[]): Promise<Record<string, boolean>>;
+  /** Stops every server and job this runner started. */
+  close(): Promise<void>;
+}

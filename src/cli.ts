@@ -1,0 +1,172 @@
+import { randomUUID } from "node:crypto";
+import { Command, Option } from "commander";
+import type { InterruptPayload, State } from "../graphs/automl/state.js";
+import { ShellAdapter } from "../adapters/shell/index.js";
+import { ConfigError, loadConfig } from "./config.js";
+import { ConversationService } from "./conversation/service.js";
+import { Engine, type Outcome } from "./engine.js";
+import { createLogger } from "./logger.js";
+import { CliResult, failedResult, type CliResultT } from "./schema/cli-result.js";
+
+// The headless CLI (DESIGN.md §7): one conversation without a chat platform, `--json` for tools.
+
+interface RunOptions {
+  data: string[];
+  yes: boolean;
+  answer: string[];
+  engine?: "offline" | "llm";
+  runner?: string;
+  json: boolean;
+  serve: boolean;
+}
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+function questionText(payload: InterruptPayload): string {
+  if (payload.kind === "question") {
+    const q = payload.question;
+    return q.choices.length ? `${q.text} Choices: ${q.choices.map((c) => c.label).join(", ")}.` : q.text;
+  }
+  return `Approve a plan? ${payload.plans.map((p, i) => `${i + 1}) ${p.title}`).join("; ")}. Use --yes to approve, or --answer with a plan number or revision text.`;
+}
+
+export function toCliResult(state: State, status: CliResultT["status"], questions: string[], startedAt: number): CliResultT {
+  const best = state.best;
+  const planId = best ? (state.instructions?.planId ?? null) : null;
+  const plan = state.plans.find((p) => p.id === planId) ?? null;
+  const report = state.report;
+  return CliResult.parse({
+    status,
+    ...(questions.length ? { questions } : {}),
+    requirements: state.requirements,
+    plan,
+    plans: state.plans,
+    metrics: best?.result.metrics ?? {},
+    constraints: (report?.constraints ?? best?.verdict.checks ?? []).map((c) => ({ name: c.name, target: c.target, op: c.op, actual: c.actual, met: c.met })),
+    ...(state.endpoint ? { endpoint: { url: state.endpoint.url, check: state.endpoint.check, serving: state.endpoint.serving } } : {}),
+    artifacts: report?.artifacts ?? { model: null, code: null, report: null, plots: [] },
+    timings: { ...state.timings, total: Math.round((performance.now() - startedAt) / 10) / 100 },
+    llm: state.llm,
+    notices: [...new Set(state.notices)],
+    ...(state.error && ["failed", "rejected", "cancelled"].includes(status) ? { error: state.error } : {}),
+  });
+}
+
+async function runCommand(task: string, opts: RunOptions): Promise<number> {
+  const startedAt = performance.now();
+  const config = loadConfig(process.env, opts.engine ? { engine: opts.engine } : {});
+  const logger = createLogger(process.env.LOG_LEVEL ?? (opts.json ? "warn" : config.logLevel));
+  const engine = new Engine({ config, logger });
+  const threadId = `cli:${randomUUID()}`;
+  const answers = [...opts.answer];
+  const runner = opts.runner ?? config.defaultRunner;
+  engine.runner(runner);
+  if (!opts.json)
+    engine.onEvent((_id, e) => {
+      if (e.type === "stage" && e.state === "start") process.stderr.write(`· ${e.stage}\n`);
+      if (e.type === "notice") process.stderr.write(`! ${e.text}\n`);
+    });
+
+  let exitCode = 0;
+  try {
+    let outcome: Outcome = await engine.advance(threadId, { text: task, files: opts.data, requester: "cli" }, { serve: opts.serve, runner });
+    const questions: string[] = [];
+    while (outcome.kind === "interrupt") {
+      const p = outcome.payload;
+      if (p.kind === "approval" && opts.yes) outcome = await engine.advance(threadId, { kind: "approve", planId: "best" }, { serve: opts.serve, runner });
+      else if (answers.length) outcome = await engine.advance(threadId, { kind: "answer", text: answers.shift()!, files: [] }, { serve: opts.serve, runner });
+      else {
+        questions.push(questionText(p));
+        break;
+      }
+    }
+    const state = outcome.state;
+    const status = outcome.kind === "interrupt" ? "needs_input" : (state.report?.status ?? state.status);
+    const result = toCliResult(state, status === "running" ? "failed" : status, questions, startedAt);
+    if (opts.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+    else printHuman(result, state);
+    if (result.status === "failed") exitCode = 1;
+    if (opts.serve && result.endpoint?.serving) {
+      process.stderr.write(`Serving at ${result.endpoint.url}; press Ctrl-C to stop.\n`);
+      await new Promise<void>((done) => {
+        process.once("SIGINT", done);
+        process.once("SIGTERM", done);
+      });
+    }
+  } finally {
+    await engine.close();
+  }
+  return exitCode;
+}
+
+function printHuman(result: CliResultT, state: State): void {
+  const lines = [`Status: ${result.status}`];
+  if (result.questions) lines.push(...result.questions.map((q) => `Question: ${q}`));
+  if (result.error) lines.push(`Error: ${result.error}`);
+  if (state.report) lines.push(...state.report.summary);
+  for (const [k, v] of Object.entries(result.metrics)) lines.push(`  ${k}: ${v}`);
+  for (const c of result.constraints) lines.push(`  ${c.name} ${c.op} ${c.target}: ${c.actual ?? "n/a"} (${c.met === null ? "not measured" : c.met ? "met" : "NOT met"})`);
+  if (result.endpoint) lines.push(`Endpoint: ${result.endpoint.url} (check ${result.endpoint.check.ok ? "ok" : "failed"})`);
+  if (result.artifacts.report) lines.push(`Report: ${result.artifacts.report}`);
+  process.stdout.write(`${lines.join("\n")}\n`);
+}
+
+async function startCommand(): Promise<number> {
+  const config = loadConfig();
+  if (config.slack.botToken || config.discord.token) {
+    process.stderr.write("Slack and Discord are not supported by this version yet; unset SLACK_BOT_TOKEN / DISCORD_TOKEN to use the shell.\n");
+    return 2;
+  }
+  const logger = createLogger(process.env.LOG_LEVEL ?? "warn");
+  const engine = new Engine({ config, logger });
+  let finish: () => void = () => {};
+  const done = new Promise<void>((r) => (finish = r));
+  const shell = new ShellAdapter({ onExit: () => finish() });
+  const service = new ConversationService(engine, [shell], { approvers: config.approvers, logger });
+  const check = await engine.runner(config.defaultRunner).check();
+  if (!check.ok) process.stderr.write(`Warning: ${check.message}\n`);
+  await service.start();
+  process.once("SIGINT", () => finish());
+  process.once("SIGTERM", () => finish());
+  await done;
+  await service.idle().catch(() => {});
+  await shell.stop();
+  await engine.close();
+  return 0;
+}
+
+export function buildProgram(): Command {
+  const program = new Command("threadml").description("ThreadML: an ML engineer in a chat thread").showHelpAfterError();
+  program
+    .command("run")
+    .description("run one conversation headlessly, from a task to a checked endpoint")
+    .argument("<task>", "the task, in words")
+    .option("--data <file>", "a data file (repeatable)", collect, [])
+    .option("--yes", "approve the recommended plan", false)
+    .option("--answer <text>", "answer the next clarifying question (repeatable, in order)", collect, [])
+    .addOption(new Option("--engine <engine>", "offline or llm").choices(["offline", "llm"]))
+    .option("--runner <name>", "runner to train on (default: the configured default)")
+    .option("--json", "print one JSON object as the last line of stdout", false)
+    .option("--serve", "keep the model server running after its check", false)
+    .action(async (task: string, opts: RunOptions) => {
+      process.exitCode = await runCommand(task, opts);
+    });
+  program
+    .command("start", { isDefault: true })
+    .description("start the bot: Slack/Discord when configured, else the terminal")
+    .action(async () => {
+      process.exitCode = await startCommand();
+    });
+  return program;
+}
+
+export async function main(argv = process.argv): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (err) {
+    const message = err instanceof ConfigError ? err.message : `ThreadML failed: ${(err as Error).stack ?? err}`;
+    if (argv.includes("--json")) process.stdout.write(`${JSON.stringify(failedResult(message))}\n`);
+    process.stderr.write(`${message}\n`);
+    process.exitCode = 1;
+  }
+}

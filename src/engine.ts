@@ -1,0 +1,157 @@
+import { EventEmitter } from "node:events";
+import { resolve } from "node:path";
+import { Command, MemorySaver, type BaseCheckpointSaver } from "@langchain/langgraph";
+import type { Config } from "../config/schema.js";
+import { createOfflineAgents } from "../graphs/automl/agents/offline/index.js";
+import type { Agents } from "../graphs/automl/agents/types.js";
+import type { GraphDeps, ProgressEvent } from "../graphs/automl/deps.js";
+import { buildAutoMLGraph, type AutoMLGraph } from "../graphs/automl/graph.js";
+import { optionalModules } from "../graphs/automl/knowledge/index.js";
+import type { InterruptPayload, ResumeValue, State } from "../graphs/automl/state.js";
+import { LocalRunner } from "../runners/local/index.js";
+import type { ModelServer, Runner } from "../runners/types.js";
+import { ConfigError } from "./config.js";
+import type { Logger } from "./logger.js";
+
+export type StartInput = { text: string; files?: string[]; requester?: string | null };
+
+export type Outcome =
+  | { kind: "interrupt"; payload: InterruptPayload; state: State }
+  | { kind: "done"; state: State };
+
+export interface EngineOptions {
+  config: Config;
+  logger: Logger;
+  cwd?: string;
+  checkpointer?: BaseCheckpointSaver;
+  agents?: Agents;
+  runners?: Record<string, Runner>;
+}
+
+/** Everything one ThreadML process needs to run conversations: agents, runners, the graph, live servers. */
+export class Engine {
+  readonly graph: AutoMLGraph;
+  readonly config: Config;
+  readonly logger: Logger;
+  /** Progress events, emitted as `event` with (threadId, ProgressEvent). */
+  readonly events = new EventEmitter();
+  private readonly runners: Record<string, Runner>;
+  private readonly controllers = new Map<string, AbortController>();
+  private readonly servers = new Map<string, ModelServer>();
+  private readonly moduleCache = new Map<string, Promise<Record<string, boolean>>>();
+  private readonly cwd: string;
+
+  constructor(options: EngineOptions) {
+    this.config = options.config;
+    this.logger = options.logger;
+    this.cwd = options.cwd ?? process.cwd();
+    if (options.config.engine === "llm" && !options.agents)
+      throw new ConfigError("engine \"llm\" is not available in this version; use the offline engine (THREADML_ENGINE=offline).");
+    const agents = options.agents ?? createOfflineAgents();
+    this.runners = options.runners ?? {
+      local: new LocalRunner({
+        dataDir: resolve(this.cwd, options.config.dataDir),
+        python: options.config.python,
+        sandbox: options.config.sandbox,
+        serveHost: options.config.serveHost,
+        logger: options.logger,
+      }),
+    };
+    const deps: GraphDeps = {
+      agents,
+      config: options.config,
+      logger: options.logger,
+      cwd: this.cwd,
+      runner: (name) => this.runner(name),
+      emit: (threadId, event) => this.events.emit("event", threadId, event),
+      jobSignal: (threadId) => this.controller(threadId).signal,
+      keepServer: async (threadId, server) => {
+        await this.stopServer(threadId);
+        this.servers.set(threadId, server);
+      },
+      installedModules: (name) => this.installedModules(name),
+    };
+    this.graph = buildAutoMLGraph(deps, options.checkpointer ?? new MemorySaver());
+  }
+
+  runner(name: string): Runner {
+    const runner = this.runners[name];
+    if (!runner) throw new ConfigError(`Unknown runner "${name}". Configured runners: ${Object.keys(this.runners).join(", ")}.`);
+    return runner;
+  }
+
+  runnerNames(): string[] {
+    return Object.keys(this.runners);
+  }
+
+  private controller(threadId: string): AbortController {
+    let c = this.controllers.get(threadId);
+    if (!c || c.signal.aborted) {
+      c = new AbortController();
+      this.controllers.set(threadId, c);
+    }
+    return c;
+  }
+
+  /** Stops the thread's running job (if any); the graph then finishes as cancelled. */
+  cancel(threadId: string): void {
+    this.controllers.get(threadId)?.abort(new Error("cancelled by the user"));
+  }
+
+  async stopServer(threadId: string): Promise<boolean> {
+    const server = this.servers.get(threadId);
+    if (!server) return false;
+    this.servers.delete(threadId);
+    await server.stop();
+    return true;
+  }
+
+  private installedModules(name: string): Promise<Record<string, boolean>> {
+    let cached = this.moduleCache.get(name);
+    if (!cached) {
+      const runner = this.runner(name);
+      cached = runner.modules
+        ? runner.modules(optionalModules()).catch((err) => {
+            this.logger.warn({ err }, "could not probe optional Python modules");
+            return {};
+          })
+        : Promise.resolve({});
+      this.moduleCache.set(name, cached);
+    }
+    return cached;
+  }
+
+  /** Starts a conversation or resumes a paused one, and runs it until it pauses or ends. */
+  async advance(threadId: string, input: StartInput | ResumeValue, options: { serve?: boolean; runner?: string } = {}): Promise<Outcome> {
+    const config = { configurable: { thread_id: threadId, serve: options.serve ?? true, runner: options.runner ?? "" }, recursionLimit: 100 };
+    const result = (await ("kind" in input
+      ? this.graph.invoke(new Command({ resume: input }) as Parameters<AutoMLGraph["invoke"]>[0], config)
+      : this.graph.invoke({ messages: [input.text], files: (input.files ?? []).map((f) => resolve(this.cwd, f)), requester: input.requester ?? null }, config))) as State & { __interrupt__?: Array<{ value: InterruptPayload }> };
+    const pending = result.__interrupt__?.[0];
+    const state = result as State;
+    return pending ? { kind: "interrupt", payload: pending.value, state } : { kind: "done", state };
+  }
+
+  /** The interrupt a thread is waiting on, if any (after a restart, or to check before resuming). */
+  async pending(threadId: string): Promise<InterruptPayload | null> {
+    const snapshot = await this.graph.getState({ configurable: { thread_id: threadId } });
+    for (const task of snapshot.tasks) for (const i of task.interrupts ?? []) return i.value as InterruptPayload;
+    return null;
+  }
+
+  async hasThread(threadId: string): Promise<boolean> {
+    const snapshot = await this.graph.getState({ configurable: { thread_id: threadId } });
+    return snapshot.createdAt !== undefined;
+  }
+
+  onEvent(listener: (threadId: string, event: ProgressEvent) => void): () => void {
+    this.events.on("event", listener);
+    return () => this.events.off("event", listener);
+  }
+
+  async close(): Promise<void> {
+    for (const c of this.controllers.values()) c.abort(new Error("shutting down"));
+    await Promise.all([...this.servers.keys()].map((id) => this.stopServer(id)));
+    await Promise.all(Object.values(this.runners).map((r) => r.close()));
+  }
+}

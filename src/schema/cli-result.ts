@@ -1,0 +1,48 @@
+import { z } from "zod";
+
+// The headless CLI's JSON result (DESIGN.md §7): other tools parse stdout's last line with this shape.
+
+export const CLI_STATUSES = ["deployed", "trained", "needs_input", "rejected", "failed", "cancelled"] as const;
+
+export const CliResult = z.object({
+  status: z.enum(CLI_STATUSES),
+  questions: z.array(z.string()).optional(),
+  requirements: z.unknown().nullable(),
+  /** The plan whose model was built. */
+  plan: z.unknown().nullable(),
+  plans: z.array(z.unknown()).default([]),
+  /** Harness-computed, on the held-out test split. */
+  metrics: z.record(z.string(), z.number()),
+  constraints: z.array(
+    z.object({ name: z.string(), op: z.string(), target: z.number(), actual: z.number().nullable(), met: z.boolean().nullable() }),
+  ),
+  endpoint: z
+    .object({
+      url: z.string(),
+      check: z.object({ ok: z.boolean(), prediction: z.unknown(), error: z.string().optional() }),
+      serving: z.boolean(),
+    })
+    .optional(),
+  artifacts: z.object({ model: z.string().nullable(), code: z.string().nullable(), report: z.string().nullable(), plots: z.array(z.string()) }),
+  timings: z.record(z.string(), z.number()),
+  llm: z.object({ calls: z.number(), prompt_tokens: z.number(), completion_tokens: z.number() }),
+  notices: z.array(z.string()).default([]),
+  error: z.string().optional(),
+});
+export type CliResultT = z.infer<typeof CliResult>;
+
+export function failedResult(error: string): CliResultT {
+  return {
+    status: "failed",
+    requirements: null,
+    plan: null,
+    plans: [],
+    metrics: {},
+    constraints: [],
+    artifacts: { model: null, code: null, report: null, plots: [] },
+    timings: {},
+    llm: { calls: 0, prompt_tokens: 0, completion_tokens: 0 },
+    notices: [],
+    error,
+  };
+}

@@ -1,0 +1,61 @@
+import { describe, expect, it } from "vitest";
+import { better, checkConstraints, compare, degenerateReason } from "../../graphs/automl/constraints.js";
+import { HarnessResult } from "../../runners/contract.js";
+import { Requirements } from "../../src/schema/requirements.js";
+
+const result = HarnessResult.parse({
+  status: "ok",
+  mode: "train",
+  task: "classification",
+  metrics: { accuracy: 0.96, f1: 0.95 },
+  complexity: { latency_ms_per_row: 3.2, train_time_s: 12, model_size_mb: 60 },
+});
+
+function req(partial: Partial<Requirements>): Requirements {
+  return Requirements.parse({
+    user: { intent: "build" },
+    problem: { area: "tabular data analysis", downstream_task: "classification" },
+    confidence: { score: 1 },
+    task: "classification",
+    target: "y",
+    metric: { name: "accuracy", direction: "max" },
+    ...partial,
+  });
+}
+
+describe("constraints", () => {
+  it("compares with every operator", () => {
+    expect(compare(1, ">=", 1)).toBe(true);
+    expect(compare(1, ">", 1)).toBe(false);
+    expect(compare(1, "<=", 1)).toBe(true);
+    expect(compare(1, "<", 1)).toBe(false);
+  });
+
+  it("checks metrics and complexity, and marks what was not measured", () => {
+    const checks = checkConstraints(
+      [
+        { name: "accuracy", op: ">=", target: 0.95 },
+        { name: "latency_ms_per_row", op: "<", target: 5 },
+        { name: "model_size_mb", op: "<=", target: 50 },
+        { name: "gpu_memory_mb", op: "<=", target: 8192 },
+      ],
+      result,
+    );
+    expect(checks.map((c) => c.met)).toEqual([true, true, false, null]);
+    expect(checks[2].actual).toBe(60);
+  });
+
+  it("knows metric directions", () => {
+    expect(better("rmse", 1, 2)).toBe(true);
+    expect(better("accuracy", 1, 2)).toBe(false);
+    expect(better("accuracy", 0.5, null)).toBe(true);
+  });
+
+  it("flags chance-level classifiers and negative R²", () => {
+    expect(degenerateReason(req({}), { ...result, metrics: { accuracy: 0.6 } }, 0.6)).toMatch(/majority/);
+    expect(degenerateReason(req({}), result, 0.6)).toBeNull();
+    const reg = req({ task: "regression", metric: { name: "rmse", direction: "min" } });
+    expect(degenerateReason(reg, { ...result, task: "regression", metrics: { r2: -0.2, rmse: 3 } }, null)).toMatch(/R²/);
+    expect(degenerateReason(req({}), { ...result, metrics: { accuracy: 1.4 } }, 0.5)).toMatch(/outside/);
+  });
+});

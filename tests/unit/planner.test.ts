@@ -1,0 +1,73 @@
+import { describe, expect, it } from "vitest";
+import { OfflineManagerAgent } from "../../graphs/automl/agents/offline/manager.js";
+import { loadKnowledgeBase, retrieveLocal } from "../../graphs/automl/knowledge/index.js";
+import { makeProfile, makeRequirements } from "../helpers/requirements.js";
+
+const manager = new OfflineManagerAgent();
+const plan = (over: Partial<Parameters<OfflineManagerAgent["plan"]>[0]> = {}) =>
+  manager.plan({ requirements: makeRequirements(), profile: makeProfile(), knowledge: [], count: 3, feedback: [], failures: [], installed: {}, ...over });
+
+describe("recipe knowledge base", () => {
+  it("is valid and covers every approach it lists", () => {
+    const kb = loadKnowledgeBase();
+    for (const recipes of [kb.classification, kb.regression, kb.clustering]) {
+      for (const approach of recipes.approaches) expect(recipes.families.some((f) => f.approach === approach)).toBe(true);
+      for (const f of recipes.families) {
+        expect(f.estimator).toMatch(/^[a-z_.]+\.[A-Z]\w+$/);
+        if (f.requires.length) expect(recipes.families.some((g) => g.id === f.substitute)).toBe(true);
+      }
+    }
+    expect(retrieveLocal("regression").length).toBeGreaterThan(3);
+    expect(retrieveLocal("image_classification")).toEqual([]);
+  });
+});
+
+describe("offline planner", () => {
+  it("gives P plans from different approaches", async () => {
+    const plans = await plan();
+    expect(plans).toHaveLength(3);
+    expect(new Set(plans.map((p) => p.approach)).size).toBe(3);
+    expect(plans[0].models[0].family).toBe("hist_gradient_boosting");
+    expect(plans.every((p) => p.preprocessing.length > 0 && p.summary.length > 0)).toBe(true);
+  });
+
+  it("honours P", async () => {
+    expect(await plan({ count: 1 })).toHaveLength(1);
+    expect(await plan({ count: 5 })).toHaveLength(5);
+  });
+
+  it("substitutes a requested model that is not installed, and says so", async () => {
+    const plans = await plan({ requirements: makeRequirements({ requested_models: ["xgboost"] }) });
+    expect(plans[0].models[0].family).toBe("hist_gradient_boosting");
+    expect(plans[0].notices.join(" ")).toMatch(/XGBoost.*not installed.*Histogram gradient boosting/);
+  });
+
+  it("uses a requested model that is installed", async () => {
+    const plans = await plan({ requirements: makeRequirements({ requested_models: ["xgboost"] }), installed: { xgboost: true } });
+    expect(plans[0].models[0].family).toBe("xgboost");
+    expect(plans[0].notices).toEqual([]);
+  });
+
+  it("puts the user's revision first and drops refused families", async () => {
+    const plans = await plan({ feedback: ["try a random forest, and no logistic regression"] });
+    expect(plans[0].models[0].family).toBe("random_forest");
+    expect(plans.flatMap((p) => p.models.map((m) => m.family))).not.toContain("logistic_regression");
+  });
+
+  it("moves approaches that failed to the back", async () => {
+    const plans = await plan({ failures: ["boosting"] });
+    expect(plans[0].approach).not.toBe("boosting");
+  });
+
+  it("leaves out families that do not fit large data", async () => {
+    const plans = await plan({ profile: makeProfile(50_000), count: 5 });
+    expect(plans.flatMap((p) => p.models.map((m) => m.family))).not.toContain("svm");
+  });
+
+  it("plans clustering and regression", async () => {
+    const clusters = await plan({ requirements: makeRequirements({ task: "clustering", target: null, metric: { name: "silhouette", direction: "max" } }) });
+    expect(clusters[0].models[0].estimator).toMatch(/cluster|mixture/);
+    const reg = await plan({ requirements: makeRequirements({ task: "regression", metric: { name: "rmse", direction: "min" } }) });
+    expect(reg.map((p) => p.approach)).toContain("linear");
+  });
+});

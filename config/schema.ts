@@ -38,12 +38,12 @@ export const Config = z.object({
       /** Random configurations tried per model family, the defaults included. */
       trialsPerFamily: positiveInt.default(5),
       /** Wall-time budget of the whole hyperparameter search (seconds). */
-      budgetS: positive.default(8),
+      budgetS: positive.default(6),
       /** Cross-validate on at most this many training rows. */
-      sampleRows: positiveInt.default(4000),
+      sampleRows: positiveInt.default(2000),
       cvFolds: positiveInt.min(2).default(3),
     })
-    .default({ trialsPerFamily: 5, budgetS: 8, sampleRows: 4000, cvFolds: 3 }),
+    .default({ trialsPerFamily: 5, budgetS: 6, sampleRows: 2000, cvFolds: 3 }),
   /** Rows used by the smoke run before the full run. */
   smokeRows: positiveInt.default(300),
   budgets: z

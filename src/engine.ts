@@ -74,6 +74,12 @@ export class Engine {
     this.graph = buildAutoMLGraph(deps, options.checkpointer ?? new MemorySaver());
   }
 
+  /** Starts the default runner's one-time check now, so it overlaps the quick early stages. */
+  warmUp(): void {
+    const runner = this.runners[this.config.defaultRunner];
+    runner?.check().catch((err) => this.logger.warn({ err }, "runner check failed"));
+  }
+
   runner(name: string): Runner {
     const runner = this.runners[name];
     if (!runner) throw new ConfigError(`Unknown runner "${name}". Configured runners: ${Object.keys(this.runners).join(", ")}.`);

@@ -81,7 +81,13 @@ export const AutoMLState = Annotation.Root({
   approvedPlan: last<string | null>(null),
   dataPlans: last<DataPlan[]>([]),
   modelPlans: last<ModelPlan[]>([]),
-  executions: last<PlanExecution[]>([]),
+  /** Evidence per executed plan; kept across re-plans so the best evidence wins wherever it came from. */
+  executions: Annotation<PlanExecution[]>({
+    reducer: (a, b) => [...a.filter((x) => !b.some((y) => y.planId === x.planId)), ...b],
+    default: () => [],
+  }),
+  /** Plans made so far, so that plan ids stay unique across revisions and re-plans. */
+  planSerial: last<number>(0),
   verdicts: last<ExecutionVerdict[]>([]),
   /** Majority-class share in the data: the chance level for the degenerate check. */
   baseline: last<number | null>(null),

@@ -17,6 +17,10 @@ import type {
 import { killGroupNow, startJob, STDERR_TAIL_CHARS, type Job } from "./process.js";
 import { describeProbe, probePython, PYTHON_FIX_HINT, resolveExecutable, type PythonProbe } from "./python.js";
 import { buildCommand, cleanEnv, type Tools } from "./sandbox.js";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+
+const execFileAsync = promisify(execFile);
 
 // The local runner: generated code runs on this machine, in a per-run workspace, under resource
 // limits and (when available) a bubblewrap sandbox with no network and no view of the host.
@@ -138,6 +142,16 @@ export class LocalRunner implements Runner {
 
   check(): Promise<RunnerCheck> {
     return this.resolve().then((r) => ({ ...r.check, missing: [...r.check.missing] }));
+  }
+
+  /** Which optional modules (xgboost, lightgbm, …) the chosen interpreter can import, without importing them. */
+  async modules(names: string[]): Promise<Record<string, boolean>> {
+    const { probe } = await this.resolve();
+    if (!probe?.executable || names.length === 0) return Object.fromEntries(names.map((n) => [n, false]));
+    const script = "import importlib.util, json, sys; print(json.dumps({m: importlib.util.find_spec(m) is not None for m in sys.argv[1:]}))";
+    const { stdout } = await execFileAsync(probe.executable, ["-c", script, ...names], { timeout: 30_000, env: { PATH: "/usr/bin:/bin", PYTHONNOUSERSITE: "1" } });
+    const found = JSON.parse(stdout.trim()) as Record<string, boolean>;
+    return Object.fromEntries(names.map((n) => [n, found[n] === true]));
   }
 
   private resolve(): Promise<Resolved> {

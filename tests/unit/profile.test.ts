@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { DataError, profileCsv, rankTargets } from "../../graphs/automl/agents/offline/profile.js";
+import type { ColumnProfile } from "../../graphs/automl/agents/types.js";
 import { tempDir } from "../helpers/tmp.js";
 
 const tmp = tempDir();
@@ -48,8 +49,8 @@ describe("profileCsv", () => {
   });
 
   it("ranks hinted and last columns first", () => {
-    const base = { missing: 0, examples: [], stats: null, top: [], suspect: null } as const;
-    const cols = [
+    const base = { missing: 0, examples: [], stats: null, top: [], suspect: null };
+    const cols: ColumnProfile[] = [
       { ...base, name: "x", kind: "numeric" as const, unique: 100 },
       { ...base, name: "label", kind: "categorical" as const, unique: 2 },
       { ...base, name: "z", kind: "categorical" as const, unique: 3 },

@@ -15,8 +15,9 @@ export function planNode(deps: GraphDeps) {
         failures: state.failedApproaches,
         installed,
       });
-      deps.emit(threadIdOf(config), { type: "plans", plans });
-      return { plans, approvedPlan: null };
+      const numbered = plans.map((p, i) => ({ ...p, id: `plan-${state.planSerial + i + 1}` }));
+      deps.emit(threadIdOf(config), { type: "plans", plans: numbered });
+      return { plans: numbered, approvedPlan: null, planSerial: state.planSerial + plans.length };
     } catch (err) {
       return { status: "failed", error: `I could not make a plan: ${(err as Error).message}` };
     }

@@ -1,3 +1,4 @@
+import { recipesFor } from "../knowledge/index.js";
 import { stage, type GraphDeps } from "../deps.js";
 import type { State } from "../state.js";
 
@@ -6,8 +7,10 @@ export function verifyExecutionNode(deps: GraphDeps) {
   return stage<State>(deps, "verify_execution", async (state) => {
     const verdicts = await deps.agents.manager.verifyExecution({ requirements: state.requirements!, executions: state.executions });
     const replans = state.budgets.replan ?? 0;
-    const canReplan = replans < deps.config.budgets.replan;
     const executed = state.plans.filter((p) => state.executions.some((e) => e.planId === p.id));
+    const tried = new Set([...state.failedApproaches, ...executed.map((p) => p.approach)]);
+    const untried = (recipesFor(state.requirements!.task)?.approaches ?? []).filter((a) => !tried.has(a));
+    const canReplan = replans < deps.config.budgets.replan && untried.length > 0;
     const usable = verdicts.some((v) => v.ok);
     const anyMeets = verdicts.some((v) => v.meetsTarget !== false);
     if (!usable) {

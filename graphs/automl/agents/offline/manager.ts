@@ -118,11 +118,10 @@ export class OfflineManagerAgent implements ManagerAgent {
     }
     const usable = (f: Family) => fits(f) && isInstalled(f) && !refused.has(f.id) && !f.aliases.some((a) => refused.has(a));
     const failedApproaches = new Set(input.failures);
-    const approachOrder = [
-      ...preferred.map((f) => f.approach),
-      ...recipes.approaches.filter((a) => !failedApproaches.has(a)),
-      ...recipes.approaches.filter((a) => failedApproaches.has(a)),
-    ].filter((a, i, all) => all.indexOf(a) === i);
+    // Approaches already tried (and failed or fell short) are not proposed again.
+    const approachOrder = [...preferred.map((f) => f.approach), ...recipes.approaches].filter(
+      (a, i, all) => all.indexOf(a) === i && !failedApproaches.has(a),
+    );
 
     const plans: Plan[] = [];
     for (const approach of approachOrder) {
@@ -174,9 +173,11 @@ export class OfflineManagerAgent implements ManagerAgent {
       const reasons: string[] = [];
       if (!best) reasons.push(`no candidate of ${e.planId} could be evaluated: ${e.candidates.map((c) => c.error ?? "no score").join("; ")}`);
       const meetsTarget = best && target ? compare(best.score as number, target.op, target.target) : null;
+      const nearTarget = best && target ? meetsTarget || withinTolerance(best.score as number, target.target) : null;
       if (best) reasons.push(`best cross-validated ${e.metric}: ${fmt(best.score)} (${best.label})`);
-      if (meetsTarget === false) reasons.push(`below the requested ${target!.name} ${target!.op} ${target!.target} in cross-validation`);
-      return { planId: e.planId, ok: best !== null, score: best?.score ?? null, meetsTarget, reasons };
+      if (meetsTarget === false)
+        reasons.push(`short of the requested ${target!.name} ${target!.op} ${target!.target} in cross-validation${nearTarget ? ", but within reach of a refit on the whole training split" : ""}`);
+      return { planId: e.planId, ok: best !== null, score: best?.score ?? null, meetsTarget: nearTarget, reasons };
     });
   }
 
@@ -222,6 +223,13 @@ export class OfflineManagerAgent implements ManagerAgent {
       };
     return { failure: "success", checks, reasons: [] };
   }
+}
+
+// Cross-validation trains on two thirds of the training split, so it tends to underestimate the
+// refit model; a score this close to the target goes on to the real test rather than a re-plan.
+const TARGET_TOLERANCE = 0.02;
+function withinTolerance(score: number, target: number): boolean {
+  return Math.abs(score - target) <= TARGET_TOLERANCE * Math.max(Math.abs(target), 1e-9);
 }
 
 function refusedModels(text: string): Set<string> {

@@ -61,7 +61,6 @@ async function runCommand(task: string, opts: RunOptions): Promise<number> {
   const answers = [...opts.answer];
   const runner = opts.runner ?? config.defaultRunner;
   engine.runner(runner);
-  engine.warmUp();
   if (!opts.json)
     engine.onEvent((_id, e) => {
       if (e.type === "stage" && e.state === "start") process.stderr.write(`· ${e.stage}\n`);

@@ -74,11 +74,6 @@ export class Engine {
     this.graph = buildAutoMLGraph(deps, options.checkpointer ?? new MemorySaver());
   }
 
-  /** Starts the default runner's one-time check now, so it overlaps the quick early stages. */
-  warmUp(): void {
-    const runner = this.runners[this.config.defaultRunner];
-    runner?.check().catch((err) => this.logger.warn({ err }, "runner check failed"));
-  }
 
   runner(name: string): Runner {
     const runner = this.runners[name];

@@ -50,7 +50,7 @@ export function buildAutoMLGraph(deps: GraphDeps, checkpointer: BaseCheckpointSa
     .addNode("deploy", deployNode(deps))
     .addNode("finish", reportNode(deps))
     .addEdge(START, "ingest")
-    .addConditionalEdges("ingest", unless("verify_request"), ["verify_request", "finish"])
+    .addEdge("ingest", "verify_request")
     .addConditionalEdges("verify_request", byRoute, ["clarify", "parse", "finish"])
     .addConditionalEdges("clarify", (s) => (ended(s) ? "finish" : "ingest"), ["ingest", "finish"])
     .addConditionalEdges("parse", unless("retrieve"), ["retrieve", "finish"])

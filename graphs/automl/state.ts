@@ -114,6 +114,8 @@ export const AutoMLState = Annotation.Root({
   /** The next step a deciding node chose (read by the graph's conditional edges). */
   route: last<string | null>(null),
   status: last<Status>("running"),
+  /** A problem with the data file, reported once the request itself has been checked. */
+  dataError: last<string | null>(null),
   error: last<string | null>(null),
   questions: last<string[]>([]),
   notices: append<string>(),

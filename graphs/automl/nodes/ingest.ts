@@ -6,7 +6,7 @@ import { MIN_ROWS } from "../agents/offline/manager.js";
 import { stage, type GraphDeps } from "../deps.js";
 import type { State } from "../state.js";
 
-/** Finds the conversation's data file and profiles it (once per file). */
+/** Finds the conversation's data file and profiles it (once per file); data problems wait for the request check. */
 export function ingestNode(deps: GraphDeps) {
   return stage<State>(deps, "verify", async (state) => {
     const mentioned = parseRequest(state.messages.join("\n")).dataPaths;
@@ -15,21 +15,21 @@ export function ingestNode(deps: GraphDeps) {
     const files = [...state.files, ...fromText.filter((p) => existsSync(p))];
     const missing = fromText.filter((p) => !existsSync(p));
     if (files.length === 0) {
-      if (missing.length) return { status: "failed", error: `I can't find the data file ${missing[0]}. Check the path, or attach the file.` };
-      return { profile: null };
+      if (missing.length) return { profile: null, dataError: `I can't find the data file ${missing[0]}. Check the path, or attach the file.` };
+      return { profile: null, dataError: null };
     }
     const file = files[0];
-    if (state.profile?.file === file) return {};
+    if (state.profile?.file === file) return { dataError: null };
     try {
       const profile = await deps.agents.data.profile(file, { maxBytes: deps.config.limits.maxUploadMb * 1048576 });
       if (profile.rows < MIN_ROWS)
         return {
-          status: "failed",
-          error: `${profile.name} has ${profile.rows} data row${profile.rows === 1 ? "" : "s"}; I need at least ${MIN_ROWS} to train a model and hold out a test split.`,
+          profile: null,
+          dataError: `${profile.name} has ${profile.rows} data row${profile.rows === 1 ? "" : "s"}; I need at least ${MIN_ROWS} to train a model and hold out a test split.`,
         };
-      return { profile, files: [file] };
+      return { profile, files: [file], dataError: null };
     } catch (err) {
-      if (err instanceof DataError) return { status: "failed", error: err.message };
+      if (err instanceof DataError) return { profile: null, dataError: err.message };
       throw err;
     }
   });

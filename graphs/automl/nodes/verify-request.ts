@@ -10,6 +10,7 @@ export function verifyRequestNode(deps: GraphDeps) {
       installed: {},
     });
     if (assessment.declineReason) return { assessment, status: "rejected", error: assessment.declineReason, route: "finish" };
+    if (state.dataError) return { assessment, status: "failed", error: state.dataError, route: "finish" };
     const route = assessment.questions.length ? "clarify" : "parse";
     return { assessment, route, questions: assessment.questions.map((q) => q.text), notices: assessment.notes };
   });

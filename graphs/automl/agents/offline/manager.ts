@@ -67,12 +67,12 @@ export class OfflineManagerAgent implements ManagerAgent {
       const ordered = [...profile.candidateTargets, ...columnNames.filter((c) => !profile.candidateTargets.includes(c))];
       const intro = asked
         ? `"${asked}" is not a column of ${profile.name}.`
-        : u.parsed.target
-          ? `I couldn't find "${u.parsed.target}" among the columns of ${profile.name}.`
+        : u.unknownTarget
+          ? `I couldn't find "${u.unknownTarget}" among the columns of ${profile.name}.`
           : `Which column of ${profile.name} should I predict?`;
       questions.push({
         slot: "target",
-        text: asked || u.parsed.target ? `${intro} Which column should I predict?` : intro,
+        text: asked || u.unknownTarget ? `${intro} Which column should I predict?` : intro,
         choices: ordered.slice(0, MAX_CHOICES).map((c) => ({ label: c, value: c })),
         allowFreeText: true,
       });

@@ -12,6 +12,8 @@ import { parseRequest, type ParsedRequest } from "./parse.js";
 /** Everything the conversation has said so far, read with the answers to questions on top. */
 export interface Understanding {
   parsed: ParsedRequest;
+  /** The target as written, when it matches no column of the file. */
+  unknownTarget: string | null;
   task: TaskKind | null;
   target: string | null;
   labelsColumn: string | null;
@@ -51,7 +53,8 @@ export function understand(conversation: Conversation, profile: DataProfile | nu
     taskReason = "you asked for groups";
   }
   if (!task && target && profile) ({ task, reason: taskReason } = taskFromTarget(profile, target));
-  return { parsed, task, target: task === "clustering" ? null : target, labelsColumn, taskReason };
+  const written = profile && !target ? parseRequest(conversation.messages.join("\n")).target : null;
+  return { parsed, unknownTarget: written, task, target: task === "clustering" ? null : target, labelsColumn, taskReason };
 }
 
 const DOMAIN_BY_TASK: Partial<Record<TaskKind, string>> = {

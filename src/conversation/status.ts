@@ -45,6 +45,8 @@ export class StatusTracker {
         if (event.state === "start") {
           this.current = event.stage;
           this.progress = null;
+          // Metrics belong to one run; a new run starts a fresh set.
+          if (event.stage === "smoke" || event.stage === "train") this.metrics = {};
         }
         break;
       case "progress":

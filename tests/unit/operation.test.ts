@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { OfflineOperationAgent, pyLiteral, renderSolution, shrinkParams } from "../../graphs/automl/agents/offline/operation.js";
 import type { Instructions, RankedCandidate } from "../../graphs/automl/agents/types.js";
 import { decisionFromText } from "../../graphs/automl/nodes/approve.js";
+import { recipesFor } from "../../graphs/automl/knowledge/index.js";
 import { makeRequirements } from "../helpers/requirements.js";
 import { tempDir } from "../helpers/tmp.js";
 
@@ -51,7 +52,8 @@ describe("offline operation agent", () => {
     const again = await agent.fix({ instructions, requirements, previous: first, failure: "solution_stuck", message: "timed out", memory: [fixed!.adjustments[0]] });
     expect(again).toBeNull();
     const reset = await agent.fix({ instructions, requirements, previous: first, failure: "runtime_error", message: "boom", memory: [] });
-    expect(reset?.params).toEqual({ n_estimators: 200, n_jobs: 2 });
+    const defaults = recipesFor("classification")!.families.find((f) => f.id === "random_forest")!.params;
+    expect(reset?.params).toEqual(defaults);
   });
 });
 
@@ -59,6 +61,11 @@ describe("plan decisions typed as text", () => {
   const ids = ["plan-1", "plan-2", "plan-3"];
   it.each([
     ["yes", { kind: "approve", planId: "best" }],
+    ["a", { kind: "approve", planId: "best" }],
+    ["c", { kind: "cancel" }],
+    ["r use extra trees", { kind: "revise", feedback: "use extra trees" }],
+    ["revise: smaller model", { kind: "revise", feedback: "smaller model" }],
+    ["really, try an SVM", { kind: "revise", feedback: "really, try an SVM" }],
     ["approve", { kind: "approve", planId: "best" }],
     ["2", { kind: "approve", planId: "plan-2" }],
     ["plan 3", { kind: "approve", planId: "plan-3" }],

@@ -2,12 +2,16 @@ import { interrupt } from "@langchain/langgraph";
 import type { GraphDeps } from "../deps.js";
 import { ResumeValue, type InterruptPayload, type State, type Update } from "../state.js";
 
-const YES = /^(y|yes|ok|okay|approve|approved|go|go ahead|lgtm|sure|run it|do it|best)\b/i;
+// The same short replies the plan cards offer (a, 1-3, r <text>, c) and their plain-word forms.
+const YES = /^(a|y|yes|ok|okay|approve|approved|go|go ahead|lgtm|sure|run it|do it|best)\b/i;
 const NO = /^(c|cancel|stop|abort|no|nope|quit)\b/i;
+const REVISE = /^r(?:evise)?\s*[:,-]?\s+(.+)$/is;
 
 /** A free-text reply to the plan card, read as a decision. */
 export function decisionFromText(text: string, planIds: string[]): ResumeValue {
   const t = text.trim();
+  const revise = t.match(REVISE);
+  if (revise) return { kind: "revise", feedback: revise[1].trim() };
   const n = t.match(/^(?:plan\s*)?#?(\d)\b/i);
   if (n && planIds[Number(n[1]) - 1]) return { kind: "approve", planId: planIds[Number(n[1]) - 1] };
   if (YES.test(t)) return { kind: "approve", planId: "best" };

@@ -1,0 +1,124 @@
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createOfflineAgents } from "../../graphs/automl/agents/offline/index.js";
+import type { Agents } from "../../graphs/automl/agents/types.js";
+import type { State } from "../../graphs/automl/state.js";
+import { loadConfig } from "../../src/config.js";
+import { Engine, type Outcome } from "../../src/engine.js";
+import { createLogger } from "../../src/logger.js";
+import { requirePython } from "../helpers/cli.js";
+import { writeClassificationCsv } from "../helpers/datasets.js";
+import { tempDir } from "../helpers/tmp.js";
+
+// The AutoML graph in process, through the Engine the chat service uses: interrupts, resumes,
+// revision, cancellation and the failure loop, with real harness runs in the sandbox.
+
+const tmp = tempDir("threadml-graph-");
+const data = join(tmp.dir, "bananas.csv");
+const engines: Engine[] = [];
+
+function engine(overrides: Record<string, unknown> = {}, agents?: Agents): Engine {
+  const config = loadConfig({}, { dataDir: join(tmp.dir, ".threadml"), search: { budgetS: 2, trialsPerFamily: 2, sampleRows: 800, cvFolds: 3 }, ...overrides });
+  const e = new Engine({ config, logger: createLogger("silent"), cwd: tmp.dir, agents });
+  engines.push(e);
+  return e;
+}
+
+const done = (o: Outcome): State => {
+  if (o.kind !== "done") throw new Error(`expected the conversation to end, it waits for ${o.payload.kind}`);
+  return o.state;
+};
+
+beforeAll(() => {
+  requirePython();
+  writeClassificationCsv(data, { rows: 600, seed: 21 });
+});
+afterAll(async () => {
+  await Promise.all(engines.map((e) => e.close()));
+});
+
+describe("AutoML graph", () => {
+  it("clarifies over several turns, revises, builds the plan the user picked and serves it until undeployed", async () => {
+    const e = engine();
+    const t = "test:clarify";
+    let o = await e.advance(t, { text: "I need a model for my data" });
+    expect(o.kind === "interrupt" && o.payload.kind === "question" && o.payload.question.slot).toBe("dataset");
+    o = await e.advance(t, { kind: "answer", text: "bananas.csv", files: [] });
+    expect(o.kind === "interrupt" && o.payload.kind === "question" && o.payload.question.slot).toBe("target");
+    if (o.kind === "interrupt" && o.payload.kind === "question") expect(o.payload.question.choices[0].value).toBe("Quality");
+    o = await e.advance(t, { kind: "answer", text: "quality", files: [] });
+    expect(o.kind === "interrupt" && o.payload.kind).toBe("approval");
+
+    o = await e.advance(t, { kind: "revise", feedback: "try extra trees, and no logistic regression" });
+    if (o.kind !== "interrupt" || o.payload.kind !== "approval") throw new Error("expected new plans");
+    const plans = o.payload.plans;
+    expect(plans[0].models.map((m) => m.family)).toContain("extra_trees");
+    expect(plans.flatMap((p) => p.models.map((m) => m.family))).not.toContain("logistic_regression");
+    expect(new Set(plans.map((p) => p.id)).size).toBe(plans.length);
+
+    const state = done(await e.advance(t, { kind: "approve", planId: plans[0].id }));
+    expect(state.status).toBe("deployed");
+    expect(state.instructions?.planId).toBe(plans[0].id);
+    expect(state.executions.map((x) => x.planId)).toEqual([plans[0].id]);
+    expect(state.endpoint?.serving).toBe(true);
+    const url = state.endpoint!.url;
+    const res = await fetch(`${url}/predict`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ rows: state.best!.result.sample!.rows }),
+    });
+    expect(((await res.json()) as { predictions: unknown[] }).predictions).toEqual(state.best!.result.sample!.predictions);
+    expect(await e.stopServer(t)).toBe(true);
+    await expect(fetch(`${url}/health`)).rejects.toThrow();
+  });
+
+  it("cancels at the plan card without running anything", async () => {
+    const e = engine();
+    const o = await e.advance("test:cancel-card", { text: "Predict Quality in bananas.csv" });
+    expect(o.kind === "interrupt" && o.payload.kind).toBe("approval");
+    const state = done(await e.advance("test:cancel-card", { kind: "answer", text: "cancel", files: [] }));
+    expect(state.status).toBe("cancelled");
+    expect(state.runs).toEqual([]);
+    expect(state.report?.summary[0]).toMatch(/Nothing was deployed/);
+  });
+
+  it("cancels during training: the job is killed and the conversation ends as cancelled", async () => {
+    const e = engine();
+    const t = "test:cancel-train";
+    e.onEvent((id, ev) => {
+      if (id === t && ev.type === "stage" && ev.stage === "train" && ev.state === "start") setTimeout(() => e.cancel(t), 300);
+    });
+    await e.advance(t, { text: "Predict Quality in bananas.csv" });
+    const state = done(await e.advance(t, { kind: "approve", planId: "best" }));
+    expect(state.status).toBe("cancelled");
+    const last = state.runs[state.runs.length - 1];
+    expect(last.kind).toBe("full");
+    expect(last.cancelled).toBe(true);
+    expect(state.endpoint).toBeNull();
+  });
+
+  it("classifies a solution that hangs as solution_stuck and recovers through the fix loop", async () => {
+    const offline = createOfflineAgents();
+    // An operation agent whose first code never finishes; its fixes come from the offline agent.
+    const agents: Agents = {
+      ...offline,
+      operation: {
+        async implement({ instructions, requirements }) {
+          const base = await offline.operation.implement({ instructions, requirements });
+          return { ...base, code: base.code.replace("    ctx.progress(\"fit\", 0, 1)\n", "    import time\n    time.sleep(600)\n") };
+        },
+        fix: (input) => offline.operation.fix(input),
+      },
+    };
+    const e = engine({ limits: { wallTimeS: 6, cpuS: 600, memoryMb: 4096, maxUploadMb: 10 } }, agents);
+    const t = "test:stuck";
+    await e.advance(t, { text: "Predict Quality in bananas.csv" });
+    const state = done(await e.advance(t, { kind: "approve", planId: "best" }));
+    const stuck = state.runs.find((r) => r.failure === "solution_stuck");
+    expect(stuck?.kind).toBe("smoke");
+    expect(stuck?.message).toMatch(/wall-time limit/);
+    expect(state.fixMemory.length).toBeGreaterThan(0);
+    expect(state.notices.join(" ")).toMatch(/solution_stuck/);
+    expect(state.status).toBe("deployed");
+  });
+});

@@ -1,0 +1,70 @@
+import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BIN, requirePython } from "../helpers/cli.js";
+import { writeClassificationCsv } from "../helpers/datasets.js";
+import { tempDir } from "../helpers/tmp.js";
+
+// `npm start` with no configuration: the shell adapter, a whole conversation typed at its prompt.
+
+const tmp = tempDir("threadml-shell-");
+let child: ChildProcessWithoutNullStreams;
+let out = "";
+
+function waitFor(pattern: RegExp, from: number, timeoutMs = 90_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    const tick = () => {
+      const match = out.slice(from).match(pattern);
+      if (match) return resolve(match[0]);
+      if (Date.now() - started > timeoutMs) return reject(new Error(`timed out waiting for ${pattern}; output so far:\n${out}`));
+      if (child.exitCode !== null) return reject(new Error(`ThreadML exited (${child.exitCode}) before ${pattern}:\n${out}`));
+      setTimeout(tick, 50);
+    };
+    tick();
+  });
+}
+
+async function say(line: string, expect: RegExp): Promise<string> {
+  const mark = out.length;
+  child.stdin.write(`${line}\n`);
+  return waitFor(expect, mark);
+}
+
+beforeAll(async () => {
+  requirePython();
+  writeClassificationCsv(join(tmp.dir, "bananas.csv"), { rows: 600, seed: 31 });
+  child = spawn(process.execPath, [BIN, "start"], {
+    cwd: tmp.dir,
+    env: { ...process.env, THREADML_DATA_DIR: join(tmp.dir, ".threadml"), THREADML_SEARCH_BUDGET_S: "2", LOG_LEVEL: "warn" },
+  });
+  child.stdout.on("data", (d) => (out += d));
+  child.stderr.on("data", (d) => (out += d));
+  await waitFor(/ThreadML is ready/, 0);
+});
+
+afterAll(() => {
+  if (child.exitCode === null) child.kill("SIGKILL");
+});
+
+describe("the terminal shell", () => {
+  it("asks for the target with numbered columns, revises, trains, deploys and undeploys", async () => {
+    await say("/data bananas.csv", /Attached .*bananas\.csv/);
+    const question = await say("Build me a classifier", /Which column of bananas\.csv should I predict\?[\s\S]*Type a number/);
+    const number = question.match(/(\d+)\) Quality/)![1];
+    await say(number, /Reply a to approve/);
+    const revised = await say("r try extra trees please", /Decision: you asked for a revision[\s\S]*Reply a to approve/);
+    expect(revised).toMatch(/Extra trees/);
+    const report = await say("a", /== Model deployed ==[\s\S]*Try it: curl[^\n]*\n/);
+    expect(report).toMatch(/Constraints:|No constraints were given/);
+    expect(out).toMatch(/Evaluate plans|Train/);
+    const url = report.match(/Endpoint: (http:\/\/[\d.:]+)/)![1];
+    const health = await fetch(`${url}/health`);
+    expect(health.status).toBe(200);
+    await say("/undeploy", /The model server is stopped\./);
+    await expect(fetch(`${url}/health`)).rejects.toThrow();
+    child.stdin.write("/quit\n");
+    const code = await new Promise((resolve) => child.on("exit", resolve));
+    expect(code).toBe(0);
+  });
+});

@@ -49,7 +49,8 @@ export function renderStatusFull(view: StatusView): string {
 function table(rows: string[][]): string[] {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   return rows.map((r, j) => {
-    const line = r.map((cell, i) => cell.padEnd(widths[i])).join("  ");
+    // Only inner columns need padding; padding the last one leaves trailing spaces on every row.
+    const line = r.map((cell, i) => cell.padEnd(widths[i])).join("  ").trimEnd();
     return j === 0 ? `${line}\n${widths.map((w) => "-".repeat(w)).join("  ")}` : line;
   });
 }

@@ -11,6 +11,9 @@ const CANCEL = /^\s*(cancel|stop|abort)\b(?!\s+serving)/i;
 const UNDEPLOY = /^\s*(undeploy|stop serving|stop the (model )?server)\b/i;
 const DEDUPE_LIMIT = 10_000;
 
+/** Each new conversation in one chat thread gets its own graph thread: `<key>`, `<key>#1`, `<key>#2`… */
+const graphThreadIdOf = (key: string, generation: number) => (generation ? `${key}#${generation}` : key);
+
 interface ThreadInfo {
   adapter: ChatAdapter;
   ref: ThreadRef;
@@ -95,7 +98,8 @@ export class ConversationService {
     const info = this.threads.get(key);
 
     // Cancellation must not wait behind the training it is meant to stop.
-    const wantsCancel = event.kind === "action" ? event.action === "cancel" : CANCEL.test(event.text);
+    // "stop the server" names the model server, not the running job.
+    const wantsCancel = event.kind === "action" ? event.action === "cancel" : CANCEL.test(event.text) && !UNDEPLOY.test(event.text);
     if (info && wantsCancel && info.running && !info.pending) {
       if (!this.allowed(info, event.user)) return this.refuse(info, event.user);
       this.engine.cancel(info.graphThreadId);
@@ -113,12 +117,19 @@ export class ConversationService {
     let info = this.threads.get(key);
     if (info && event.kind === "message" && UNDEPLOY.test(event.text)) {
       if (!this.allowed(info, event.user)) return this.refuse(info, event.user);
-      const stopped = await this.engine.stopServer(info.graphThreadId);
+      // Earlier conversations in this chat thread ran under their own graph thread ids and may still serve.
+      const ids = Array.from({ length: info.generation + 1 }, (_, g) => graphThreadIdOf(key, g));
+      const stopped = (await Promise.all(ids.map((id) => this.engine.stopServer(id)))).some(Boolean);
       await adapter.post(info.ref, { kind: "text", text: stopped ? "The model server is stopped." : "No model server is running for this conversation." });
       return;
     }
     if (!info || info.finished) {
       if (event.kind !== "message") return;
+      // A cancel that arrives after the end is not a new request.
+      if (info && CANCEL.test(event.text)) {
+        await adapter.post(info.ref, { kind: "text", text: "Nothing is running to cancel." });
+        return;
+      }
       info = this.newThread(adapter, event.thread, event.user, info ? info.generation + 1 : 0);
       await this.step(info, { text: event.text, files: event.files, requester: event.user });
       return;
@@ -166,7 +177,7 @@ export class ConversationService {
 
   private newThread(adapter: ChatAdapter, ref: ThreadRef, requester: string, generation: number): ThreadInfo {
     const key = threadKey(ref);
-    const graphThreadId = generation ? `${key}#${generation}` : key;
+    const graphThreadId = graphThreadIdOf(key, generation);
     const info: ThreadInfo = {
       adapter,
       ref,

@@ -110,7 +110,8 @@ describe("AutoML graph", () => {
         fix: (input) => offline.operation.fix(input),
       },
     };
-    const e = engine({ limits: { wallTimeS: 6, cpuS: 600, memoryMb: 4096, maxUploadMb: 10 } }, agents);
+    // Long enough for the 2 s search even on a loaded machine; the hanging smoke run still hits it.
+    const e = engine({ limits: { wallTimeS: 20, cpuS: 600, memoryMb: 4096, maxUploadMb: 10 } }, agents);
     const t = "test:stuck";
     await e.advance(t, { text: "Predict Quality in bananas.csv" });
     const state = done(await e.advance(t, { kind: "approve", planId: "best" }));

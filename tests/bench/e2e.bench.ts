@@ -1,0 +1,488 @@
+// End-to-end benchmark: wall time from the request to a deployed model, the share of it spent
+// outside Python, and test-split quality against two plain scikit-learn baselines.
+// Run with `npm run bench` (`--runs N` or BENCH_RUNS=N; default 3). Progress goes to stderr;
+// the Markdown result goes to stdout and to tests/bench/last-run.md.
+
+import { execFileSync, spawn } from "node:child_process";
+import { copyFileSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import { join, resolve } from "node:path";
+import { loadConfig } from "../../src/config.js";
+import { Engine, type Outcome } from "../../src/engine.js";
+import { createLogger } from "../../src/logger.js";
+import { LocalRunner } from "../../runners/local/index.js";
+import type { HarnessSpecInput } from "../../runners/contract.js";
+import type { ModelServer, RunOptions, Runner, Workspace, WorkspaceInput } from "../../runners/types.js";
+import { BIN, ROOT, runCli } from "../helpers/cli.js";
+import { writeClassificationCsv, writeClusteringCsv, writeRegressionCsv } from "../helpers/datasets.js";
+
+// ----------------------------------------------------------------------------- tasks
+
+interface BenchTask {
+  id: string;
+  file: string;
+  rows: number;
+  text: string;
+  write(path: string): void;
+  /** The spec the baselines use if the ThreadML run did not get as far as its requirements. */
+  fallback: { task: "classification" | "regression" | "clustering"; target: string | null; metric: string; labels_column: string | null; n_clusters: number | null };
+  baselines: Array<{ name: string; code: string }>;
+}
+
+/** A solution file for the harness: `build(ctx)` returns an unfitted pipeline. */
+function solution(imports: string, pre: string, model: string): string {
+  return `${imports}\nfrom sklearn.pipeline import Pipeline\n\n\ndef build(ctx):\n    return Pipeline([("pre", ${pre}), ("model", ${model})])\n`;
+}
+
+const TASKS: BenchTask[] = [
+  {
+    id: "classification",
+    file: "banana.csv",
+    rows: 2000,
+    text: "Build a model that predicts Quality in banana.csv, accuracy at least 0.9",
+    write: (p) => writeClassificationCsv(p, { rows: 2000, seed: 101 }),
+    fallback: { task: "classification", target: "Quality", metric: "accuracy", labels_column: null, n_clusters: null },
+    baselines: [
+      {
+        name: "HistGradientBoosting (default)",
+        code: solution("from sklearn.ensemble import HistGradientBoostingClassifier", 'ctx.preprocessor(encode="ordinal")', "HistGradientBoostingClassifier(random_state=ctx.seed)"),
+      },
+      {
+        name: "LogisticRegression (scaled)",
+        code: solution("from sklearn.linear_model import LogisticRegression", 'ctx.preprocessor(scale=True, encode="onehot")', "LogisticRegression(max_iter=2000)"),
+      },
+    ],
+  },
+  {
+    id: "regression",
+    file: "crabs.csv",
+    rows: 3000,
+    text: "Predict Age in crabs.csv; the evaluation metric is RMSE",
+    write: (p) => writeRegressionCsv(p, { rows: 3000, seed: 102 }),
+    fallback: { task: "regression", target: "Age", metric: "rmse", labels_column: null, n_clusters: null },
+    baselines: [
+      {
+        name: "HistGradientBoosting (default)",
+        code: solution("from sklearn.ensemble import HistGradientBoostingRegressor", 'ctx.preprocessor(encode="ordinal")', "HistGradientBoostingRegressor(random_state=ctx.seed)"),
+      },
+      {
+        name: "Ridge (scaled)",
+        code: solution("from sklearn.linear_model import Ridge", 'ctx.preprocessor(scale=True, encode="onehot")', "Ridge()"),
+      },
+    ],
+  },
+  {
+    id: "clustering",
+    file: "blobs.csv",
+    rows: 5000,
+    text: "Group blobs.csv into 4 clusters and check them against the group labels",
+    write: (p) => writeClusteringCsv(p, { rows: 5000, seed: 103, clusters: 4 }),
+    fallback: { task: "clustering", target: null, metric: "rand_index", labels_column: "group", n_clusters: 4 },
+    baselines: [
+      {
+        name: "KMeans (n_init=10)",
+        code: solution("from sklearn.cluster import KMeans", "ctx.preprocessor()", "KMeans(n_clusters=ctx.n_clusters, n_init=10, random_state=ctx.seed)"),
+      },
+      {
+        name: "GaussianMixture (scaled)",
+        code: solution("from sklearn.mixture import GaussianMixture", "ctx.preprocessor(scale=True)", "GaussianMixture(n_components=ctx.n_clusters, random_state=ctx.seed)"),
+      },
+    ],
+  },
+];
+
+const LOWER_IS_BETTER = new Set(["rmse", "rmsle", "mae"]);
+const LIMITS = { wallTimeS: 300, cpuS: 600, memoryMb: 4096 };
+
+// ----------------------------------------------------------------------------- small helpers
+
+const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
+const now = () => performance.now();
+const secs = (ms: number) => ms / 1000;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+const f1 = (x: number) => x.toFixed(1);
+const f2 = (x: number) => x.toFixed(2);
+const f3 = (x: number | null | undefined) => (x === null || x === undefined ? "n/a" : x.toFixed(3));
+
+function runsFromArgs(): number {
+  const i = process.argv.indexOf("--runs");
+  const raw = i >= 0 ? process.argv[i + 1] : process.env.BENCH_RUNS;
+  const n = raw === undefined ? 3 : Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--runs / BENCH_RUNS must be a positive integer, not ${raw}`);
+  return n;
+}
+
+/** A new user's folder: an empty directory holding only the data file. */
+function freshDir(root: string, task: BenchTask): string {
+  const dir = mkdtempSync(join(root, `${task.id}-`));
+  copyFileSync(join(root, task.file), join(dir, task.file));
+  return dir;
+}
+
+// ----------------------------------------------------------------------------- 1. the CLI as a user runs it
+
+interface CliSample {
+  seconds: number;
+  status: string;
+  metricName: string;
+  metric: number | null;
+  requirements: Record<string, unknown> | null;
+  timings: Record<string, number>;
+  error?: string;
+}
+
+async function runCliOnce(root: string, task: BenchTask): Promise<CliSample> {
+  const dir = freshDir(root, task);
+  const started = now();
+  const { result } = await runCli(["--yes", "--data", task.file, task.text], {
+    cwd: dir,
+    env: { THREADML_DATA_DIR: join(dir, ".threadml"), LOG_LEVEL: "warn" },
+    timeoutMs: 600_000,
+  });
+  const seconds = secs(now() - started);
+  const requirements = (result.requirements ?? null) as Record<string, unknown> | null;
+  const metricName = (requirements?.metric as { name?: string } | undefined)?.name ?? task.fallback.metric;
+  return { seconds, status: result.status, metricName, metric: result.metrics[metricName] ?? null, requirements, timings: result.timings, error: result.error };
+}
+
+/** What starting the CLI costs before any work: `threadml --help` loads every module. */
+function cliStartupSeconds(times = 5): number {
+  const samples: number[] = [];
+  for (let i = 0; i < times; i++) {
+    const started = now();
+    execFileSync(process.execPath, [BIN, "--help"], { stdio: "ignore" });
+    samples.push(secs(now() - started));
+  }
+  return median(samples);
+}
+
+/** Same test as bin/threadml.mjs: the CLI runs compiled JavaScript only when dist/ is newer than every source. */
+function cliCodePath(): string {
+  const newest = (dir: string): number =>
+    readdirSync(dir, { withFileTypes: true }).reduce((m, e) => {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) return Math.max(m, newest(p));
+      return /\.(ts|ya?ml|py)$/.test(e.name) ? Math.max(m, statSync(p).mtimeMs) : m;
+    }, 0);
+  try {
+    const built = statSync(join(ROOT, "dist/.stamp")).mtimeMs;
+    const fresh = ["src", "graphs", "adapters", "runners", "config"].every((d) => newest(join(ROOT, d)) <= built);
+    return fresh ? "compiled dist/" : "TypeScript through tsx (dist/ older than the sources)";
+  } catch {
+    return "TypeScript through tsx (no dist/)";
+  }
+}
+
+// ----------------------------------------------------------------------------- 2. in process, Python time measured
+
+/**
+ * A Runner that times every call that waits on Python. Calls can overlap (the module probe waits
+ * on the interpreter check), so busy time is the union of the intervals, not their sum.
+ */
+class TimedRunner implements Runner {
+  readonly name: string;
+  /** Union of the time inside check, modules, run and serve. */
+  busyMs = 0;
+  /** Time inside run() alone (the harness: smoke, search and full runs). */
+  harnessMs = 0;
+  harnessRuns = 0;
+  /** From serve() resolving to stop() returning: the endpoint check, counted apart for information. */
+  servingMs = 0;
+  private active = 0;
+  private since = 0;
+
+  constructor(private readonly inner: LocalRunner) {
+    this.name = inner.name;
+  }
+
+  private async timed<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.active++ === 0) this.since = now();
+    try {
+      return await fn();
+    } finally {
+      if (--this.active === 0) this.busyMs += now() - this.since;
+    }
+  }
+
+  check() {
+    return this.timed(() => this.inner.check());
+  }
+
+  modules(names: string[]) {
+    return this.timed(() => this.inner.modules(names));
+  }
+
+  prepare(input: WorkspaceInput) {
+    return this.inner.prepare(input); // copying files is Node's work
+  }
+
+  async run(ws: Workspace, options: RunOptions) {
+    const started = now();
+    try {
+      return await this.timed(() => this.inner.run(ws, options));
+    } finally {
+      this.harnessMs += now() - started;
+      this.harnessRuns++;
+    }
+  }
+
+  async serve(ws: Workspace, options?: { signal?: AbortSignal }): Promise<ModelServer> {
+    const server = await this.timed(() => this.inner.serve(ws, options));
+    const up = now();
+    return {
+      ...server,
+      stop: async () => {
+        await server.stop();
+        this.servingMs += now() - up;
+      },
+    };
+  }
+
+  close() {
+    return this.inner.close();
+  }
+}
+
+interface InProcessSample {
+  totalS: number;
+  pythonS: number;
+  harnessS: number;
+  harnessRuns: number;
+  servingS: number;
+  status: string;
+}
+
+async function runInProcessOnce(root: string, task: BenchTask): Promise<InProcessSample> {
+  const dir = freshDir(root, task);
+  const config = loadConfig({ ...process.env, THREADML_DATA_DIR: join(dir, ".threadml"), LOG_LEVEL: "silent" });
+  const runner = new TimedRunner(
+    new LocalRunner({ dataDir: resolve(dir, config.dataDir), python: config.python, sandbox: config.sandbox, serveHost: config.serveHost }),
+  );
+  const started = now();
+  const engine = new Engine({ config, logger: createLogger("silent"), cwd: dir, runners: { local: runner } });
+  // Drive the conversation like the headless CLI with --yes: approve the plan card, stop at a question.
+  const opts = { serve: false, runner: "local" };
+  const threadId = `bench:${task.id}:${Date.now()}`;
+  let outcome: Outcome;
+  try {
+    outcome = await engine.advance(threadId, { text: task.text, files: [task.file], requester: "cli" }, opts);
+    while (outcome.kind === "interrupt" && outcome.payload.kind === "approval") {
+      outcome = await engine.advance(threadId, { kind: "approve", planId: "best" }, opts);
+    }
+  } finally {
+    await engine.close();
+  }
+  const totalS = secs(now() - started);
+  const status = outcome.kind === "interrupt" ? "needs_input" : (outcome.state.report?.status ?? outcome.state.status);
+  return { totalS, pythonS: secs(runner.busyMs), harnessS: secs(runner.harnessMs), harnessRuns: runner.harnessRuns, servingS: secs(runner.servingMs), status };
+}
+
+// ----------------------------------------------------------------------------- 3. baselines through the same harness
+
+/** The harness spec of the ThreadML run (same target, metric, seed, default split), plots off. */
+function baselineSpec(task: BenchTask, sample: CliSample | undefined, seed: number): HarnessSpecInput {
+  const r = sample?.requirements as
+    | { task: BenchTask["fallback"]["task"]; target: string | null; metric: { name: string }; labels_column: string | null; n_clusters: number | null; drop_columns: string[]; positive_class: string | null }
+    | null
+    | undefined;
+  const base = r
+    ? { task: r.task, target: r.target, metric: r.metric.name, labels_column: r.labels_column, n_clusters: r.n_clusters, drop_columns: r.drop_columns, positive_class: r.positive_class }
+    : task.fallback;
+  return { mode: "train", data: `data/${task.file}`, seed, plots: false, ...base };
+}
+
+async function runBaseline(runner: LocalRunner, root: string, task: BenchTask, spec: HarnessSpecInput, b: { name: string; code: string }, n: number): Promise<number | null> {
+  const ws = await runner.prepare({
+    runId: `baseline-${task.id}-${n}`,
+    files: [{ source: join(root, task.file), dest: `data/${task.file}` }],
+    texts: { "solution.py": b.code },
+  });
+  const outcome = await runner.run(ws, { spec, limits: LIMITS });
+  const value = outcome.result?.metrics[spec.metric] ?? null;
+  if (value === null) log(`  baseline ${b.name} failed: ${outcome.result?.error?.message ?? outcome.stderrTail.slice(-300)}`);
+  return value;
+}
+
+// ----------------------------------------------------------------------------- report
+
+interface TaskResult {
+  task: BenchTask;
+  cli: CliSample[];
+  inProcess: InProcessSample[];
+  baselines: Array<{ name: string; value: number | null }>;
+}
+
+function isAtLeast(metric: string, a: number, b: number): boolean {
+  const eps = 1e-9;
+  return LOWER_IS_BETTER.has(metric) ? a <= b + eps : a >= b - eps;
+}
+
+function wallTable(results: TaskResult[]): string[] {
+  const lines = [
+    "| task | rows | runs | min s | median s | max s | ≤ 20 s | status per run | metric per run |",
+    "|---|---:|---:|---:|---:|---:|:---:|---|---|",
+  ];
+  for (const { task, cli } of results) {
+    const t = cli.map((s) => s.seconds);
+    const metric = `${cli[0]?.metricName ?? task.fallback.metric} ${cli.map((s) => f3(s.metric)).join(" / ")}`;
+    lines.push(
+      `| ${task.id} | ${task.rows} | ${cli.length} | ${f1(Math.min(...t))} | ${f1(median(t))} | ${f1(Math.max(...t))} | ${median(t) <= 20 ? "yes" : "**no**"} | ${cli.map((s) => s.status).join(", ")} | ${metric} |`,
+    );
+  }
+  return lines;
+}
+
+function stageTable(results: TaskResult[]): string[] {
+  const stages = ["verify", "plan", "execute", "smoke", "train", "deploy"];
+  const lines = [
+    `| task | ${stages.join(" | ")} | other | total |`,
+    `|---|${stages.map(() => "---:").join("|")}|---:|---:|`,
+  ];
+  for (const { task, cli } of results) {
+    const med = (key: string) => median(cli.map((s) => s.timings[key] ?? 0));
+    const total = med("total");
+    const named = stages.map(med);
+    const other = median(cli.map((s) => (s.timings.total ?? 0) - stages.reduce((sum, k) => sum + (s.timings[k] ?? 0), 0)));
+    lines.push(`| ${task.id} | ${named.map(f1).join(" | ")} | ${f1(other)} | ${f1(total)} |`);
+  }
+  return lines;
+}
+
+function outsideTable(results: TaskResult[], startupS: number): string[] {
+  const lines = [
+    "| task | in-process total s | Python s (runner calls) | of which harness runs | of which endpoint check s | outside Python in process s | + CLI start-up s | outside Python s | ≤ 1 s |",
+    "|---|---:|---:|---|---:|---:|---:|---:|:---:|",
+  ];
+  for (const { task, inProcess } of results) {
+    const m = (f: (s: InProcessSample) => number) => median(inProcess.map(f));
+    const inside = m((s) => s.totalS - s.pythonS);
+    const outside = inside + startupS;
+    lines.push(
+      `| ${task.id} | ${f1(m((s) => s.totalS))} | ${f1(m((s) => s.pythonS))} | ${f1(m((s) => s.harnessS))} s in ${m((s) => s.harnessRuns)} runs | ${f2(m((s) => s.servingS))} | ${f2(inside)} | ${f2(startupS)} | ${f2(outside)} | ${outside <= 1 ? "yes" : "**no**"} |`,
+    );
+  }
+  return lines;
+}
+
+function qualityTable(results: TaskResult[]): string[] {
+  const lines = [
+    "| task | metric | ThreadML (median of runs) | baseline A | baseline B | ≥ better baseline |",
+    "|---|---|---:|---|---|:---:|",
+  ];
+  for (const { task, cli, baselines } of results) {
+    const metric = cli[0]?.metricName ?? task.fallback.metric;
+    const ours = cli.map((s) => s.metric).filter((v): v is number => v !== null);
+    const values = baselines.map((b) => b.value).filter((v): v is number => v !== null);
+    const best = values.length ? (LOWER_IS_BETTER.has(metric) ? Math.min(...values) : Math.max(...values)) : null;
+    const ok = ours.length && best !== null ? isAtLeast(metric, median(ours), best) : null;
+    const every = ours.length && best !== null ? ours.filter((v) => isAtLeast(metric, v, best)).length : 0;
+    const verdict = ok === null ? "n/a" : `${ok ? "yes" : "**no**"} (${every} of ${cli.length} runs)`;
+    const cell = (b: { name: string; value: number | null }) => `${b.name}: ${f3(b.value)}`;
+    const range = ours.length > 1 ? ` (${f3(Math.min(...ours))}–${f3(Math.max(...ours))})` : "";
+    lines.push(`| ${task.id} | ${metric} ${LOWER_IS_BETTER.has(metric) ? "↓" : "↑"} | ${ours.length ? f3(median(ours)) : "n/a"}${range} | ${cell(baselines[0])} | ${cell(baselines[1])} | ${verdict} |`);
+  }
+  return lines;
+}
+
+function machineLine(loadStart: number[], codePath: string): string {
+  const python = (args: string[]) => {
+    try {
+      return execFileSync("/usr/bin/python3", args, { encoding: "utf8" }).trim();
+    } catch {
+      return "unavailable";
+    }
+  };
+  const cpus = os.cpus();
+  const load = (l: number[]) => l.map((x) => x.toFixed(2)).join(" ");
+  return [
+    `Machine: ${cpus[0]?.model ?? "unknown CPU"} × ${cpus.length}, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB memory`,
+    `Node ${process.version}, ${python(["--version"])}, scikit-learn ${python(["-c", "import sklearn; print(sklearn.__version__)"])}`,
+    `CLI ran ${codePath}`,
+    `load average ${load(loadStart)} at the start, ${load(os.loadavg())} at the end`,
+    new Date().toISOString().slice(0, 16).replace("T", " ") + " UTC",
+  ].join("; ") + ".";
+}
+
+function markdown(results: TaskResult[], startupS: number, runs: number, machine: string): string {
+  return [
+    `## Results (${runs} run${runs === 1 ? "" : "s"} per task)`,
+    "",
+    machine,
+    "",
+    "### 1. Mention → deployed (headless CLI, wall time per run)",
+    "",
+    ...wallTable(results),
+    "",
+    "Median seconds per stage, from the CLI's own `timings` (execute = cross-validated search of every plan; smoke and train = harness runs; deploy = server start and endpoint check):",
+    "",
+    ...stageTable(results),
+    "",
+    "### 2. Time outside Python (in process, medians)",
+    "",
+    ...outsideTable(results, startupS),
+    "",
+    `CLI start-up (\`threadml --help\`, median of 5): ${f2(startupS)} s.`,
+    "",
+    "### 3. Test-split quality against baselines (same harness, data, seed and split)",
+    "",
+    ...qualityTable(results),
+    "",
+  ].join("\n");
+}
+
+// ----------------------------------------------------------------------------- main
+
+async function benchTask(root: string, task: BenchTask, runs: number, baselineRunner: LocalRunner, seed: number): Promise<TaskResult> {
+  const cli: CliSample[] = [];
+  for (let i = 1; i <= runs; i++) {
+    const s = await runCliOnce(root, task);
+    log(`${task.id} CLI run ${i}/${runs}: ${f1(s.seconds)} s, ${s.status}, ${s.metricName} ${f3(s.metric)}${s.error ? ` (${s.error})` : ""}`);
+    cli.push(s);
+  }
+  const inProcess: InProcessSample[] = [];
+  for (let i = 1; i <= runs; i++) {
+    const s = await runInProcessOnce(root, task);
+    log(`${task.id} in-process run ${i}/${runs}: ${f1(s.totalS)} s total, ${f1(s.pythonS)} s in Python, ${s.status}`);
+    inProcess.push(s);
+  }
+  const spec = baselineSpec(task, cli.find((s) => s.requirements), seed);
+  const baselines: TaskResult["baselines"] = [];
+  for (const [n, b] of task.baselines.entries()) {
+    const value = await runBaseline(baselineRunner, root, task, spec, b, n);
+    log(`${task.id} baseline ${b.name}: ${spec.metric} ${f3(value)}`);
+    baselines.push({ name: b.name, value });
+  }
+  return { task, cli, inProcess, baselines };
+}
+
+async function main(): Promise<void> {
+  const runs = runsFromArgs();
+  const loadStart = os.loadavg();
+  const codePath = cliCodePath();
+  const root = mkdtempSync(join(os.tmpdir(), "threadml-bench-"));
+  const baselineRunner = new LocalRunner({ dataDir: join(root, "baselines") });
+  // The baselines must use ThreadML's seed so that the harness makes the same split.
+  const seed = loadConfig({ ...process.env, LOG_LEVEL: "silent" }).seed;
+  try {
+    for (const task of TASKS) task.write(join(root, task.file));
+    log(`data in ${root}; ${runs} run(s) per task; CLI runs ${codePath}`);
+    const startupS = cliStartupSeconds();
+    log(`CLI start-up: ${f2(startupS)} s`);
+    const results: TaskResult[] = [];
+    for (const task of TASKS) results.push(await benchTask(root, task, runs, baselineRunner, seed));
+    const md = markdown(results, startupS, runs, machineLine(loadStart, codePath));
+    writeFileSync(join(ROOT, "tests/bench/last-run.md"), md);
+    process.stdout.write(md);
+  } finally {
+    await baselineRunner.close();
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+await main();

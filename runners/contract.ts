@@ -58,6 +58,8 @@ export const HarnessSpec = z.object({
   task: HarnessTask,
   /** Data file, relative to the workspace. */
   data: z.string(),
+  /** Field separator of the data file (the profile detects it). */
+  delimiter: z.string().length(1).default(","),
   target: z.string().nullable(),
   /** Clustering only: known groups, used to evaluate and never as a feature. */
   labels_column: z.string().nullable().default(null),

@@ -14,6 +14,23 @@ export interface JobRequest {
   code?: string;
 }
 
+/** The runner itself could not run the job (no usable Python, no sandbox, a full disk): say so plainly. */
+function runnerFailure(job: JobRequest, id: string, err: unknown, workspace = "", dir = ""): RunRecord {
+  const message = (err as Error).message ?? String(err);
+  return {
+    kind: job.kind,
+    runId: id,
+    workspace,
+    dir,
+    candidateId: job.candidateId,
+    result: null,
+    failure: /not usable|python|module|sandbox|bubblewrap/i.test(message) ? "environment_error" : "runtime_error",
+    message,
+    cancelled: false,
+    durationS: 0,
+  };
+}
+
 /** A run id that is unique, readable and safe as a folder name. */
 function runId(threadId: string, kind: string, n: number): string {
   const safe = threadId.replace(/[^A-Za-z0-9._-]+/g, "_").slice(-60);
@@ -26,21 +43,29 @@ export async function runJob(deps: GraphDeps, state: State, config: LangGraphRun
   const req = state.requirements!;
   const runner = deps.runner(runnerNameOf(config, deps));
   const dataFile = state.profile!.file;
-  const ws = await runner.prepare({
-    runId: runId(threadId, job.kind, state.runs.length + 1),
-    files: [{ source: dataFile, dest: `data/${basename(dataFile)}` }],
-    texts: job.code ? { "solution.py": job.code } : {},
-  });
+  const id = runId(threadId, job.kind, state.runs.length + 1);
+  let ws;
+  try {
+    ws = await runner.prepare({
+      runId: id,
+      files: [{ source: dataFile, dest: `data/${basename(dataFile)}` }],
+      texts: job.code ? { "solution.py": job.code } : {},
+    });
+  } catch (err) {
+    return runnerFailure(job, id, err);
+  }
   const onEvent = (event: HarnessEvent) => {
     if (event.event === "progress" && event.total) deps.emit(threadId, { type: "progress", stage: job.stage, done: event.done ?? 0, total: event.total, label: event.stage });
     else if (event.event === "metric" && event.split !== "claimed") deps.emit(threadId, { type: "metric", name: event.name, value: event.value, split: event.split });
     else if (event.event === "log" && event.level !== "info") deps.logger.debug({ threadId, run: ws.runId }, event.message);
   };
   const limits = { wallTimeS: deps.config.limits.wallTimeS, cpuS: deps.config.limits.cpuS, memoryMb: deps.config.limits.memoryMb };
-  const outcome = await runner.run(ws, {
+  const outcome = await runner
+    .run(ws, {
     spec: {
       ...job.spec,
       data: `data/${basename(dataFile)}`,
+      delimiter: state.profile!.delimiter,
       task: req.task as "classification" | "regression" | "clustering",
       target: req.target,
       metric: req.metric.name,
@@ -53,7 +78,9 @@ export async function runJob(deps: GraphDeps, state: State, config: LangGraphRun
     limits,
     signal: deps.jobSignal(threadId),
     onEvent,
-  });
+  })
+    .catch((err: unknown) => err as Error);
+  if (outcome instanceof Error) return runnerFailure(job, ws.runId, outcome, ws.localDir, ws.dir);
   const classified = classifyOutcome(outcome, limits.wallTimeS);
   deps.logger.info({ threadId, run: ws.runId, kind: job.kind, failure: classified.failure, seconds: outcome.durationS }, "run finished");
   return {

@@ -379,7 +379,7 @@ def missing_column_message(what, name, columns, data):
     return msg
 
 
-def read_csv(path):
+def read_csv(path, sep=","):
     import pandas as pd
 
     if not os.path.exists(path):
@@ -391,7 +391,7 @@ def read_csv(path):
     last = None
     for encoding in ("utf-8", "latin-1"):
         try:
-            return pd.read_csv(path, encoding=encoding, low_memory=False)
+            return pd.read_csv(path, sep=sep, encoding=encoding, low_memory=False)
         except UnicodeDecodeError as e:
             last = e
             continue
@@ -413,7 +413,7 @@ def prepare(run, spec):
     import pandas as pd
 
     task, data = spec["task"], spec["data"]
-    df = read_csv(data)
+    df = read_csv(data, spec.get("delimiter") or ",")
     stripped = [str(c).strip() for c in df.columns]
     if stripped != [str(c) for c in df.columns]:
         run.warn("Column names had surrounding spaces; they were stripped.")

@@ -142,7 +142,9 @@ export class ConversationService {
       return;
     }
     if (info.pending?.kind === "approval" && info.pendingMessage) {
-      const text = resume.kind === "approve" ? `approved ${resume.planId === "best" ? "the best plan after evaluation" : resume.planId}` : resume.kind === "revise" ? `asked for a revision: “${resume.feedback}”` : resume.kind === "cancel" ? "cancelled" : `replied: “${resume.text}”`;
+      const index = info.pending.plans.findIndex((p) => resume.kind === "approve" && p.id === resume.planId);
+      const chosen = index >= 0 ? `plan ${index + 1} (${info.pending.plans[index].title})` : "the best plan after evaluation";
+      const text = resume.kind === "approve" ? `approved ${chosen}` : resume.kind === "revise" ? `asked for a revision: “${resume.feedback}”` : resume.kind === "cancel" ? "cancelled" : `replied: “${resume.text}”`;
       const plans = info.pending;
       await adapter.update(info.pendingMessage, { kind: "plans", plans: plans.plans, recommended: plans.recommended, notices: plans.notices, decided: { by: event.user, text } }).catch((err) =>
         this.options.logger.warn({ err }, "could not update the plan card"),

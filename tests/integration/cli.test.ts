@@ -64,6 +64,14 @@ describe("threadml run: whole conversations", () => {
     expect(typeof result.endpoint?.check.prediction).toBe("number");
   });
 
+  it("reads semicolon-separated files", async () => {
+    const text = readFileSync(join(cwd, "banana_quality.csv"), "utf8").replace(/,/g, ";");
+    tmp.write("semicolon.csv", text);
+    const { result } = await runCli(["--yes", "Classify Quality in semicolon.csv"], { cwd, env });
+    expect(result.status, result.error).toBe("deployed");
+    expect(result.metrics.accuracy).toBeGreaterThan(0.85);
+  });
+
   it("clustering judged against a labels column", async () => {
     const { result } = await runCli(["--yes", "Cluster blobs.csv into 3 clusters; evaluate against the group labels. Rand index at least 0.8"], { cwd, env });
     expect(result.status, result.error).toBe("deployed");
@@ -85,6 +93,14 @@ describe("threadml run: requests it declines or cannot serve", () => {
     const { result } = await runCli(["--yes", "Classify the butterfly images in images.zip with a CNN"], { cwd, env });
     expect(result.status).toBe("rejected");
     expect(result.error).toMatch(/LLM engine/);
+  });
+
+  it("names the interpreter and what to install when Python cannot run the harness", async () => {
+    const { result } = await runCli(["--yes", "Predict Quality in banana_quality.csv"], { cwd, env: { ...env, THREADML_PYTHON: "/nonexistent/python3" } });
+    expect(result.status).toBe("failed");
+    expect(result.error).toMatch(/environment_error/);
+    expect(result.error).toMatch(/\/nonexistent\/python3/);
+    expect(result.error).toMatch(/python3-sklearn/);
   });
 
   it("refuses an unknown engine or runner with a clear message", async () => {

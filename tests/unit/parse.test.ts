@@ -3,6 +3,13 @@ import { parseRequest } from "../../graphs/automl/agents/offline/parse.js";
 
 const BANANA_COLS = ["Size", "Weight", "Sweetness", "Softness", "HarvestTime", "Ripeness", "Acidity", "Quality"];
 
+describe("classify <column>", () => {
+  it("reads an exact column name after classify as the target", () => {
+    expect(parseRequest("Classify Quality in semicolon.csv", ["Size", "Quality"]).target).toBe("Quality");
+    expect(parseRequest("Classify patients in data.csv", ["age", "outcome"]).target).toBeNull();
+  });
+});
+
 describe("parseRequest: seed prompts, constraint-free (AutoML-Agent Table 3)", () => {
   it("banana quality", () => {
     const r = parseRequest(

@@ -878,10 +878,14 @@ function findTarget(text: string, columns: string[] | undefined, task: TaskKind 
   );
   if (afterVerb) return afterVerb;
 
-  // "classify banana quality as Good or Bad": the attribute being labelled.
+  // "classify banana quality as Good or Bad": the attribute being labelled; "classify Quality in
+  // x.csv" when the word is exactly one of the file's columns.
   const classifyAs = firstNameAfter(text, [/\bclassify\s+(?:the\s+)?(?=[A-Za-z])/gi], columns, {
     // A plural ("classify patients as ...") names the rows, not a column.
-    accept: (name, rest) => /^\s+(?:as|into)\b/i.test(rest) && !/[^su]s$/i.test(name.split(/\s+/).pop() ?? ""),
+    accept: (name, rest) =>
+      /^\s+(?:as|into)\b/i.test(rest)
+        ? !/[^su]s$/i.test(name.split(/\s+/).pop() ?? "")
+        : (columns ?? []).some((c) => c.toLowerCase() === name.toLowerCase()),
   });
   if (classifyAs) return classifyAs;
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { better, checkConstraints, compare, degenerateReason } from "../../graphs/automl/constraints.js";
 import { HarnessResult } from "../../runners/contract.js";
-import { Requirements } from "../../src/schema/requirements.js";
+import { makeRequirements as req } from "../helpers/requirements.js";
 
 const result = HarnessResult.parse({
   status: "ok",
@@ -10,18 +10,6 @@ const result = HarnessResult.parse({
   metrics: { accuracy: 0.96, f1: 0.95 },
   complexity: { latency_ms_per_row: 3.2, train_time_s: 12, model_size_mb: 60 },
 });
-
-function req(partial: Partial<Requirements>): Requirements {
-  return Requirements.parse({
-    user: { intent: "build" },
-    problem: { area: "tabular data analysis", downstream_task: "classification" },
-    confidence: { score: 1 },
-    task: "classification",
-    target: "y",
-    metric: { name: "accuracy", direction: "max" },
-    ...partial,
-  });
-}
 
 describe("constraints", () => {
   it("compares with every operator", () => {

@@ -17,7 +17,9 @@ export function planNode(deps: GraphDeps) {
       });
       const numbered = plans.map((p, i) => ({ ...p, id: `plan-${state.planSerial + i + 1}` }));
       deps.emit(threadIdOf(config), { type: "plans", plans: numbered });
-      return { plans: numbered, approvedPlan: null, planSerial: state.planSerial + plans.length };
+      // Substitutions and caveats stay in the conversation's notes even after a re-plan.
+      const notices = [...new Set(numbered.flatMap((p) => p.notices))];
+      return { plans: numbered, approvedPlan: null, planSerial: state.planSerial + plans.length, notices };
     } catch (err) {
       return { status: "failed", error: `I could not make a plan: ${(err as Error).message}` };
     }

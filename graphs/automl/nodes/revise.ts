@@ -60,7 +60,7 @@ export function reviseNode(deps: GraphDeps) {
     }
 
     if (state.best) {
-      const notice = `Revision budgets are spent; deploying the best model found (${state.best.description}), which does not meet every constraint.`;
+      const notice = `${state.implementation!.description} did not pass (${failure}: ${message}). Revision budgets are spent; deploying the best model found (${state.best.description}), which does not meet every constraint.`;
       say(notice);
       return { route: "deploy", notices: [notice] };
     }

@@ -1,6 +1,7 @@
 import throttle from "lodash-es/throttle.js";
 import PQueue from "p-queue";
 import { threadKey, type ChatAdapter, type Inbound, type MessageRef, type ThreadRef } from "../../adapters/types.js";
+import type { Plan } from "../../graphs/automl/agents/types.js";
 import type { ProgressEvent } from "../../graphs/automl/deps.js";
 import type { InterruptPayload, ResumeValue } from "../../graphs/automl/state.js";
 import type { Engine, Outcome } from "../engine.js";
@@ -13,6 +14,22 @@ const DEDUPE_LIMIT = 10_000;
 
 /** Each new conversation in one chat thread gets its own graph thread: `<key>`, `<key>#1`, `<key>#2`… */
 const graphThreadIdOf = (key: string, generation: number) => (generation ? `${key}#${generation}` : key);
+
+/** What the plan card says after a decision: "approved plan 2 (Random forest)". */
+function describeDecision(resume: ResumeValue, plans: Plan[]): string {
+  switch (resume.kind) {
+    case "approve": {
+      const index = plans.findIndex((p) => p.id === resume.planId);
+      return `approved ${index >= 0 ? `plan ${index + 1} (${plans[index].title})` : "the best plan after evaluation"}`;
+    }
+    case "revise":
+      return `asked for a revision: “${resume.feedback}”`;
+    case "cancel":
+      return "cancelled";
+    case "answer":
+      return `replied: “${resume.text}”`;
+  }
+}
 
 interface ThreadInfo {
   adapter: ChatAdapter;
@@ -142,10 +159,8 @@ export class ConversationService {
       return;
     }
     if (info.pending?.kind === "approval" && info.pendingMessage) {
-      const index = info.pending.plans.findIndex((p) => resume.kind === "approve" && p.id === resume.planId);
-      const chosen = index >= 0 ? `plan ${index + 1} (${info.pending.plans[index].title})` : "the best plan after evaluation";
-      const text = resume.kind === "approve" ? `approved ${chosen}` : resume.kind === "revise" ? `asked for a revision: “${resume.feedback}”` : resume.kind === "cancel" ? "cancelled" : `replied: “${resume.text}”`;
       const plans = info.pending;
+      const text = describeDecision(resume, plans.plans);
       await adapter.update(info.pendingMessage, { kind: "plans", plans: plans.plans, recommended: plans.recommended, notices: plans.notices, decided: { by: event.user, text } }).catch((err) =>
         this.options.logger.warn({ err }, "could not update the plan card"),
       );

@@ -17,6 +17,34 @@ export const LimitsConfig = z.object({
   maxUploadMb: positive.default(200),
 });
 
+export const LLM_ROLES = ["manager", "prompt", "data", "model", "operation", "verifier"] as const;
+export type LlmRole = (typeof LLM_ROLES)[number];
+
+export const LlmConfig = z.object({
+  /** OpenAI-compatible base URL, e.g. https://api.openai.com/v1 or http://127.0.0.1:8000/v1 (vLLM, Ollama, llama.cpp). */
+  baseUrl: z.string().optional(),
+  apiKey: z.string().optional(),
+  /** Default model for every role. */
+  model: z.string().default("gpt-4o-mini"),
+  /** Per-role models, e.g. a cheaper one for parsing ("prompt") and verification ("verifier"). */
+  models: z.partialRecord(z.enum(LLM_ROLES), z.string()).default({}),
+  /** Seconds before one request is abandoned (and retried). */
+  timeoutS: positive.default(60),
+  /** Retries after a timeout, 429 or 5xx, with exponential backoff. */
+  maxRetries: z.coerce.number().int().min(0).default(3),
+  temperature: z.coerce.number().min(0).max(2).default(0.2),
+  /** Prices per million tokens, for the cost estimate in reports. */
+  pricing: z
+    .object({ promptPerMTok: z.coerce.number().min(0).default(0.15), completionPerMTok: z.coerce.number().min(0).default(0.6) })
+    .default({ promptPerMTok: 0.15, completionPerMTok: 0.6 }),
+  /** Code-generation attempts before falling back to the offline template. */
+  codeAttempts: positiveInt.default(3),
+  /** Optional online knowledge sources, queried in parallel with the local base. */
+  sources: z.array(z.enum(["arxiv", "huggingface", "openml"])).default([]),
+  sourceTimeoutS: positive.default(8),
+});
+export type LlmConfig = z.infer<typeof LlmConfig>;
+
 export const Config = z.object({
   engine: z.enum(["offline", "llm"]).default("offline"),
   defaultRunner: z.string().default("local"),
@@ -73,13 +101,7 @@ export const Config = z.object({
     })
     .default({}),
   discord: z.object({ token: z.string().optional(), apiUrl: z.string().optional() }).default({}),
-  llm: z
-    .object({
-      baseUrl: z.string().optional(),
-      apiKey: z.string().optional(),
-      model: z.string().optional(),
-    })
-    .default({}),
+  llm: LlmConfig.default(LlmConfig.parse({})),
 });
 export type Config = z.infer<typeof Config>;
 export type ConfigInput = z.input<typeof Config>;

@@ -33,6 +33,8 @@ const ENV_MAP: Array<[string, string[]]> = [
   ["OPENAI_BASE_URL", ["llm", "baseUrl"]],
   ["OPENAI_API_KEY", ["llm", "apiKey"]],
   ["THREADML_LLM_MODEL", ["llm", "model"]],
+  ["THREADML_LLM_TIMEOUT_S", ["llm", "timeoutS"]],
+  ["THREADML_LLM_MAX_RETRIES", ["llm", "maxRetries"]],
 ];
 
 function setPath(target: Record<string, unknown>, path: string[], value: unknown): void {

@@ -1,6 +1,7 @@
 import type { LangGraphRunnableConfig } from "@langchain/langgraph";
 import type { Config } from "../../config/schema.js";
 import type { Logger } from "../../src/logger.js";
+import { withUsage } from "../../src/llm/usage.js";
 import type { ModelServer, Runner } from "../../runners/types.js";
 import type { Agents, Plan } from "./agents/types.js";
 import type { Update } from "./state.js";
@@ -75,10 +76,10 @@ export function stage<S>(deps: GraphDeps, name: Stage, fn: NodeFn<S>): NodeFn<S>
     const threadId = threadIdOf(config);
     const started = performance.now();
     deps.emit(threadId, { type: "stage", stage: name, state: "start" });
-    const update = await fn(state, config);
+    const { result: update, usage } = await withUsage(() => fn(state, config));
     const seconds = (performance.now() - started) / 1000;
     const failed = update.status === "failed";
     deps.emit(threadId, { type: "stage", stage: name, state: failed ? "failed" : "done" });
-    return { ...update, timings: { ...(update.timings ?? {}), [name]: seconds } };
+    return { ...update, timings: { ...(update.timings ?? {}), [name]: seconds }, ...(usage.calls ? { llm: usage } : {}) };
   };
 }

@@ -222,13 +222,14 @@ export interface PromptAgent {
   parse(input: { conversation: Conversation; profile: DataProfile }): Promise<Requirements>;
 }
 
+// Decomposition takes every plan at once, so an LLM agent can do it in one call (one per agent, not per plan).
 export interface DataAgent {
   profile(file: string, options: { maxBytes: number }): Promise<DataProfile>;
-  decompose(input: { plan: Plan; requirements: Requirements; profile: DataProfile }): Promise<DataPlan>;
+  decompose(input: { plans: Plan[]; requirements: Requirements; profile: DataProfile }): Promise<DataPlan[]>;
 }
 
 export interface ModelAgent {
-  decompose(input: { plan: Plan; dataPlan: DataPlan; requirements: Requirements; profile: DataProfile }): Promise<ModelPlan>;
+  decompose(input: { plans: Plan[]; dataPlans: DataPlan[]; requirements: Requirements; profile: DataProfile }): Promise<ModelPlan[]>;
   /** Turns the real search results into top-k candidates per plan. */
   rank(input: { modelPlan: ModelPlan; result: HarnessResult; topK: number }): Promise<RankedCandidate[]>;
 }

@@ -7,10 +7,8 @@ export function decomposeNode(deps: GraphDeps) {
     const req = state.requirements!;
     const profile = state.profile!;
     const plans = state.plans.filter((p) => state.approvedPlan === "best" || p.id === state.approvedPlan);
-    const dataPlans = await Promise.all(plans.map((plan) => deps.agents.data.decompose({ plan, requirements: req, profile })));
-    const modelPlans = await Promise.all(
-      plans.map((plan, i) => deps.agents.model.decompose({ plan, dataPlan: dataPlans[i], requirements: req, profile })),
-    );
+    const dataPlans = await deps.agents.data.decompose({ plans, requirements: req, profile });
+    const modelPlans = await deps.agents.model.decompose({ plans, dataPlans, requirements: req, profile });
     return { dataPlans, modelPlans };
   });
 }

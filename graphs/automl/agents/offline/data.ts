@@ -28,14 +28,17 @@ export class OfflineDataAgent implements DataAgent {
     return profileCsv(file, options);
   }
 
-  async decompose({ plan, requirements, profile }: { plan: Plan; requirements: Requirements; profile: DataProfile }): Promise<DataPlan> {
-    const family = recipesFor(requirements.task)?.families.find((f) => f.id === plan.models[0].family);
-    return {
-      planId: plan.id,
-      steps: plan.preprocessing,
-      dropColumns: requirements.drop_columns,
-      preprocess: family?.preprocess ?? { scale: true, encode: "onehot" },
-      findings: dataFindings(profile, requirements),
-    };
+  async decompose({ plans, requirements, profile }: { plans: Plan[]; requirements: Requirements; profile: DataProfile }): Promise<DataPlan[]> {
+    const findings = dataFindings(profile, requirements);
+    return plans.map((plan) => {
+      const family = recipesFor(requirements.task)?.families.find((f) => f.id === plan.models[0].family);
+      return {
+        planId: plan.id,
+        steps: plan.preprocessing,
+        dropColumns: requirements.drop_columns,
+        preprocess: family?.preprocess ?? { scale: true, encode: "onehot" },
+        findings,
+      };
+    });
   }
 }

@@ -5,7 +5,11 @@ import { recipesFor } from "../../knowledge/index.js";
 import type { DataPlan, DataProfile, ModelAgent, ModelPlan, Plan, RankedCandidate } from "../types.js";
 
 export class OfflineModelAgent implements ModelAgent {
-  async decompose({ plan, requirements }: { plan: Plan; dataPlan: DataPlan; requirements: Requirements; profile: DataProfile }): Promise<ModelPlan> {
+  async decompose({ plans, requirements }: { plans: Plan[]; dataPlans: DataPlan[]; requirements: Requirements; profile: DataProfile }): Promise<ModelPlan[]> {
+    return plans.map((plan) => this.decomposeOne(plan, requirements));
+  }
+
+  private decomposeOne(plan: Plan, requirements: Requirements): ModelPlan {
     const recipes = recipesFor(requirements.task);
     const candidates: SearchCandidate[] = [];
     const labels: Record<string, string> = {};

@@ -42,6 +42,8 @@ export const LlmConfig = z.object({
   /** Optional online knowledge sources, queried in parallel with the local base. */
   sources: z.array(z.enum(["arxiv", "huggingface", "openml"])).default([]),
   sourceTimeoutS: positive.default(8),
+  /** Base URLs of the online sources, for proxies and mirrors. */
+  sourceUrls: z.partialRecord(z.enum(["arxiv", "huggingface", "openml"]), z.string()).default({}),
 });
 export type LlmConfig = z.infer<typeof LlmConfig>;
 

@@ -7,6 +7,7 @@ import type { Agents } from "../graphs/automl/agents/types.js";
 import type { GraphDeps, ProgressEvent } from "../graphs/automl/deps.js";
 import { buildAutoMLGraph, type AutoMLGraph } from "../graphs/automl/graph.js";
 import { optionalModules } from "../graphs/automl/knowledge/index.js";
+import { createRetriever } from "../graphs/automl/knowledge/sources.js";
 import type { InterruptPayload, ResumeValue, State } from "../graphs/automl/state.js";
 import { LocalRunner } from "../runners/local/index.js";
 import type { ModelServer, Runner } from "../runners/types.js";
@@ -59,6 +60,10 @@ export class Engine {
     };
     const deps: GraphDeps = {
       agents,
+      retriever: createRetriever(options.config.llm.sources, {
+        timeoutMs: options.config.llm.sourceTimeoutS * 1000,
+        urls: options.config.llm.sourceUrls,
+      }),
       config: options.config,
       logger: options.logger,
       cwd: this.cwd,

@@ -4,6 +4,7 @@ import type { Logger } from "../../src/logger.js";
 import { withUsage } from "../../src/llm/usage.js";
 import type { ModelServer, Runner } from "../../runners/types.js";
 import type { Agents, Plan } from "./agents/types.js";
+import type { Retriever } from "./knowledge/sources.js";
 import type { Update } from "./state.js";
 
 // Services the nodes use. They are bound when the graph is built and never stored in state.
@@ -41,6 +42,8 @@ export interface GraphDeps {
   logger: Logger;
   /** The runner for a name ("local", or a configured SSH host). */
   runner(name: string): Runner;
+  /** Knowledge sources for planning: the local base and any configured online ones. */
+  retriever: Retriever;
   /** Resolves relative data paths typed in messages. */
   cwd: string;
   emit(threadId: string, event: ProgressEvent): void;

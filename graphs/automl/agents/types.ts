@@ -205,6 +205,8 @@ export interface ManagerAgent {
     feedback: string[];
     failures: string[];
     installed: Record<string, boolean>;
+    /** Called as each plan is ready (an LLM writes them in parallel), for progress in the thread. */
+    onPlan?: (plan: Plan, ready: number, total: number) => void;
   }): Promise<Plan[]>;
   verifyExecution(input: { requirements: Requirements; executions: PlanExecution[] }): Promise<ExecutionVerdict[]>;
   select(input: {

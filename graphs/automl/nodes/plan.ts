@@ -14,6 +14,8 @@ export function planNode(deps: GraphDeps) {
         feedback: state.feedback,
         failures: state.failedApproaches,
         installed,
+        onPlan: (plan, ready, total) =>
+          deps.emit(threadIdOf(config), { type: "progress", stage: "plan", done: ready, total, label: `plan ready: ${plan.title}` }),
       });
       const numbered = plans.map((p, i) => ({ ...p, id: `plan-${state.planSerial + i + 1}` }));
       deps.emit(threadIdOf(config), { type: "plans", plans: numbered });

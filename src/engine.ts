@@ -2,6 +2,7 @@ import { EventEmitter } from "node:events";
 import { resolve } from "node:path";
 import { Command, MemorySaver, type BaseCheckpointSaver } from "@langchain/langgraph";
 import type { Config } from "../config/schema.js";
+import { createLlmAgents } from "../graphs/automl/agents/llm/index.js";
 import { createOfflineAgents } from "../graphs/automl/agents/offline/index.js";
 import type { Agents } from "../graphs/automl/agents/types.js";
 import type { GraphDeps, ProgressEvent } from "../graphs/automl/deps.js";
@@ -12,6 +13,7 @@ import type { InterruptPayload, ResumeValue, State } from "../graphs/automl/stat
 import { LocalRunner } from "../runners/local/index.js";
 import type { ModelServer, Runner } from "../runners/types.js";
 import { ConfigError } from "./config.js";
+import { LlmClient } from "./llm/client.js";
 import type { Logger } from "./logger.js";
 
 export type StartInput = { text: string; files?: string[]; requester?: string | null };
@@ -46,9 +48,7 @@ export class Engine {
     this.config = options.config;
     this.logger = options.logger;
     this.cwd = options.cwd ?? process.cwd();
-    if (options.config.engine === "llm" && !options.agents)
-      throw new ConfigError("engine \"llm\" is not available in this version; use the offline engine (THREADML_ENGINE=offline).");
-    const agents = options.agents ?? createOfflineAgents();
+    const agents = options.agents ?? (options.config.engine === "llm" ? this.llmAgents(options.config) : createOfflineAgents());
     this.runners = options.runners ?? {
       local: new LocalRunner({
         dataDir: resolve(this.cwd, options.config.dataDir),
@@ -79,6 +79,13 @@ export class Engine {
     this.graph = buildAutoMLGraph(deps, options.checkpointer ?? new MemorySaver());
   }
 
+
+  private llmAgents(config: Config): Agents {
+    if (!config.llm.baseUrl && !config.llm.apiKey)
+      throw new ConfigError("The LLM engine needs an OpenAI-compatible endpoint: set OPENAI_BASE_URL (and OPENAI_API_KEY if it needs one).");
+    const client = new LlmClient(config.llm, this.logger);
+    return createLlmAgents(client, { plans: config.planning.plans, codeAttempts: config.llm.codeAttempts });
+  }
 
   runner(name: string): Runner {
     const runner = this.runners[name];

@@ -44,6 +44,22 @@ export function metricTarget(requirements: Requirements): Constraint | null {
 }
 
 /**
+ * Claims the generated code made that the harness does not confirm: a claimed metric that differs from
+ * the harness's value on the same name (test or validation split), or one the harness never computed.
+ */
+export function unconfirmedClaims(claims: Record<string, number>, result: HarnessResult): string[] {
+  const out: string[] = [];
+  for (const [rawName, value] of Object.entries(claims)) {
+    const name = rawName.replace(/^(test|valid|val|validation)_/, "");
+    const candidates = [result.metrics[name], result.valid_metrics[name]].filter((v): v is number => typeof v === "number");
+    if (candidates.length === 0) out.push(`the code reported ${rawName} = ${value}, which the harness did not measure`);
+    else if (!candidates.some((v) => Math.abs(v - value) <= Math.max(0.01, 0.02 * Math.abs(v))))
+      out.push(`the code reported ${rawName} = ${value}, but the harness measured ${candidates.map((v) => v.toFixed(4)).join(" / ")}`);
+  }
+  return out;
+}
+
+/**
  * Degenerate results: a classifier no better than always answering the majority class, a regressor
  * worse than predicting the mean, or clustering that puts everything in one group.
  */

@@ -14,6 +14,16 @@ export interface JobRequest {
   code?: string;
 }
 
+/** Metric lines the generated code printed itself (the harness sends its prints to stderr). */
+export function printedClaims(stderr: string): Record<string, number> {
+  const claims: Record<string, number> = {};
+  for (const line of stderr.split("\n")) {
+    const m = line.match(/"event"\s*:\s*"metric".*"name"\s*:\s*"([a-z_0-9]+)".*"value"\s*:\s*(-?[\d.eE+-]+)/);
+    if (m && Number.isFinite(Number(m[2]))) claims[m[1]] = Number(m[2]);
+  }
+  return claims;
+}
+
 /** The runner itself could not run the job (no usable Python, no sandbox, a full disk): say so plainly. */
 function runnerFailure(job: JobRequest, id: string, err: unknown, workspace = "", dir = ""): RunRecord {
   const message = (err as Error).message ?? String(err);
@@ -28,6 +38,7 @@ function runnerFailure(job: JobRequest, id: string, err: unknown, workspace = ""
     message,
     cancelled: false,
     durationS: 0,
+    claims: {},
   };
 }
 
@@ -54,7 +65,9 @@ export async function runJob(deps: GraphDeps, state: State, config: LangGraphRun
   } catch (err) {
     return runnerFailure(job, id, err);
   }
+  const claims: Record<string, number> = {};
   const onEvent = (event: HarnessEvent) => {
+    if (event.event === "metric" && event.split === "claimed") claims[event.name] = event.value;
     if (event.event === "progress" && event.total) deps.emit(threadId, { type: "progress", stage: job.stage, done: event.done ?? 0, total: event.total, label: event.stage });
     else if (event.event === "metric" && event.split !== "claimed") deps.emit(threadId, { type: "metric", name: event.name, value: event.value, split: event.split });
     else if (event.event === "log" && event.level !== "info") deps.logger.debug({ threadId, run: ws.runId }, event.message);
@@ -94,5 +107,6 @@ export async function runJob(deps: GraphDeps, state: State, config: LangGraphRun
     message: classified.message,
     cancelled: classified.failure === "cancelled",
     durationS: outcome.durationS,
+    claims: { ...printedClaims(outcome.stderrTail), ...claims },
   };
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { better, checkConstraints, compare, degenerateReason } from "../../graphs/automl/constraints.js";
+import { better, checkConstraints, compare, degenerateReason, unconfirmedClaims } from "../../graphs/automl/constraints.js";
+import { printedClaims } from "../../graphs/automl/jobs.js";
 import { HarnessResult } from "../../runners/contract.js";
 import { makeRequirements as req } from "../helpers/requirements.js";
 
@@ -45,5 +46,20 @@ describe("constraints", () => {
     const reg = req({ task: "regression", metric: { name: "rmse", direction: "min" } });
     expect(degenerateReason(reg, { ...result, task: "regression", metrics: { r2: -0.2, rmse: 3 } }, null)).toMatch(/R²/);
     expect(degenerateReason(req({}), { ...result, metrics: { accuracy: 1.4 } }, 0.5)).toMatch(/outside/);
+  });
+});
+
+describe("claims the harness does not confirm", () => {
+  const withValid = { ...result, valid_metrics: { accuracy: 0.94 } };
+  it("accepts claims that match the test or validation numbers", () => {
+    expect(unconfirmedClaims({ accuracy: 0.961, valid_accuracy: 0.94 }, withValid)).toEqual([]);
+  });
+  it("flags a claim far from the measured value, or one never measured", () => {
+    expect(unconfirmedClaims({ accuracy: 0.99 }, withValid)[0]).toMatch(/reported accuracy = 0.99, but the harness measured 0.9600/);
+    expect(unconfirmedClaims({ rmse: 1 }, withValid)[0]).toMatch(/did not measure/);
+  });
+  it("reads metric lines the code printed", () => {
+    const stderr = 'training...\n{"event": "metric", "name": "accuracy", "value": 0.995}\nnoise';
+    expect(printedClaims(stderr)).toEqual({ accuracy: 0.995 });
   });
 });

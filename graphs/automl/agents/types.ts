@@ -177,6 +177,8 @@ export const RunRecord = z.object({
   message: z.string(),
   cancelled: z.boolean(),
   durationS: z.number(),
+  /** Metrics the generated code itself reported; checked against the harness's own numbers. */
+  claims: z.record(z.string(), z.number()).default({}),
 });
 export type RunRecord = z.infer<typeof RunRecord>;
 

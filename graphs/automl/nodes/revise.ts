@@ -3,7 +3,7 @@ import type { RankedCandidate } from "../agents/types.js";
 import { stage, threadIdOf, type GraphDeps } from "../deps.js";
 import type { State, Update } from "../state.js";
 
-const FIXABLE: FailureClass[] = ["syntax_error", "runtime_error", "value_error", "solution_stuck", "constraint_unmet"];
+const FIXABLE: FailureClass[] = ["syntax_error", "runtime_error", "value_error", "environment_error", "solution_stuck", "constraint_unmet", "hallucination", "design_mismatch"];
 
 // Lighter models first when a time, latency or size limit was missed.
 const SPEED_RANK: Array<[RegExp, number]> = [

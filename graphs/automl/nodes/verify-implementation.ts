@@ -1,4 +1,4 @@
-import { better } from "../constraints.js";
+import { better, unconfirmedClaims } from "../constraints.js";
 import { stage, type GraphDeps } from "../deps.js";
 import type { BestRun, State, Update } from "../state.js";
 
@@ -8,7 +8,9 @@ export function verifyImplementationNode(deps: GraphDeps) {
     const run = state.lastRun!;
     const result = run.result!;
     const req = state.requirements!;
-    const verdict = await deps.agents.manager.verifyImplementation({ requirements: req, result, baseline: state.baseline });
+    const judged = await deps.agents.manager.verifyImplementation({ requirements: req, result, baseline: state.baseline });
+    const unconfirmed = unconfirmedClaims(run.claims, result);
+    const verdict = unconfirmed.length ? { ...judged, failure: "hallucination" as const, reasons: [...unconfirmed, ...judged.reasons] } : judged;
     const candidate: BestRun = {
       runId: run.runId,
       workspace: run.workspace,
@@ -20,7 +22,7 @@ export function verifyImplementationNode(deps: GraphDeps) {
       verdict,
     };
     const update: Update = { verdict, route: verdict.failure === "success" ? "deploy" : "revise" };
-    if (verdict.failure !== "degenerate" && isBetter(candidate, state.best, req.metric.name)) update.best = candidate;
+    if (verdict.failure !== "degenerate" && verdict.failure !== "hallucination" && isBetter(candidate, state.best, req.metric.name)) update.best = candidate;
     return update;
   });
 }

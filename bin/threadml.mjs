@@ -28,7 +28,7 @@ function buildIsFresh() {
 }
 
 let cli;
-if (buildIsFresh()) cli = await import(pathToFileURL(join(root, "dist/src/cli.js")).href);
+if (buildIsFresh()) cli = await import(pathToFileURL(join(root, "dist/threadml.mjs")).href);
 else {
   const { register } = await import("tsx/esm/api");
   register();

@@ -2,7 +2,7 @@ import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node
 import { realpathSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { fromRoot } from "../../src/paths.js";
 import { HarnessResult, HarnessSpec, parseEventLine, type HarnessEvent } from "../contract.js";
 import type {
   Limits,
@@ -135,7 +135,7 @@ export class LocalRunner implements Runner {
     this.python = options.python?.trim() || "auto";
     this.sandboxMode = options.sandbox ?? "auto";
     this.serveHost = options.serveHost ?? "127.0.0.1";
-    this.harnessDir = path.resolve(options.harnessDir ?? fileURLToPath(new URL("../python/", import.meta.url)));
+    this.harnessDir = path.resolve(options.harnessDir ?? fromRoot("runners/python"));
     this.serveMemoryMb = options.serveMemoryMb ?? 4096;
     this.log = options.logger ?? silentLogger;
   }

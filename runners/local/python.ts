@@ -23,13 +23,14 @@ export interface PythonProbe {
   error: string | null;
 }
 
+// find_spec says whether a module is installed without importing it (importing scikit-learn costs
+// over a second); a broken install is still caught by the harness itself as an environment_error.
 const PROBE_SCRIPT = `
-import importlib, json, sys
+import importlib.util, json, sys
 mods = {}
 for name in ${JSON.stringify([...REQUIRED_MODULES, ...OPTIONAL_MODULES])}:
     try:
-        importlib.import_module(name)
-        mods[name] = True
+        mods[name] = importlib.util.find_spec(name) is not None
     except Exception:
         mods[name] = False
 print(json.dumps({

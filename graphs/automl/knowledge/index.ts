@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { ParamSpace, Preprocess } from "../../../runners/contract.js";
+import { fromRoot } from "../../../src/paths.js";
 import type { KnowledgeItem } from "../agents/types.js";
 
 // The recipe knowledge base (recipes.yaml beside this file), validated once on first use.
@@ -41,7 +41,7 @@ export type RecipeTask = keyof KnowledgeBase;
 
 let cached: KnowledgeBase | null = null;
 
-export function loadKnowledgeBase(file = fileURLToPath(new URL("./recipes.yaml", import.meta.url))): KnowledgeBase {
+export function loadKnowledgeBase(file = fromRoot("graphs/automl/knowledge/recipes.yaml")): KnowledgeBase {
   if (cached) return cached;
   cached = KnowledgeBase.parse(parseYaml(readFileSync(file, "utf8")));
   return cached;

@@ -4,7 +4,7 @@ import type { InterruptPayload, State } from "../graphs/automl/state.js";
 import { ShellAdapter } from "../adapters/shell/index.js";
 import { ConfigError, loadConfig } from "./config.js";
 import { ConversationService } from "./conversation/service.js";
-import { Engine, type Outcome } from "./engine.js";
+import { createEngine, type Outcome } from "./engine.js";
 import { createLogger } from "./logger.js";
 import { CliResult, failedResult, type CliResultT } from "./schema/cli-result.js";
 
@@ -56,7 +56,7 @@ async function runCommand(task: string, opts: RunOptions): Promise<number> {
   const startedAt = performance.now();
   const config = loadConfig(process.env, opts.engine ? { engine: opts.engine } : {});
   const logger = createLogger(process.env.LOG_LEVEL ?? (opts.json ? "warn" : config.logLevel));
-  const engine = new Engine({ config, logger });
+  const engine = await createEngine({ config, logger });
   const threadId = `cli:${randomUUID()}`;
   const answers = [...opts.answer];
   const runner = opts.runner ?? config.defaultRunner;
@@ -118,7 +118,7 @@ async function startCommand(): Promise<number> {
     return 2;
   }
   const logger = createLogger(process.env.LOG_LEVEL ?? "warn");
-  const engine = new Engine({ config, logger });
+  const engine = await createEngine({ config, logger });
   let finish: () => void = () => {};
   const done = new Promise<void>((r) => (finish = r));
   const shell = new ShellAdapter({ onExit: () => finish() });

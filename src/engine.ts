@@ -2,7 +2,6 @@ import { EventEmitter } from "node:events";
 import { resolve } from "node:path";
 import { Command, MemorySaver, type BaseCheckpointSaver } from "@langchain/langgraph";
 import type { Config } from "../config/schema.js";
-import { createLlmAgents } from "../graphs/automl/agents/llm/index.js";
 import { createOfflineAgents } from "../graphs/automl/agents/offline/index.js";
 import type { Agents } from "../graphs/automl/agents/types.js";
 import type { GraphDeps, ProgressEvent } from "../graphs/automl/deps.js";
@@ -13,7 +12,6 @@ import type { InterruptPayload, ResumeValue, State } from "../graphs/automl/stat
 import { LocalRunner } from "../runners/local/index.js";
 import type { ModelServer, Runner } from "../runners/types.js";
 import { ConfigError } from "./config.js";
-import { LlmClient } from "./llm/client.js";
 import type { Logger } from "./logger.js";
 
 export type StartInput = { text: string; files?: string[]; requester?: string | null };
@@ -48,7 +46,9 @@ export class Engine {
     this.config = options.config;
     this.logger = options.logger;
     this.cwd = options.cwd ?? process.cwd();
-    const agents = options.agents ?? (options.config.engine === "llm" ? this.llmAgents(options.config) : createOfflineAgents());
+    if (options.config.engine === "llm" && !options.agents)
+      throw new ConfigError("The LLM engine's agents are loaded asynchronously: create the engine with createEngine().");
+    const agents = options.agents ?? createOfflineAgents();
     this.runners = options.runners ?? {
       local: new LocalRunner({
         dataDir: resolve(this.cwd, options.config.dataDir),
@@ -79,13 +79,6 @@ export class Engine {
     this.graph = buildAutoMLGraph(deps, options.checkpointer ?? new MemorySaver());
   }
 
-
-  private llmAgents(config: Config): Agents {
-    if (!config.llm.baseUrl && !config.llm.apiKey)
-      throw new ConfigError("The LLM engine needs an OpenAI-compatible endpoint: set OPENAI_BASE_URL (and OPENAI_API_KEY if it needs one).");
-    const client = new LlmClient(config.llm, this.logger);
-    return createLlmAgents(client, { plans: config.planning.plans, codeAttempts: config.llm.codeAttempts });
-  }
 
   runner(name: string): Runner {
     const runner = this.runners[name];
@@ -167,4 +160,18 @@ export class Engine {
     await Promise.all([...this.servers.keys()].map((id) => this.stopServer(id)));
     await Promise.all(Object.values(this.runners).map((r) => r.close()));
   }
+}
+
+/**
+ * Builds an Engine for the configured engine kind. The LLM modules (and their client libraries) are
+ * loaded only when the LLM engine is chosen, which keeps the offline start-up fast.
+ */
+export async function createEngine(options: EngineOptions): Promise<Engine> {
+  if (options.config.engine !== "llm" || options.agents) return new Engine(options);
+  const { llm } = options.config;
+  if (!llm.baseUrl && !llm.apiKey)
+    throw new ConfigError("The LLM engine needs an OpenAI-compatible endpoint: set OPENAI_BASE_URL (and OPENAI_API_KEY if it needs one).");
+  const [{ LlmClient }, { createLlmAgents }] = await Promise.all([import("./llm/client.js"), import("../graphs/automl/agents/llm/index.js")]);
+  const client = new LlmClient(llm, options.logger);
+  return new Engine({ ...options, agents: createLlmAgents(client, { plans: options.config.planning.plans, codeAttempts: llm.codeAttempts }) });
 }

@@ -90,6 +90,8 @@ export const ModelPlan = z.object({
   planId: z.string(),
   candidates: z.array(SearchCandidate).min(1),
   labels: z.record(z.string(), z.string()),
+  /** The model agent's expected cross-validated range per candidate id, when it gave one. */
+  expected: z.record(z.string(), z.object({ low: z.number(), high: z.number() })).default({}),
 });
 export type ModelPlan = z.infer<typeof ModelPlan>;
 
@@ -210,7 +212,7 @@ export interface ManagerAgent {
     /** Called as each plan is ready (an LLM writes them in parallel), for progress in the thread. */
     onPlan?: (plan: Plan, ready: number, total: number) => void;
   }): Promise<Plan[]>;
-  verifyExecution(input: { requirements: Requirements; executions: PlanExecution[] }): Promise<ExecutionVerdict[]>;
+  verifyExecution(input: { requirements: Requirements; executions: PlanExecution[]; modelPlans: ModelPlan[] }): Promise<ExecutionVerdict[]>;
   select(input: {
     requirements: Requirements;
     plans: Plan[];
@@ -219,7 +221,14 @@ export interface ManagerAgent {
     dataPlans: DataPlan[];
     chosenPlanId: string;
   }): Promise<Instructions>;
-  verifyImplementation(input: { requirements: Requirements; result: HarnessResult; baseline: number | null }): Promise<ImplementationVerdict>;
+  verifyImplementation(input: {
+    requirements: Requirements;
+    result: HarnessResult;
+    baseline: number | null;
+    implementation: Implementation;
+    /** Substitutions and caveats announced in the conversation. */
+    notices: string[];
+  }): Promise<ImplementationVerdict>;
 }
 
 export interface PromptAgent {

@@ -5,7 +5,7 @@ import type { State } from "../state.js";
 /** Checks each plan's evidence against the requirements; re-plans when none is usable or all miss the target. */
 export function verifyExecutionNode(deps: GraphDeps) {
   return stage<State>(deps, "verify_execution", async (state) => {
-    const verdicts = await deps.agents.manager.verifyExecution({ requirements: state.requirements!, executions: state.executions });
+    const verdicts = await deps.agents.manager.verifyExecution({ requirements: state.requirements!, executions: state.executions, modelPlans: state.modelPlans });
     const replans = state.budgets.replan ?? 0;
     const executed = state.plans.filter((p) => state.executions.some((e) => e.planId === p.id));
     const tried = new Set([...state.failedApproaches, ...executed.map((p) => p.approach)]);

@@ -8,7 +8,13 @@ export function verifyImplementationNode(deps: GraphDeps) {
     const run = state.lastRun!;
     const result = run.result!;
     const req = state.requirements!;
-    const judged = await deps.agents.manager.verifyImplementation({ requirements: req, result, baseline: state.baseline });
+    const judged = await deps.agents.manager.verifyImplementation({
+      requirements: req,
+      result,
+      baseline: state.baseline,
+      implementation: state.implementation!,
+      notices: state.notices,
+    });
     const unconfirmed = unconfirmedClaims(run.claims, result);
     const verdict = unconfirmed.length ? { ...judged, failure: "hallucination" as const, reasons: [...unconfirmed, ...judged.reasons] } : judged;
     const candidate: BestRun = {

@@ -27,7 +27,7 @@ export class OfflineModelAgent implements ModelAgent {
       labels[id] = family.label;
     }
     if (candidates.length === 0) throw new Error(`${plan.id} names no known model family`);
-    return { planId: plan.id, candidates, labels };
+    return { planId: plan.id, candidates, labels, expected: {} };
   }
 
   async rank({ modelPlan, result, topK }: { modelPlan: ModelPlan; result: HarnessResult; topK: number }): Promise<RankedCandidate[]> {

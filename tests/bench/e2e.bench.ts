@@ -96,7 +96,8 @@ const LIMITS = { wallTimeS: 300, cpuS: 600, memoryMb: 4096 };
 
 // ----------------------------------------------------------------------------- small helpers
 
-const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
+// The 1-minute load average on every line: on a shared 2-core machine it tells a slow run from a disturbed one.
+const log = (msg: string) => process.stderr.write(`[bench] ${msg} (load ${os.loadavg()[0].toFixed(2)})\n`);
 const now = () => performance.now();
 const secs = (ms: number) => ms / 1000;
 
@@ -181,65 +182,70 @@ function cliCodePath(): string {
 
 // ----------------------------------------------------------------------------- 2. in process, Python time measured
 
+/** Busy time of possibly overlapping calls: the union of their intervals, so overlap is not counted twice. */
+class Busy {
+  ms = 0;
+  private active = 0;
+  private since = 0;
+
+  async time<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.active++ === 0) this.since = now();
+    try {
+      return await fn();
+    } finally {
+      if (--this.active === 0) this.ms += now() - this.since;
+    }
+  }
+}
+
 /**
- * A Runner that times every call that waits on Python. Calls can overlap (the module probe waits
- * on the interpreter check), so busy time is the union of the intervals, not their sum.
+ * A Runner that times every call that waits on Python: the interpreter and sandbox probes (check,
+ * modules), harness runs (run) and the model server's start (serve). The module probe waits on the
+ * interpreter check, so the calls can overlap; `all` is their union.
  */
 class TimedRunner implements Runner {
   readonly name: string;
-  /** Union of the time inside check, modules, run and serve. */
-  busyMs = 0;
-  /** Time inside run() alone (the harness: smoke, search and full runs). */
-  harnessMs = 0;
+  readonly all = new Busy();
+  readonly probes = new Busy();
+  readonly harness = new Busy();
+  readonly serveStart = new Busy();
   harnessRuns = 0;
-  /** From serve() resolving to stop() returning: the endpoint check, counted apart for information. */
-  servingMs = 0;
-  private active = 0;
-  private since = 0;
+  /** From serve() resolving to stop() returning: the endpoint check, reported apart for information. */
+  endpointMs = 0;
 
   constructor(private readonly inner: LocalRunner) {
     this.name = inner.name;
   }
 
-  private async timed<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.active++ === 0) this.since = now();
-    try {
-      return await fn();
-    } finally {
-      if (--this.active === 0) this.busyMs += now() - this.since;
-    }
+  private timed<T>(bucket: Busy, fn: () => Promise<T>): Promise<T> {
+    return this.all.time(() => bucket.time(fn));
   }
 
   check() {
-    return this.timed(() => this.inner.check());
+    return this.timed(this.probes, () => this.inner.check());
   }
 
   modules(names: string[]) {
-    return this.timed(() => this.inner.modules(names));
+    return this.timed(this.probes, () => this.inner.modules(names));
   }
 
   prepare(input: WorkspaceInput) {
     return this.inner.prepare(input); // copying files is Node's work
   }
 
-  async run(ws: Workspace, options: RunOptions) {
-    const started = now();
-    try {
-      return await this.timed(() => this.inner.run(ws, options));
-    } finally {
-      this.harnessMs += now() - started;
-      this.harnessRuns++;
-    }
+  run(ws: Workspace, options: RunOptions) {
+    this.harnessRuns++;
+    return this.timed(this.harness, () => this.inner.run(ws, options));
   }
 
   async serve(ws: Workspace, options?: { signal?: AbortSignal }): Promise<ModelServer> {
-    const server = await this.timed(() => this.inner.serve(ws, options));
+    const server = await this.timed(this.serveStart, () => this.inner.serve(ws, options));
     const up = now();
     return {
       ...server,
       stop: async () => {
         await server.stop();
-        this.servingMs += now() - up;
+        this.endpointMs += now() - up;
       },
     };
   }
@@ -252,9 +258,11 @@ class TimedRunner implements Runner {
 interface InProcessSample {
   totalS: number;
   pythonS: number;
+  probesS: number;
   harnessS: number;
   harnessRuns: number;
-  servingS: number;
+  serveS: number;
+  endpointS: number;
   status: string;
 }
 
@@ -280,7 +288,16 @@ async function runInProcessOnce(root: string, task: BenchTask): Promise<InProces
   }
   const totalS = secs(now() - started);
   const status = outcome.kind === "interrupt" ? "needs_input" : (outcome.state.report?.status ?? outcome.state.status);
-  return { totalS, pythonS: secs(runner.busyMs), harnessS: secs(runner.harnessMs), harnessRuns: runner.harnessRuns, servingS: secs(runner.servingMs), status };
+  return {
+    totalS,
+    pythonS: secs(runner.all.ms),
+    probesS: secs(runner.probes.ms),
+    harnessS: secs(runner.harness.ms),
+    harnessRuns: runner.harnessRuns,
+    serveS: secs(runner.serveStart.ms),
+    endpointS: secs(runner.endpointMs),
+    status,
+  };
 }
 
 // ----------------------------------------------------------------------------- 3. baselines through the same harness
@@ -356,15 +373,16 @@ function stageTable(results: TaskResult[]): string[] {
 
 function outsideTable(results: TaskResult[], startupS: number): string[] {
   const lines = [
-    "| task | in-process total s | Python s (runner calls) | of which harness runs | of which endpoint check s | outside Python in process s | + CLI start-up s | outside Python s | ≤ 1 s |",
-    "|---|---:|---:|---|---:|---:|---:|---:|:---:|",
+    "| task | in-process total | Python (runner calls) | = probes | + harness runs | + server start | outside Python, in process | + CLI start-up | outside Python | ≤ 1 s |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|:---:|",
   ];
   for (const { task, inProcess } of results) {
     const m = (f: (s: InProcessSample) => number) => median(inProcess.map(f));
     const inside = m((s) => s.totalS - s.pythonS);
     const outside = inside + startupS;
+    const harness = `${f1(m((s) => s.harnessS))} (${m((s) => s.harnessRuns)} runs)`;
     lines.push(
-      `| ${task.id} | ${f1(m((s) => s.totalS))} | ${f1(m((s) => s.pythonS))} | ${f1(m((s) => s.harnessS))} s in ${m((s) => s.harnessRuns)} runs | ${f2(m((s) => s.servingS))} | ${f2(inside)} | ${f2(startupS)} | ${f2(outside)} | ${outside <= 1 ? "yes" : "**no**"} |`,
+      `| ${task.id} | ${f1(m((s) => s.totalS))} | ${f1(m((s) => s.pythonS))} | ${f1(m((s) => s.probesS))} | ${harness} | ${f1(m((s) => s.serveS))} | ${f2(inside)} | ${f2(startupS)} | ${f2(outside)} | ${outside <= 1 ? "yes" : "**no**"} |`,
     );
   }
   return lines;
@@ -384,7 +402,8 @@ function qualityTable(results: TaskResult[]): string[] {
     const every = ours.length && best !== null ? ours.filter((v) => isAtLeast(metric, v, best)).length : 0;
     const verdict = ok === null ? "n/a" : `${ok ? "yes" : "**no**"} (${every} of ${cli.length} runs)`;
     const cell = (b: { name: string; value: number | null }) => `${b.name}: ${f3(b.value)}`;
-    const range = ours.length > 1 ? ` (${f3(Math.min(...ours))}–${f3(Math.max(...ours))})` : "";
+    const [lo, hi] = [Math.min(...ours), Math.max(...ours)];
+    const range = f3(lo) === f3(hi) ? "" : ` (${f3(lo)}–${f3(hi)})`;
     lines.push(`| ${task.id} | ${metric} ${LOWER_IS_BETTER.has(metric) ? "↓" : "↑"} | ${ours.length ? f3(median(ours)) : "n/a"}${range} | ${cell(baselines[0])} | ${cell(baselines[1])} | ${verdict} |`);
   }
   return lines;
@@ -423,11 +442,11 @@ function markdown(results: TaskResult[], startupS: number, runs: number, machine
     "",
     ...stageTable(results),
     "",
-    "### 2. Time outside Python (in process, medians)",
+    "### 2. Time outside Python (in process, seconds, medians)",
     "",
     ...outsideTable(results, startupS),
     "",
-    `CLI start-up (\`threadml --help\`, median of 5): ${f2(startupS)} s.`,
+    `CLI start-up is \`threadml --help\`, median of 5. The endpoint check (a prediction request to the started server, then its stop) took ${f2(median(results.flatMap((r) => r.inProcess.map((s) => s.endpointS))))} s and is counted outside Python here, although it mostly waits on the Python server.`,
     "",
     "### 3. Test-split quality against baselines (same harness, data, seed and split)",
     "",
@@ -448,7 +467,7 @@ async function benchTask(root: string, task: BenchTask, runs: number, baselineRu
   const inProcess: InProcessSample[] = [];
   for (let i = 1; i <= runs; i++) {
     const s = await runInProcessOnce(root, task);
-    log(`${task.id} in-process run ${i}/${runs}: ${f1(s.totalS)} s total, ${f1(s.pythonS)} s in Python, ${s.status}`);
+    log(`${task.id} in-process run ${i}/${runs}: ${f1(s.totalS)} s total, ${f1(s.pythonS)} s in Python (${f1(s.harnessS)} s harness), ${s.status}`);
     inProcess.push(s);
   }
   const spec = baselineSpec(task, cli.find((s) => s.requirements), seed);
@@ -472,6 +491,7 @@ async function main(): Promise<void> {
   try {
     for (const task of TASKS) task.write(join(root, task.file));
     log(`data in ${root}; ${runs} run(s) per task; CLI runs ${codePath}`);
+    if (!codePath.startsWith("compiled")) log("start-up is slower through tsx than for an installed package; run `npm run build` first to measure that");
     const startupS = cliStartupSeconds();
     log(`CLI start-up: ${f2(startupS)} s`);
     const results: TaskResult[] = [];

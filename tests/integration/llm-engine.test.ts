@@ -1,0 +1,251 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { State } from "../../graphs/automl/state.js";
+import { loadConfig } from "../../src/config.js";
+import { createEngine, type Engine, type Outcome } from "../../src/engine.js";
+import { createLogger } from "../../src/logger.js";
+import { requirePython, runCli } from "../helpers/cli.js";
+import { writeClassificationCsv } from "../helpers/datasets.js";
+import { startScriptedOpenAI, type ScriptReply, type ScriptedRequest, type ScriptedServer } from "../helpers/openai-server.js";
+import { tempDir } from "../helpers/tmp.js";
+
+// The LLM engine end to end: the real graph, the real @langchain/openai client and a scripted
+// OpenAI-compatible server on 127.0.0.1, with real harness runs in the sandbox.
+
+const tmp = tempDir("threadml-llm-");
+const FAMILIES = ["hist_gradient_boosting", "logistic_regression", "random_forest", "extra_trees", "svm", "knn", "mlp"];
+const user = (r: ScriptedRequest) => r.messages.filter((m) => m.role === "user").map((m) => m.content).join("\n");
+const planIds = (r: ScriptedRequest) => [...new Set(user(r).match(/plan-\d+/g) ?? [])];
+const json = (value: unknown): ScriptReply => ({ content: JSON.stringify(value) });
+
+function goodCode(r: ScriptedRequest, firstLine = ""): string {
+  // The implement prompt names the import; the fix prompt names the estimator's dotted path.
+  const estimator = user(r).match(/`((?:sklearn|xgboost|lightgbm|catboost)\.[\w.]+)`/)![1];
+  const cls = estimator.slice(estimator.lastIndexOf(".") + 1);
+  const m = [estimator, cls, estimator.slice(0, estimator.lastIndexOf("."))];
+  return [
+    "```python",
+    "from sklearn.pipeline import Pipeline",
+    `from ${m[2]} import ${m[1]}`,
+    "",
+    "def build(ctx):",
+    firstLine,
+    `    return Pipeline([("pre", ctx.preprocessor(scale=True, encode="onehot")), ("model", ${m[1]}())])`,
+    "```",
+    `SUMMARY: ${r.step === "fix" ? "rewrote the pipeline without the failing part" : "wrote a plain pipeline"}`,
+  ].join("\n");
+}
+
+/** A competent model: answers every step with valid, grounded output. */
+function competent(r: ScriptedRequest): ScriptReply {
+  const text = user(r);
+  switch (r.step) {
+    case "verify-request": {
+      // Only the user's own words count, not the column names in the profile.
+      const said = text.slice(0, text.indexOf("Files attached to the conversation"));
+      return json(
+        /\bQuality\b/.test(said)
+          ? { relevant: true, task: "classification", target: "Quality", labels_column: null, adequate: true, missing: [], questions: [], decline_reason: null, notes: [] }
+          : { relevant: true, task: "classification", target: null, adequate: false, missing: ["target"], questions: [{ slot: "target", text: "Which column should I predict?", choices: ["Quality"] }], decline_reason: null, notes: [] },
+      );
+    }
+    case "parse":
+      return json({ task: "classification", target: "Quality", metric: "accuracy", constraints: [], requested_models: [], drop_columns: [] });
+    case "knowledge":
+      return json({ insights: ["Gradient boosting is a strong default on tabular data."] });
+    case "plan": {
+      const family = FAMILIES.find((f) => text.includes(f)) ?? "hist_gradient_boosting";
+      return json({ title: `Plan with ${family}`, summary: "A sound plan.", preprocessing: ["impute", "encode"], models: [family], training: "CV search", inference: "HTTP", rationale: "fits the data" });
+    }
+    case "data-decompose":
+      return json({ plans: planIds(r).map((id) => ({ plan_id: id, steps: ["impute medians"], preprocess: null, drop_suggestions: [], findings: ["classes are balanced"] })) });
+    case "model-decompose":
+      return json({ plans: planIds(r).map((id) => ({ plan_id: id, candidates: [] })) });
+    case "verify-execution":
+      return json({ verdicts: planIds(r).map((id) => ({ plan_id: id, pass: true, reasons: ["scores look right"] })) });
+    case "select": {
+      const id = text.match(/plan-\d+:[a-z_]+/)![0];
+      return json({ candidate_id: id, reason: "best evidence", notes: [] });
+    }
+    case "implement":
+    case "fix":
+      return { content: goodCode(r) };
+    case "verify-implementation":
+      return json({ verdict: "met", reasons: [] });
+    default:
+      return { status: 400, body: { error: { message: `unscripted step ${r.step}` } } };
+  }
+}
+
+const servers: ScriptedServer[] = [];
+const engines: Engine[] = [];
+async function serve(handler: (r: ScriptedRequest, i: number) => ScriptReply): Promise<ScriptedServer> {
+  const s = await startScriptedOpenAI(handler);
+  servers.push(s);
+  return s;
+}
+
+async function engineFor(server: ScriptedServer, overrides: Record<string, unknown> = {}): Promise<Engine> {
+  const config = loadConfig(
+    {},
+    {
+      engine: "llm",
+      dataDir: join(tmp.dir, ".threadml"),
+      search: { budgetS: 2, trialsPerFamily: 2, sampleRows: 800, cvFolds: 3 },
+      llm: { baseUrl: server.baseUrl, model: "scripted", maxRetries: 1, timeoutS: 5 },
+      ...overrides,
+    },
+  );
+  const e = await createEngine({ config, logger: createLogger("silent"), cwd: tmp.dir });
+  engines.push(e);
+  return e;
+}
+
+const done = (o: Outcome): State => {
+  if (o.kind !== "done") throw new Error(`expected the end, the conversation waits for ${o.payload.kind}`);
+  return o.state;
+};
+
+async function approveAndRun(e: Engine, t: string, text: string): Promise<State> {
+  const o = await e.advance(t, { text });
+  if (o.kind !== "interrupt" || o.payload.kind !== "approval") throw new Error(`expected plans, got ${JSON.stringify(o.kind === "done" ? o.state.error : o.payload)}`);
+  return done(await e.advance(t, { kind: "approve", planId: "best" }));
+}
+
+beforeAll(() => {
+  requirePython();
+  writeClassificationCsv(join(tmp.dir, "bananas.csv"), { rows: 500, seed: 41 });
+});
+afterAll(async () => {
+  await Promise.all(engines.map((e) => e.close()));
+  await Promise.all(servers.map((s) => s.close()));
+});
+
+describe("LLM engine, end to end", () => {
+  it("runs a whole conversation to a deployed model through the CLI, within 12 calls", async () => {
+    const server = await serve(competent);
+    const { result } = await runCli(["--engine", "llm", "--yes", "Build a model that predicts Quality in bananas.csv"], {
+      cwd: tmp.dir,
+      env: { OPENAI_BASE_URL: server.baseUrl, THREADML_LLM_MODEL: "scripted", THREADML_DATA_DIR: join(tmp.dir, ".threadml"), THREADML_SEARCH_BUDGET_S: "2" },
+    });
+    expect(result.status, result.error).toBe("deployed");
+    expect(result.endpoint?.check.ok).toBe(true);
+    expect(result.llm.calls).toBeGreaterThanOrEqual(10);
+    expect(result.llm.calls).toBeLessThanOrEqual(12);
+    expect(result.llm.prompt_tokens).toBeGreaterThan(0);
+    const steps = server.requests.map((r) => r.step);
+    for (const step of ["verify-request", "parse", "knowledge", "plan", "data-decompose", "model-decompose", "verify-execution", "select", "implement"])
+      expect(steps).toContain(step);
+    expect(steps.filter((s) => s === "plan")).toHaveLength(3);
+    expect(readFileSync(result.artifacts.code!, "utf8")).toMatch(/def build\(ctx\)/);
+    // The data reached the prompts only as quoted material.
+    expect(server.requests.find((r) => r.step === "verify-request")!.messages[1].content).toMatch(/<<<QUOTED/);
+  });
+
+  it("asks a clarifying question, then goes on with the answer", async () => {
+    const server = await serve(competent);
+    const e = await engineFor(server);
+    const o = await e.advance("clarify", { text: "Build me a classifier for bananas.csv" });
+    expect(o.kind === "interrupt" && o.payload.kind === "question" && o.payload.question.slot).toBe("target");
+    const next = await e.advance("clarify", { kind: "answer", text: "Quality", files: [] });
+    expect(next.kind === "interrupt" && next.payload.kind).toBe("approval");
+  });
+
+  it("repairs invalid JSON with one more call carrying the validation error", async () => {
+    let broken = true;
+    const server = await serve((r) => {
+      if (r.step === "parse" && broken) {
+        broken = false;
+        return { content: "Sure! The task is classification of Quality." };
+      }
+      return competent(r);
+    });
+    const e = await engineFor(server);
+    const o = await e.advance("repair", { text: "Predict Quality in bananas.csv" });
+    expect(o.kind === "interrupt" && o.payload.kind).toBe("approval");
+    const parses = server.requests.filter((r) => r.step === "parse");
+    expect(parses).toHaveLength(2);
+    expect(user(parses[1])).toMatch(/Sure! The task is classification/);
+    expect(o.state.requirements?.target).toBe("Quality");
+  });
+
+  it("fixes generated code that crashes, remembering the fix", async () => {
+    let crash = true;
+    const server = await serve((r) => {
+      if (r.step === "implement" && crash) {
+        crash = false;
+        return { content: goodCode(r, '    raise RuntimeError("shape mismatch in the pipeline")') };
+      }
+      return competent(r);
+    });
+    const e = await engineFor(server);
+    const state = await approveAndRun(e, "crash", "Predict Quality in bananas.csv");
+    expect(state.status, state.error ?? "").toBe("deployed");
+    const failed = state.runs.find((r) => r.failure === "runtime_error");
+    expect(failed?.message).toMatch(/shape mismatch/);
+    const fix = server.requests.find((r) => r.step === "fix")!;
+    expect(user(fix)).toMatch(/shape mismatch/);
+    expect(state.fixMemory).toContain("rewrote the pipeline without the failing part");
+  });
+
+  it("catches a metric the code claims but the harness does not confirm (hallucination)", async () => {
+    let lie = true;
+    const server = await serve((r) => {
+      if (r.step === "implement" && lie) {
+        lie = false;
+        const code = goodCode(r).replace("def build(ctx):", 'def fit(model, train, valid, ctx):\n    model.fit(train.X, train.y)\n    ctx.report("accuracy", 0.9999)\n    return model\n\ndef build(ctx):');
+        return { content: code };
+      }
+      return competent(r);
+    });
+    const e = await engineFor(server);
+    const state = await approveAndRun(e, "lie", "Predict Quality in bananas.csv");
+    const lied = state.runs.find((r) => r.claims.accuracy === 0.9999);
+    expect(lied).toBeDefined();
+    expect(state.notices.join(" ")).toMatch(/hallucination: the code reported accuracy = 0\.9999/);
+    expect(state.status).toBe("deployed");
+    expect(state.best?.result.metrics.accuracy).not.toBe(0.9999);
+  });
+
+  it("re-plans with other approaches when every plan misses the target in evaluation", async () => {
+    const server = await serve(competent);
+    const e = await engineFor(server, { budgets: { fix: 0, replan: 1, alternatives: 0 } });
+    const t = "replan";
+    let o = await e.advance(t, { text: "Predict Quality in bananas.csv with accuracy at least 0.999" });
+    o = await e.advance(t, { kind: "approve", planId: "best" });
+    // The re-plan comes back to the plan card with new plans.
+    if (o.kind !== "interrupt" || o.payload.kind !== "approval") throw new Error("expected new plans after the re-plan");
+    expect(o.state.notices.join(" ")).toMatch(/re-planning/);
+    const plans = server.requests.filter((r) => r.step === "plan");
+    expect(plans.length).toBeGreaterThan(3);
+    expect(user(plans[plans.length - 1])).toMatch(/boosting|linear|bagging/);
+    const state = done(await e.advance(t, { kind: "approve", planId: "best" }));
+    expect(["deployed", "trained"]).toContain(state.status);
+    expect(state.report?.constraints[0]).toMatchObject({ name: "accuracy", met: false });
+  });
+
+  it("retries an endpoint that fails, then ends with a clear message", async () => {
+    const server = await serve((r) => (r.step === "verify-request" ? { status: 500, body: { error: { message: "overloaded" } } } : competent(r)));
+    const e = await engineFor(server);
+    const state = done(await e.advance("down", { text: "Predict Quality in bananas.csv" }));
+    expect(state.status).toBe("failed");
+    expect(state.error).toMatch(/did not answer the verify-request step: HTTP 500 after 2 attempts/);
+    expect(server.requests.filter((r) => r.step === "verify-request")).toHaveLength(2);
+  });
+
+  it("goes on after a 429 that clears, and counts the call once", async () => {
+    let limited = true;
+    const server = await serve((r) => {
+      if (r.step === "verify-request" && limited) {
+        limited = false;
+        return { status: 429, headers: { "retry-after-ms": "50" }, body: { error: { message: "slow down" } } };
+      }
+      return competent(r);
+    });
+    const e = await engineFor(server);
+    const o = await e.advance("limited", { text: "Predict Quality in bananas.csv" });
+    expect(o.kind === "interrupt" && o.payload.kind).toBe("approval");
+    expect(server.requests.filter((r) => r.step === "verify-request")).toHaveLength(2);
+  });
+});

@@ -46,7 +46,7 @@ export function toCliResult(state: State, status: CliResultT["status"], question
     ...(state.endpoint ? { endpoint: { url: state.endpoint.url, check: state.endpoint.check, serving: state.endpoint.serving } } : {}),
     artifacts: report?.artifacts ?? { model: null, code: null, report: null, plots: [] },
     timings: { ...state.timings, total: Math.round((performance.now() - startedAt) / 10) / 100 },
-    llm: state.llm,
+    llm: report?.llm ?? state.llm,
     notices: [...new Set(state.notices)],
     ...(state.error && ["failed", "rejected", "cancelled"].includes(status) ? { error: state.error } : {}),
   });

@@ -78,6 +78,8 @@ export function renderReport(report: Report): string {
   const a = report.artifacts;
   const files = [a.model && `model: ${a.model}`, a.code && `code: ${a.code}`, a.report && `report: ${a.report}`, ...a.plots.map((p) => `plot: ${p}`)].filter(Boolean);
   if (files.length) lines.push("", "Artifacts:", ...files.map((f) => `  ${f}`));
+  if (report.llm)
+    lines.push("", `LLM: ${report.llm.calls} calls, ${report.llm.prompt_tokens + report.llm.completion_tokens} tokens, about $${report.llm.cost_usd.toFixed(4)}`);
   if (report.notices.length) lines.push("", ...report.notices.map((n) => `Note: ${n}`));
   return lines.join("\n");
 }

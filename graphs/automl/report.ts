@@ -1,4 +1,5 @@
 import { join } from "node:path";
+import { estimateCost } from "../../src/llm/usage.js";
 import { fmt } from "./agents/offline/manager.js";
 import type { Report, State, Status } from "./state.js";
 
@@ -16,7 +17,7 @@ export function finalStatus(state: State): Status {
   return state.status === "running" ? "failed" : state.status;
 }
 
-export function buildReport(state: State): Report {
+export function buildReport(state: State, pricing: { promptPerMTok: number; completionPerMTok: number }): Report {
   const status = finalStatus(state);
   const best = state.best;
   const req = state.requirements;
@@ -47,6 +48,7 @@ export function buildReport(state: State): Report {
       plots: ws ? best!.result.plots.map((p) => join(ws, p)) : [],
     },
     notices: [...new Set(state.notices)],
+    llm: state.llm.calls ? { ...state.llm, cost_usd: Math.round(estimateCost(state.llm, pricing) * 1e6) / 1e6 } : null,
   };
 }
 
@@ -72,6 +74,8 @@ export function renderMarkdown(report: Report, state: State): string {
     lines.push("");
   }
   if (report.endpoint) lines.push("## Endpoint", "", `${report.endpoint.url} (${report.endpoint.serving ? "serving" : "stopped after its check"})`, "", "```", report.curl ?? "", "```", "");
+  if (report.llm)
+    lines.push("## LLM use", "", `${report.llm.calls} calls, ${report.llm.prompt_tokens} prompt and ${report.llm.completion_tokens} completion tokens, about $${report.llm.cost_usd.toFixed(4)}.`, "");
   if (report.notices.length) lines.push("## Notes", "", ...report.notices.map((n) => `- ${n}`), "");
   return lines.join("\n");
 }

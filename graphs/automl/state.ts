@@ -1,6 +1,7 @@
 import { Annotation } from "@langchain/langgraph";
 import { z } from "zod";
 import type { Requirements } from "../../src/schema/requirements.js";
+import type { Usage } from "../../src/llm/usage.js";
 import type {
   Assessment,
   DataPlan,
@@ -53,11 +54,7 @@ export interface BestRun {
   verdict: ImplementationVerdict;
 }
 
-export interface Usage {
-  calls: number;
-  prompt_tokens: number;
-  completion_tokens: number;
-}
+export type { Usage };
 
 const last = <T>(initial: T) => Annotation<T>({ reducer: (_a: T, b: T) => b, default: () => initial });
 const append = <T>() => Annotation<T[]>({ reducer: (a: T[], b: T[]) => a.concat(b), default: () => [] });
@@ -148,4 +145,6 @@ export interface Report {
   curl: string | null;
   artifacts: { model: string | null; code: string | null; report: string | null; plots: string[] };
   notices: string[];
+  /** LLM use of the whole conversation; null with the offline engine. */
+  llm: (Usage & { cost_usd: number }) | null;
 }

@@ -25,7 +25,7 @@ export const CliResult = z.object({
     .optional(),
   artifacts: z.object({ model: z.string().nullable(), code: z.string().nullable(), report: z.string().nullable(), plots: z.array(z.string()) }),
   timings: z.record(z.string(), z.number()),
-  llm: z.object({ calls: z.number(), prompt_tokens: z.number(), completion_tokens: z.number() }),
+  llm: z.object({ calls: z.number(), prompt_tokens: z.number(), completion_tokens: z.number(), cost_usd: z.number().optional() }),
   notices: z.array(z.string()).default([]),
   error: z.string().optional(),
 });

@@ -134,6 +134,7 @@ describe("LLM engine, end to end", () => {
     expect(result.llm.calls).toBeGreaterThanOrEqual(10);
     expect(result.llm.calls).toBeLessThanOrEqual(12);
     expect(result.llm.prompt_tokens).toBeGreaterThan(0);
+    expect(result.llm.cost_usd).toBeGreaterThan(0);
     const steps = server.requests.map((r) => r.step);
     for (const step of ["verify-request", "parse", "knowledge", "plan", "data-decompose", "model-decompose", "verify-execution", "select", "implement"])
       expect(steps).toContain(step);

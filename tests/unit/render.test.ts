@@ -19,6 +19,7 @@ const plan = (id: string, title: string, preprocessing: string[] = []): Plan => 
 
 const baseReport = (over: Partial<Report> = {}): Report => ({
   status: "deployed",
+  llm: null,
   title: "Banana quality classifier",
   summary: ["Trained a random forest.", "All constraints are met."],
   metrics: { accuracy: 0.9712, f1: 0.95 },
@@ -219,5 +220,13 @@ describe("renderReport", () => {
     const bare = renderReport(baseReport({ metrics: {} }));
     expect(bare).not.toContain("Artifacts:");
     expect(bare).not.toContain("Note:");
+  });
+});
+
+describe("report LLM usage", () => {
+  it("shows calls, tokens and the estimated cost when the LLM engine ran", () => {
+    const text = renderReport(baseReport({ llm: { calls: 11, prompt_tokens: 9000, completion_tokens: 1000, cost_usd: 0.0021 } }));
+    expect(text).toMatch(/LLM: 11 calls, 10000 tokens, about \$0\.0021/);
+    expect(renderReport(baseReport())).not.toMatch(/LLM:/);
   });
 });

@@ -44,6 +44,7 @@ const question: InterruptPayload = {
 
 const report: Report = {
   status: "deployed",
+  llm: null,
   title: "Banana quality",
   summary: ["Done."],
   metrics: { accuracy: 0.97 },

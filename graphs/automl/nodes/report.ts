@@ -6,7 +6,7 @@ import type { State } from "../state.js";
 /** The final report: metrics versus constraints, endpoint, artifacts; also written as report.md. */
 export function reportNode(deps: GraphDeps) {
   return stage<State>(deps, "report", async (state) => {
-    const report = buildReport(state);
+    const report = buildReport(state, deps.config.llm.pricing);
     if (report.artifacts.report) {
       try {
         await writeFile(report.artifacts.report, renderMarkdown(report, state));

@@ -179,6 +179,7 @@ export class LlmManagerAgent implements ManagerAgent {
     feedback: string[];
     failures: string[];
     installed: Record<string, boolean>;
+    onPlan?: (plan: Plan, ready: number, total: number) => void;
   }): Promise<Plan[]> {
     const count = Math.max(1, Math.min(input.count, this.options.plans ?? input.count));
     // The offline planner decides which approaches the plans take and which families are allowed
@@ -186,12 +187,18 @@ export class LlmManagerAgent implements ManagerAgent {
     const skeletons = await this.offline.plan({ ...input, count });
     const insights = await this.summariseKnowledge(input.requirements, input.knowledge);
     const approaches = skeletons.map((s) => s.approach);
+    let ready = 0;
     const plans = await Promise.all(
       skeletons.map((skeleton, i) =>
-        this.writePlan(skeleton, i, approaches, insights, input).catch((err: unknown) => {
-          if (isOutputError(err)) return skeleton;
-          throw err;
-        }),
+        this.writePlan(skeleton, i, approaches, insights, input)
+          .catch((err: unknown) => {
+            if (isOutputError(err)) return skeleton;
+            throw err;
+          })
+          .then((plan) => {
+            input.onPlan?.(plan, ++ready, skeletons.length);
+            return plan;
+          }),
       ),
     );
     return plans;

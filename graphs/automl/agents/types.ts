@@ -199,36 +199,52 @@ export interface KnowledgeItem {
   text: string;
 }
 
+// Named inputs, so every implementation states its signature once, by name.
+export interface PlanInput {
+  requirements: Requirements;
+  profile: DataProfile;
+  knowledge: KnowledgeItem[];
+  count: number;
+  feedback: string[];
+  failures: string[];
+  installed: Record<string, boolean>;
+  /** Called as each plan is ready (an LLM writes them in parallel), for progress in the thread. */
+  onPlan?: (plan: Plan, ready: number, total: number) => void;
+}
+
+export interface SelectInput {
+  requirements: Requirements;
+  plans: Plan[];
+  executions: PlanExecution[];
+  verdicts: ExecutionVerdict[];
+  dataPlans: DataPlan[];
+  chosenPlanId: string;
+}
+
+export interface VerifyImplementationInput {
+  requirements: Requirements;
+  result: HarnessResult;
+  baseline: number | null;
+  implementation: Implementation;
+  /** Substitutions and caveats announced in the conversation. */
+  notices: string[];
+}
+
+export interface FixInput {
+  instructions: Instructions;
+  requirements: Requirements;
+  previous: Implementation;
+  failure: FailureClass;
+  message: string;
+  memory: string[];
+}
+
 export interface ManagerAgent {
   assess(input: { conversation: Conversation; profile: DataProfile | null; installed: Record<string, boolean> }): Promise<Assessment>;
-  plan(input: {
-    requirements: Requirements;
-    profile: DataProfile;
-    knowledge: KnowledgeItem[];
-    count: number;
-    feedback: string[];
-    failures: string[];
-    installed: Record<string, boolean>;
-    /** Called as each plan is ready (an LLM writes them in parallel), for progress in the thread. */
-    onPlan?: (plan: Plan, ready: number, total: number) => void;
-  }): Promise<Plan[]>;
+  plan(input: PlanInput): Promise<Plan[]>;
   verifyExecution(input: { requirements: Requirements; executions: PlanExecution[]; modelPlans: ModelPlan[] }): Promise<ExecutionVerdict[]>;
-  select(input: {
-    requirements: Requirements;
-    plans: Plan[];
-    executions: PlanExecution[];
-    verdicts: ExecutionVerdict[];
-    dataPlans: DataPlan[];
-    chosenPlanId: string;
-  }): Promise<Instructions>;
-  verifyImplementation(input: {
-    requirements: Requirements;
-    result: HarnessResult;
-    baseline: number | null;
-    implementation: Implementation;
-    /** Substitutions and caveats announced in the conversation. */
-    notices: string[];
-  }): Promise<ImplementationVerdict>;
+  select(input: SelectInput): Promise<Instructions>;
+  verifyImplementation(input: VerifyImplementationInput): Promise<ImplementationVerdict>;
 }
 
 export interface PromptAgent {
@@ -250,14 +266,7 @@ export interface ModelAgent {
 export interface OperationAgent {
   implement(input: { instructions: Instructions; requirements: Requirements }): Promise<Implementation>;
   /** A revised implementation for a failed run, or null when this agent has no further fix. */
-  fix(input: {
-    instructions: Instructions;
-    requirements: Requirements;
-    previous: Implementation;
-    failure: FailureClass;
-    message: string;
-    memory: string[];
-  }): Promise<Implementation | null>;
+  fix(input: FixInput): Promise<Implementation | null>;
 }
 
 export interface Agents {

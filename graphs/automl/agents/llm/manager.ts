@@ -1,7 +1,6 @@
 import { basename } from "node:path";
 import { quote } from "../../../../src/llm/prompts.js";
 import { TABULAR_TASKS, TASK_KINDS, type Requirements } from "../../../../src/schema/requirements.js";
-import type { HarnessResult } from "../../../../runners/contract.js";
 import { better } from "../../constraints.js";
 import { recipesFor, type Family } from "../../knowledge/index.js";
 import { fmt, OfflineManagerAgent } from "../offline/manager.js";
@@ -9,10 +8,8 @@ import { resolveColumn, understand } from "../offline/prompt.js";
 import type {
   Assessment,
   Conversation,
-  DataPlan,
   DataProfile,
   ExecutionVerdict,
-  Implementation,
   ImplementationVerdict,
   Instructions,
   KnowledgeItem,
@@ -20,8 +17,11 @@ import type {
   ModelPlan,
   Plan,
   PlanExecution,
+  PlanInput,
   Question,
   RankedCandidate,
+  SelectInput,
+  VerifyImplementationInput,
 } from "../types.js";
 import {
   AssessOutput,
@@ -171,16 +171,7 @@ export class LlmManagerAgent implements ManagerAgent {
   // Planning
   // ------------------------------------------------------------------------------------------
 
-  async plan(input: {
-    requirements: Requirements;
-    profile: DataProfile;
-    knowledge: KnowledgeItem[];
-    count: number;
-    feedback: string[];
-    failures: string[];
-    installed: Record<string, boolean>;
-    onPlan?: (plan: Plan, ready: number, total: number) => void;
-  }): Promise<Plan[]> {
+  async plan(input: PlanInput): Promise<Plan[]> {
     const count = Math.max(1, Math.min(input.count, this.options.plans ?? input.count));
     // The offline planner decides which approaches the plans take and which families are allowed
     // (requested ones first, missing modules substituted and announced, tried approaches left out).
@@ -343,14 +334,7 @@ export class LlmManagerAgent implements ManagerAgent {
   // Selection
   // ------------------------------------------------------------------------------------------
 
-  async select(input: {
-    requirements: Requirements;
-    plans: Plan[];
-    executions: PlanExecution[];
-    verdicts: ExecutionVerdict[];
-    dataPlans: DataPlan[];
-    chosenPlanId: string;
-  }): Promise<Instructions> {
+  async select(input: SelectInput): Promise<Instructions> {
     const base = await this.offline.select(input);
     const metric = input.requirements.metric.name;
     const ranked = rankedPool(input.executions, input.chosenPlanId, metric);
@@ -407,13 +391,7 @@ export class LlmManagerAgent implements ManagerAgent {
   // Implementation verification
   // ------------------------------------------------------------------------------------------
 
-  async verifyImplementation(input: {
-    requirements: Requirements;
-    result: HarnessResult;
-    baseline: number | null;
-    implementation: Implementation;
-    notices: string[];
-  }): Promise<ImplementationVerdict> {
+  async verifyImplementation(input: VerifyImplementationInput): Promise<ImplementationVerdict> {
     const { requirements, result, implementation: impl, notices } = input;
     const numeric = await this.offline.verifyImplementation(input);
     if (numeric.failure !== "success") return numeric;

@@ -1,9 +1,13 @@
 import { extractCode } from "../../../../src/llm/json.js";
 import { quote, type PromptVars } from "../../../../src/llm/prompts.js";
 import type { Requirements } from "../../../../src/schema/requirements.js";
-import type { FailureClass } from "../../../../runners/contract.js";
 import { OfflineOperationAgent, pyLiteral, renderSolution } from "../offline/operation.js";
-import type { Implementation, Instructions, OperationAgent } from "../types.js";
+import type {
+  FixInput,
+  Implementation,
+  Instructions,
+  OperationAgent,
+} from "../types.js";
 import { askText, clip, isOutputError, nonNumericWishes, type Client } from "./shared.js";
 
 // The LLM operation agent writes solution.py into the harness's slots. Every answer is checked before
@@ -132,14 +136,7 @@ export class LlmOperationAgent implements OperationAgent {
     return (this.template(instructions, requirements, rejected, this.attempts));
   }
 
-  async fix(input: {
-    instructions: Instructions;
-    requirements: Requirements;
-    previous: Implementation;
-    failure: FailureClass;
-    message: string;
-    memory: string[];
-  }): Promise<Implementation | null> {
+  async fix(input: FixInput): Promise<Implementation | null> {
     const { instructions, requirements, previous } = input;
     // Once on the template, the offline rules (shrink, reset) make the further fixes.
     if (previous.adjustments.some((a) => a.startsWith(FALLBACK_NOTE))) {

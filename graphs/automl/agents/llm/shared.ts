@@ -6,7 +6,7 @@ import { quote, renderPrompt, type PromptVars } from "../../../../src/llm/prompt
 import { TASK_KINDS, type Requirements, type TaskKind } from "../../../../src/schema/requirements.js";
 import { recipesFor, type Family } from "../../knowledge/index.js";
 import { parseRequest } from "../offline/parse.js";
-import type { DataProfile, Implementation } from "../types.js";
+import type { DataProfile } from "../types.js";
 
 // Pieces the LLM agents share: one way to call a prompt, compact views of the profile and the
 // requirements for prompts (always quoted: they carry column names and the user's words).

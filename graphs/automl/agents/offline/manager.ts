@@ -1,21 +1,21 @@
 import { TABULAR_TASKS, type Requirements } from "../../../../src/schema/requirements.js";
-import type { HarnessResult } from "../../../../runners/contract.js";
 import { better, checkConstraints, compare, degenerateReason, metricTarget } from "../../constraints.js";
 import { recipesFor, type Family } from "../../knowledge/index.js";
 import type {
   Assessment,
   Conversation,
-  DataPlan,
   DataProfile,
   ExecutionVerdict,
   ImplementationVerdict,
   Instructions,
-  KnowledgeItem,
   ManagerAgent,
   Plan,
   PlanExecution,
+  PlanInput,
   Question,
   RankedCandidate,
+  SelectInput,
+  VerifyImplementationInput,
 } from "../types.js";
 import { parseRequest } from "./parse.js";
 import { understand } from "./prompt.js";
@@ -82,15 +82,7 @@ export class OfflineManagerAgent implements ManagerAgent {
     return { relevant: true, declineReason: null, questions, notes };
   }
 
-  async plan(input: {
-    requirements: Requirements;
-    profile: DataProfile;
-    knowledge: KnowledgeItem[];
-    count: number;
-    feedback: string[];
-    failures: string[];
-    installed: Record<string, boolean>;
-  }): Promise<Plan[]> {
+  async plan(input: PlanInput): Promise<Plan[]> {
     const { requirements, profile, count, installed } = input;
     const recipes = recipesFor(requirements.task);
     if (!recipes) throw new Error(`no recipes for ${requirements.task}`);
@@ -181,14 +173,7 @@ export class OfflineManagerAgent implements ManagerAgent {
     });
   }
 
-  async select(input: {
-    requirements: Requirements;
-    plans: Plan[];
-    executions: PlanExecution[];
-    verdicts: ExecutionVerdict[];
-    dataPlans: DataPlan[];
-    chosenPlanId: string;
-  }): Promise<Instructions> {
+  async select(input: SelectInput): Promise<Instructions> {
     const { requirements, executions, chosenPlanId } = input;
     const metric = requirements.metric.name;
     const pool = executions.filter((e) => chosenPlanId === "best" || e.planId === chosenPlanId);
@@ -210,7 +195,7 @@ export class OfflineManagerAgent implements ManagerAgent {
     };
   }
 
-  async verifyImplementation({ requirements, result, baseline }: { requirements: Requirements; result: HarnessResult; baseline: number | null }): Promise<ImplementationVerdict> {
+  async verifyImplementation({ requirements, result, baseline }: Pick<VerifyImplementationInput, "requirements" | "result" | "baseline">): Promise<ImplementationVerdict> {
     const checks = checkConstraints(requirements.constraints, result);
     const degenerate = degenerateReason(requirements, result, baseline);
     if (degenerate) return { failure: "degenerate", checks, reasons: [degenerate] };

@@ -1,7 +1,13 @@
 import type { Requirements } from "../../../../src/schema/requirements.js";
 import type { FailureClass } from "../../../../runners/contract.js";
 import { recipesFor } from "../../knowledge/index.js";
-import type { Implementation, Instructions, OperationAgent, RankedCandidate } from "../types.js";
+import type {
+  FixInput,
+  Implementation,
+  Instructions,
+  OperationAgent,
+  RankedCandidate,
+} from "../types.js";
 
 // The offline operation agent writes solution.py from a template: the chosen estimator with its
 // searched hyperparameters, placed into the harness's build / fit / predict slots.
@@ -119,14 +125,7 @@ export class OfflineOperationAgent implements OperationAgent {
     return { code: renderSolution(c, requirements, instructions.planId, []), candidateId: c.id, description: `${c.label} with searched hyperparameters`, params: c.params, adjustments: [] };
   }
 
-  async fix(input: {
-    instructions: Instructions;
-    requirements: Requirements;
-    previous: Implementation;
-    failure: FailureClass;
-    message: string;
-    memory: string[];
-  }): Promise<Implementation | null> {
+  async fix(input: FixInput): Promise<Implementation | null> {
     const { requirements, failure, memory, previous } = input;
     // Each adjustment rewrites the currently built candidate, so later fixes build on earlier ones.
     const current: RankedCandidate = { ...input.instructions.candidate, params: previous.params };

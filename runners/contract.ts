@@ -64,6 +64,8 @@ export const HarnessSpec = z.object({
   /** Clustering only: known groups, used to evaluate and never as a feature. */
   labels_column: z.string().nullable().default(null),
   drop_columns: z.array(z.string()).default([]),
+  /** Columns to vectorise as free text (TF-IDF), besides those the harness recognises itself. */
+  text_columns: z.array(z.string()).default([]),
   positive_class: z.string().nullable().default(null),
   n_clusters: z.number().int().min(2).nullable().default(null),
   /** Primary metric (lower snake case, DESIGN.md §5). */
@@ -140,7 +142,10 @@ export const HarnessResult = z.object({
   /** train_time_s, latency_ms_per_row, test_predict_s, model_size_mb, load_s, total_s. */
   complexity: MetricMap.default({}),
   rows: z.object({ train: z.number().int(), valid: z.number().int(), test: z.number().int() }).nullable().default(null),
-  features: z.object({ numeric: z.array(z.string()), categorical: z.array(z.string()) }).nullable().default(null),
+  features: z
+    .object({ numeric: z.array(z.string()), categorical: z.array(z.string()), text: z.array(z.string()).default([]) })
+    .nullable()
+    .default(null),
   /** Relative to the workspace. */
   model_path: z.string().nullable().default(null),
   plots: z.array(z.string()).default([]),

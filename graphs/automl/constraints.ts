@@ -1,5 +1,5 @@
 import type { Constraint, Requirements } from "../../src/schema/requirements.js";
-import { LOWER_IS_BETTER } from "../../src/schema/requirements.js";
+import { LOWER_IS_BETTER, isClassification } from "../../src/schema/requirements.js";
 import type { HarnessResult } from "../../runners/contract.js";
 import type { ConstraintCheck } from "./agents/types.js";
 
@@ -65,7 +65,7 @@ export function unconfirmedClaims(claims: Record<string, number>, result: Harnes
  */
 export function degenerateReason(requirements: Requirements, result: HarnessResult, majorityRate: number | null): string | null {
   const m = result.metrics;
-  if (requirements.task === "classification" && m.accuracy !== undefined && majorityRate !== null) {
+  if (isClassification(requirements.task) && m.accuracy !== undefined && majorityRate !== null) {
     if (m.accuracy <= majorityRate + 1e-9 && majorityRate < 0.99)
       return `test accuracy ${m.accuracy.toFixed(3)} is no better than always predicting the majority class (${majorityRate.toFixed(3)})`;
   }

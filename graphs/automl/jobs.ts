@@ -1,6 +1,8 @@
 import { basename } from "node:path";
 import type { LangGraphRunnableConfig } from "@langchain/langgraph";
 import type { HarnessEvent, HarnessSpecInput } from "../../runners/contract.js";
+import { harnessTaskOf } from "../../src/schema/requirements.js";
+import { textFeatureColumns } from "./agents/offline/profile.js";
 import type { RunRecord } from "./agents/types.js";
 import { runnerNameOf, threadIdOf, type GraphDeps, type Stage } from "./deps.js";
 import { classifyOutcome } from "./failures.js";
@@ -79,11 +81,13 @@ export async function runJob(deps: GraphDeps, state: State, config: LangGraphRun
       ...job.spec,
       data: `data/${basename(dataFile)}`,
       delimiter: state.profile!.delimiter,
-      task: req.task as "classification" | "regression" | "clustering",
+      // text classification is the harness's classification over TF-IDF features of the text columns
+      task: harnessTaskOf(req.task),
       target: req.target,
       metric: req.metric.name,
       labels_column: req.labels_column,
       drop_columns: req.drop_columns,
+      text_columns: textFeatureColumns(state.profile!, req),
       positive_class: req.positive_class,
       n_clusters: req.n_clusters,
       seed: deps.config.seed,

@@ -27,7 +27,7 @@ export function buildReport(state: State, pricing: { promptPerMTok: number; comp
   if (status === "rejected" || status === "failed") summary.push(state.error ?? "Something went wrong.");
   if (status === "cancelled") summary.push(best ? "Cancelled; the best model trained so far is kept in its workspace." : "Cancelled. Nothing was deployed.");
   if (best && req) {
-    summary.push(`${best.description}, ${req.task}${req.target ? ` of "${req.target}"` : ""}; ${req.metric.name} on the held-out test split: ${fmt(metrics[req.metric.name])}.`);
+    summary.push(`${best.description}, ${req.task.replace(/_/g, " ")}${req.target ? ` of "${req.target}"` : ""}; ${req.metric.name} on the held-out test split: ${fmt(metrics[req.metric.name])}.`);
     const unmet = best.verdict.checks.filter((c) => c.met === false);
     summary.push(unmet.length ? `${unmet.length} constraint(s) not met: ${unmet.map((c) => c.name).join(", ")}.` : constraints.length ? "Every constraint is met." : "No constraints were given.");
   }

@@ -329,6 +329,7 @@ def normalise_spec(raw):
         problems.append(f"a {spec.get('task')} task needs a target column")
     spec.setdefault("labels_column", None)
     spec["drop_columns"] = list(spec.get("drop_columns") or [])
+    spec["text_columns"] = list(spec.get("text_columns") or [])
     spec.setdefault("positive_class", None)
     spec.setdefault("n_clusters", None)
     metric = str(spec.get("metric") or "").strip().lower().replace("-", "_").replace(" ", "_")
@@ -437,6 +438,10 @@ def prepare(run, spec):
     for c in spec["drop_columns"]:
         if c not in columns:
             raise HarnessError("value_error", missing_column_message("drop_columns entry", c, columns, data))
+    spec["text_columns"] = [str(c).strip() for c in spec["text_columns"]]
+    for c in spec["text_columns"]:
+        if c not in columns:
+            raise HarnessError("value_error", missing_column_message("text_columns entry", c, columns, data))
 
     if target is not None and task != "clustering":
         n_before = len(df)
@@ -468,15 +473,36 @@ def prepare(run, spec):
         raise HarnessError("value_error", f"No feature columns are left in '{data}' after removing the target and dropped columns.")
 
     X = df[features].copy()
-    numeric, categorical = [], []
+    numeric, categorical, text = [], [], []
+    listed = set(spec["text_columns"])
     for c in features:
         dtype = X[c].dtype
-        if pd.api.types.is_bool_dtype(dtype) or not pd.api.types.is_numeric_dtype(dtype):
+        # Only the columns the spec names are vectorised: a text task lists them. Elsewhere a long string
+        # column stays categorical, so dense-only models never meet sparse TF-IDF features.
+        if c in listed:
+            text.append(c)
+        elif pd.api.types.is_bool_dtype(dtype) or not pd.api.types.is_numeric_dtype(dtype):
             categorical.append(c)
         else:
             numeric.append(c)
+    text_min = {}
+    for c in list(text):
+        docs = as_text_strings(X[c])
+        # Only the words of the feature column decide this, never the target; a sample is enough, since
+        # terms shared within a sample are shared in the whole column.
+        probe = docs.sample(n=TFIDF_PROBE_ROWS, random_state=spec["seed"]) if len(docs) > TFIDF_PROBE_ROWS else docs
+        found = text_min_df(probe)
+        if found is None:
+            run.warn(f"Text column '{c}' holds no words to vectorise; it is treated as categorical.")
+            text.remove(c)
+            categorical.append(c)
+        else:
+            X[c] = docs
+            text_min[c] = found
     for c in categorical:
         X[c] = as_category_strings(X[c])
+    if text:
+        run.log(f"Text column(s) {', '.join(text)} become TF-IDF features.")
     for c in numeric:
         if X[c].isna().all():
             run.warn(f"Feature '{c}' is empty in every row.")
@@ -486,7 +512,8 @@ def prepare(run, spec):
             run.warn(f"Categorical feature '{c}' has {n_unique} distinct values (an identifier?); consider dropping it.")
 
     p = Prepared()
-    p.X, p.numeric, p.categorical, p.features = X, numeric, categorical, features
+    p.X, p.numeric, p.categorical, p.text, p.features = X, numeric, categorical, text, features
+    p.text_min_df = text_min
     p.target, p.labels_col = target, labels_col
     p.y, p.labels, p.classes = None, None, None
     if task == "classification":
@@ -524,6 +551,13 @@ def prepare(run, spec):
     if labels_col is not None:
         p.labels = df[labels_col].astype(object).map(lambda v: None if pd.isna(v) else str(v))
     return p
+
+
+def as_text_strings(s):
+    """Documents for the vectorizer: missing cells become empty strings (TF-IDF cannot take NaN)."""
+    import pandas as pd
+
+    return s.astype(object).map(lambda v: "" if pd.isna(v) else str(v))
 
 
 def as_category_strings(s):
@@ -619,7 +653,38 @@ def pick_positive_class(run, spec, classes, y_train):
 # --------------------------------------------------------------------------- preprocessing
 
 
-def make_preprocessor(numeric, categorical, scale=False, encode="onehot"):
+# TF-IDF settings for text columns: word unigrams and bigrams, damped term counts, a capped vocabulary.
+TFIDF_MAX_FEATURES = 20000
+TFIDF_NGRAMS = (1, 2)
+# Terms must appear in two documents, unless there are too few rows for that to leave any.
+TFIDF_MIN_DF_ROWS = 100
+# Rows looked at to choose min_df.
+TFIDF_PROBE_ROWS = 5000
+
+
+def make_text_vectorizer(min_df=2):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    return TfidfVectorizer(
+        sublinear_tf=True, ngram_range=TFIDF_NGRAMS, max_features=TFIDF_MAX_FEATURES, min_df=min_df, strip_accents="unicode"
+    )
+
+
+def text_min_df(docs):
+    """2 when terms shared by two documents exist, 1 when only single ones do, None when there are no
+    words at all (single characters, symbols or empty cells): such a column cannot be vectorised."""
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    for min_df in ((2, 1) if len(docs) >= TFIDF_MIN_DF_ROWS else (1,)):
+        try:
+            CountVectorizer(ngram_range=TFIDF_NGRAMS, min_df=min_df, strip_accents="unicode").fit(docs)
+            return min_df
+        except ValueError:  # no terms remain after pruning, or none to begin with
+            continue
+    return None
+
+
+def make_preprocessor(numeric, categorical, scale=False, encode="onehot", text=(), text_min_df=None):
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
@@ -643,6 +708,14 @@ def make_preprocessor(numeric, categorical, scale=False, encode="onehot"):
             enc = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)
         steps = [("impute", SimpleImputer(strategy="most_frequent")), ("encode", enc)]
         parts.append(("cat", Pipeline(steps), list(categorical)))
+    for i, c in enumerate(text):
+        # a scalar column name hands the vectorizer a 1-D series of documents, as it expects
+        parts.append((f"text{i}", make_text_vectorizer((text_min_df or {}).get(c, 2)), c))
+    if text:
+        # TF-IDF matrices stay sparse: densifying thousands of columns would cost far more memory than
+        # the model. Linear models and naive Bayes take sparse input; tree ensembles such as
+        # HistGradientBoosting need dense input, so the planner does not offer them when text is present.
+        return ColumnTransformer(parts, remainder="drop", sparse_threshold=1.0)
     return ColumnTransformer(parts, remainder="drop", sparse_threshold=0.0)
 
 
@@ -657,13 +730,23 @@ class Context:
         self.seed = spec["seed"]
         self.numeric_columns = list(prep.numeric)
         self.categorical_columns = list(prep.categorical)
+        self.text_columns = list(prep.text)
         self.n_clusters = spec.get("n_clusters")
         self.positive_class = positive_class
         self.classes = list(prep.classes) if prep.classes is not None else None
+        self._text_min_df = dict(prep.text_min_df)
 
     def preprocessor(self, scale=False, encode="onehot"):
-        """An unfitted ColumnTransformer: median-impute (+scale) numerics, impute + encode categoricals."""
-        return make_preprocessor(self.numeric_columns, self.categorical_columns, scale=scale, encode=encode)
+        """An unfitted ColumnTransformer: median-impute (+scale) numerics, impute + encode categoricals,
+        TF-IDF for text columns (then the output is a sparse matrix)."""
+        return make_preprocessor(
+            self.numeric_columns,
+            self.categorical_columns,
+            scale=scale,
+            encode=encode,
+            text=self.text_columns,
+            text_min_df=self._text_min_df,
+        )
 
     def progress(self, stage, done=None, total=None):
         event = {"event": "progress", "stage": str(stage)}
@@ -832,11 +915,13 @@ def safe_silhouette(Z, clusters, seed):
     return float(silhouette_score(Z, clusters))
 
 
-def dense(Z):
+def as_matrix(Z):
+    """A float matrix for silhouette and plots; sparse input (TF-IDF) stays sparse, which both can use."""
     import numpy as np
+    from scipy import sparse
 
-    if hasattr(Z, "toarray"):
-        Z = Z.toarray()
+    if sparse.issparse(Z):
+        return sparse.csr_matrix(Z, dtype=float)
     return np.asarray(Z, dtype=float)
 
 
@@ -846,12 +931,12 @@ def features_for(model, X, X_train, prep):
 
     if isinstance(model, Pipeline) and len(model.steps) > 1:
         try:
-            return dense(model[:-1].transform(X))
+            return as_matrix(model[:-1].transform(X))
         except Exception:  # noqa: BLE001 - fall back to a fresh preprocessor
             pass
-    pre = make_preprocessor(prep.numeric, prep.categorical, scale=True)
+    pre = make_preprocessor(prep.numeric, prep.categorical, scale=True, text=prep.text, text_min_df=prep.text_min_df)
     pre.fit(X_train)
-    return dense(pre.transform(X))
+    return as_matrix(pre.transform(X))
 
 
 # --------------------------------------------------------------------------- plots
@@ -903,15 +988,24 @@ def make_plots(run, spec, out_dir, task, y_test, pred, Z, classes):
             a2.set_title("Residuals (test)")
             path = os.path.join(plot_dir, "residuals.png")
         else:
-            from sklearn.decomposition import PCA
+            from scipy import sparse
+            from sklearn.decomposition import PCA, TruncatedSVD
 
             fig, ax = plt.subplots(figsize=(6, 5))
             clusters = np.asarray(pred)
-            if len(Z) > 2000:
-                pick = np.random.default_rng(spec["seed"]).choice(len(Z), 2000, replace=False)
+            n = Z.shape[0]
+            if n > 2000:
+                pick = np.random.default_rng(spec["seed"]).choice(n, 2000, replace=False)
                 Z, clusters = Z[pick], clusters[pick]
             n_comp = min(2, Z.shape[1], Z.shape[0])
-            P = PCA(n_components=n_comp, random_state=spec["seed"]).fit_transform(Z)
+            if sparse.issparse(Z) and min(Z.shape) > 2:
+                # PCA here needs dense input; TruncatedSVD projects the sparse TF-IDF matrix directly
+                P = TruncatedSVD(n_components=2, random_state=spec["seed"]).fit_transform(Z)
+                projection, axis = "truncated SVD", "component"
+            else:
+                Z = Z.toarray() if sparse.issparse(Z) else Z
+                P = PCA(n_components=n_comp, random_state=spec["seed"]).fit_transform(Z)
+                projection, axis = "PCA", "PC"
             if P.shape[1] == 1:
                 P = np.column_stack([P[:, 0], np.zeros(len(P))])
             codes = {c: i for i, c in enumerate(sorted(set(clusters.tolist()), key=str))}
@@ -919,9 +1013,9 @@ def make_plots(run, spec, out_dir, task, y_test, pred, Z, classes):
             if len(codes) <= 12:
                 handles = sc.legend_elements()[0]
                 ax.legend(handles, [str(c) for c in codes], title="cluster", fontsize=8)
-            ax.set_xlabel("PC 1")
-            ax.set_ylabel("PC 2")
-            ax.set_title("Clusters (test, 2-D PCA)")
+            ax.set_xlabel(f"{axis} 1")
+            ax.set_ylabel(f"{axis} 2")
+            ax.set_title(f"Clusters (test, 2-D {projection})")
             path = os.path.join(plot_dir, "clusters.png")
         fig.tight_layout()
         fig.savefig(path, dpi=90)
@@ -931,6 +1025,26 @@ def make_plots(run, spec, out_dir, task, y_test, pred, Z, classes):
         run.warn(f"A plot could not be drawn: {describe_exception(e, 300)}")
         plt.close("all")
     return made
+
+
+def drop_vectorizer_stop_words(model, depth=0):
+    """Fitted text vectorizers keep every pruned term in stop_words_, which only serves introspection
+    and can dwarf the model once pickled; it is cleared before saving."""
+    if depth > 6 or model is None:
+        return
+    if hasattr(model, "stop_words_") and hasattr(model, "vocabulary_"):
+        try:
+            model.stop_words_ = None
+        except Exception:  # noqa: BLE001 - only a size saving
+            pass
+        return
+    children = []
+    for attr in ("steps", "transformers_"):
+        for item in getattr(model, attr, None) or []:
+            if isinstance(item, tuple) and len(item) >= 2:
+                children.append(item[1])
+    for child in children:
+        drop_vectorizer_stop_words(child, depth + 1)
 
 
 # --------------------------------------------------------------------------- train mode
@@ -946,7 +1060,7 @@ def train(run, spec):
     t_load = time.perf_counter()
     prep = prepare(run, spec)
     load_s = time.perf_counter() - t_load
-    res["features"] = {"numeric": prep.numeric, "categorical": prep.categorical}
+    res["features"] = {"numeric": prep.numeric, "categorical": prep.categorical, "text": prep.text}
     res["classes"] = prep.classes
 
     run.stage("split", stages)
@@ -1046,6 +1160,7 @@ def train(run, spec):
     run.stage("save", stages)
     os.makedirs(out_dir, exist_ok=True)
     model_path = os.path.join(out_dir, "model.pkl")
+    drop_vectorizer_stop_words(model)
     try:
         with open(model_path, "wb") as f:
             pickle.dump(model, f, protocol=pickle.HIGHEST_PROTOCOL)
@@ -1060,6 +1175,7 @@ def train(run, spec):
         "features": prep.features,
         "numeric": prep.numeric,
         "categorical": prep.categorical,
+        "text": prep.text,
         "classes": prep.classes,
         "positive_class": pos,
         "solution": spec["solution"],
@@ -1194,7 +1310,7 @@ def search(run, spec):
 
     run.stage("load", stages)
     prep = prepare(run, spec)
-    res["features"] = {"numeric": prep.numeric, "categorical": prep.categorical}
+    res["features"] = {"numeric": prep.numeric, "categorical": prep.categorical, "text": prep.text}
     res["classes"] = prep.classes
 
     run.stage("split", stages)
@@ -1274,7 +1390,7 @@ def search(run, spec):
     def run_trial(state, trial_params):
         pipe = Pipeline(
             [
-                ("pre", make_preprocessor(prep.numeric, prep.categorical, state["scale"], state["encode"])),
+                ("pre", make_preprocessor(prep.numeric, prep.categorical, state["scale"], state["encode"], prep.text, prep.text_min_df)),
                 ("model", state["cls"](**{**trial_params, **state["extra"]})),
             ]
         )
@@ -1286,7 +1402,7 @@ def search(run, spec):
                 clusters = fitted.fit(X).predict(X)
             if metric in LABEL_METRICS:
                 return label_metrics(labels, clusters).get(metric)
-            Z = dense(fitted[:-1].transform(X))
+            Z = as_matrix(fitted[:-1].transform(X))
             s = safe_silhouette(Z, clusters, seed)
             if s is None:
                 raise ValueError("every row landed in one cluster (or each in its own); silhouette is undefined")

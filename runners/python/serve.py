@@ -58,6 +58,8 @@ class Model:
         self.features = list(self.meta.get("features") or [])
         self.numeric = set(self.meta.get("numeric") or [])
         self.categorical = set(self.meta.get("categorical") or [])
+        # older models have no "text" entry: every non-numeric column was categorical then
+        self.text = set(self.meta.get("text") or [])
         self.predict_fn = None
         solution = self.meta.get("solution")
         if solution:
@@ -106,6 +108,8 @@ class Model:
                     except (TypeError, ValueError):
                         raise BadRequest(f"column '{c}' expects a number; row {i} has {json.dumps(v)[:80]}")
                 data[c] = pd.Series(col, dtype="float64")
+            elif c in self.text:
+                data[c] = pd.Series([text_string(v) for v in values], dtype=object)
             else:
                 data[c] = pd.Series([category_string(v) for v in values], dtype=object)
         return pd.DataFrame(data, columns=self.features)
@@ -138,6 +142,15 @@ def category_string(v):
             return np.nan
         if v.is_integer():
             return str(int(v))
+    if isinstance(v, (dict, list)):
+        return json.dumps(v)
+    return str(v)
+
+
+def text_string(v):
+    """A document for the text vectorizer: missing becomes the empty string, as in training."""
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return ""
     if isinstance(v, (dict, list)):
         return json.dumps(v)
     return str(v)

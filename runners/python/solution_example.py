@@ -10,9 +10,11 @@ The harness imports this module and calls:
 train and valid have .X (a pandas DataFrame of feature columns) and .y (a Series; None for
 clustering). The test split is never given to the solution.
 
-ctx carries: task, target, metric, seed, numeric_columns, categorical_columns, n_clusters,
-positive_class, classes; and helpers:
+ctx carries: task, target, metric, seed, numeric_columns, categorical_columns, text_columns,
+n_clusters, positive_class, classes; and helpers:
     ctx.preprocessor(scale=False, encode="onehot")  unfitted ColumnTransformer for the features
+                                                    (TF-IDF for text columns; its output is then
+                                                    sparse, which tree ensembles cannot take)
     ctx.progress(stage, done=None, total=None)      progress event
     ctx.log(message)                                log event
     ctx.report(name, value)                         a claimed metric (checked by the harness)

@@ -22,7 +22,7 @@ export const MODEL_TYPES = [
   "statistical models",
 ] as const;
 
-/** Task kinds ThreadML distinguishes; the offline engine trains the three tabular ones. */
+/** Task kinds ThreadML distinguishes; TRAINABLE_TASKS are those the harness can train. */
 export const TASK_KINDS = [
   "classification",
   "regression",
@@ -34,6 +34,30 @@ export const TASK_KINDS = [
 ] as const;
 export type TaskKind = (typeof TASK_KINDS)[number];
 export const TABULAR_TASKS: readonly TaskKind[] = ["classification", "regression", "clustering"];
+/** Tasks the scikit-learn harness trains: the tabular ones, and text classification with TF-IDF features. */
+export const TRAINABLE_TASKS: readonly TaskKind[] = [...TABULAR_TASKS, "text_classification"];
+
+/** The harness task a trainable task runs as: text classification is classification over TF-IDF features. */
+export function harnessTaskOf(task: TaskKind): "classification" | "regression" | "clustering" {
+  if (task === "text_classification") return "classification";
+  if (task === "classification" || task === "regression" || task === "clustering") return task;
+  throw new Error(`${task} cannot be trained by the harness`);
+}
+
+/** Tasks judged as classification (stratified splits, class baselines, a positive class). */
+export function isClassification(task: TaskKind): boolean {
+  return task === "classification" || task === "text_classification";
+}
+
+/** Why a task kind cannot be trained yet, naming what it would need. */
+export const UNTRAINABLE_NEEDS: Partial<Record<TaskKind, string>> = {
+  image_classification:
+    "Image classification needs a PyTorch harness variant (torch and torchvision on the runner, with images read from a folder or archive), which this version does not have.",
+  time_series_forecasting:
+    "Time-series forecasting needs a forecasting harness variant (time-ordered splits, lag features and a horizon), which this version does not have.",
+  node_classification:
+    "Node classification needs a graph harness variant (PyTorch Geometric on the runner, with an edge list beside the node table), which this version does not have.",
+};
 
 export const METRIC_NAMES = [
   "accuracy",

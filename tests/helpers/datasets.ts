@@ -149,3 +149,83 @@ export function writeClusteringCsv(file: string, opts: { rows?: number; seed?: n
   writeCsv(file, columns, out);
   return { file, target: null, columns, rows, labels: "group" };
 }
+
+/** A CSV field, quoted when it holds a delimiter, a quote or a line break. */
+function csvField(value: string): string {
+  return /[",\n\r]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;
+}
+
+// Per-category vocabularies for the product descriptions; a few words sit in two of them on purpose.
+const TEXT_VOCAB: Record<string, string[]> = {
+  Electronics: [
+    "wireless", "bluetooth", "charger", "battery", "usb", "hdmi", "screen", "display", "speaker", "headphones",
+    "laptop", "smartphone", "tablet", "camera", "processor", "ram", "ssd", "keyboard", "mouse", "router",
+    "watt", "charging", "pixel", "audio", "digital", "led", "remote", "gaming", "adapter", "cable",
+  ],
+  Household: [
+    "kitchen", "cookware", "nonstick", "pan", "pot", "skillet", "blender", "vacuum", "mop", "detergent",
+    "towel", "bedsheet", "pillow", "curtain", "storage", "container", "jar", "lid", "dish", "cutlery",
+    "spatula", "broom", "cleaning", "furniture", "shelf", "lamp", "mattress", "rug", "decor", "cotton",
+  ],
+  Books: [
+    "novel", "author", "paperback", "hardcover", "edition", "chapters", "story", "fiction", "biography", "history",
+    "guide", "poetry", "literature", "reader", "bestseller", "publisher", "pages", "illustrated", "memoir", "mystery",
+    "thriller", "textbook", "volume", "series", "classic", "essays", "narrative", "foreword", "anthology", "romance",
+  ],
+  Clothing: [
+    "shirt", "tshirt", "jeans", "dress", "jacket", "sleeve", "collar", "denim", "cotton", "polyester",
+    "slim", "casual", "formal", "waist", "hoodie", "sweater", "socks", "trousers", "kurta", "saree",
+    "leggings", "fabric", "wear", "button", "zipper", "pockets", "stretch", "women", "men", "display",
+  ],
+};
+const TEXT_FILLER = [
+  "this", "product", "is", "ideal", "for", "daily", "use", "with", "premium", "quality", "and", "great", "value",
+  "perfect", "gift", "the", "a", "new", "best", "durable", "design", "comfortable", "easy", "home", "family",
+  "lightweight", "stylish", "soft", "black", "set", "pack", "of", "classic", "modern", "original", "brand",
+];
+const TEXT_PRICE: Record<string, number> = { Electronics: 120, Household: 35, Books: 14, Clothing: 30 };
+
+/**
+ * Text classification: short product descriptions (`text`) labelled with one of four categories
+ * (`category`), plus `price` and a `product_id` identifier. Each description mixes words of its own
+ * category with shared filler words and, now and then, a word of another category; 3% of the labels
+ * are flipped and 1% of the descriptions are empty. A TF-IDF linear model scores about 0.9 accuracy.
+ */
+export function writeTextClassificationCsv(file: string, opts: { rows?: number; seed?: number } = {}): DatasetInfo {
+  const rows = opts.rows ?? 800;
+  const rand = prng(opts.seed ?? 4);
+  const normal = gaussian(rand);
+  const categories = Object.keys(TEXT_VOCAB);
+  const pick = <T>(list: T[]): T => list[Math.floor(rand() * list.length)];
+
+  const out: string[][] = [];
+  for (let i = 0; i < rows; i++) {
+    const category = categories[i % categories.length];
+    const words: string[] = [];
+    const own = 2 + Math.floor(rand() * 4);
+    for (let k = 0; k < own; k++) words.push(pick(TEXT_VOCAB[category]));
+    const others = categories.filter((c) => c !== category);
+    if (rand() < 0.5) words.push(pick(TEXT_VOCAB[pick(others)]));
+    if (rand() < 0.15) words.push(pick(TEXT_VOCAB[pick(others)]));
+    const fillers = 4 + Math.floor(rand() * 5);
+    for (let k = 0; k < fillers; k++) words.push(pick(TEXT_FILLER));
+    for (let k = words.length - 1; k > 0; k--) {
+      const j = Math.floor(rand() * (k + 1));
+      [words[k], words[j]] = [words[j], words[k]];
+    }
+    // a comma now and then, so the field has to be quoted
+    const cut = 2 + Math.floor(rand() * (words.length - 3));
+    const sentence = rand() < 0.3 ? `${words.slice(0, cut).join(" ")}, ${words.slice(cut).join(" ")}` : words.join(" ");
+    const text = rand() < 0.01 ? "" : `${sentence.charAt(0).toUpperCase()}${sentence.slice(1)}.`;
+    const label = rand() < 0.03 ? pick(others) : category;
+    const price = TEXT_PRICE[category] * Math.exp(0.5 * normal());
+    out.push([String(1001 + i), csvField(text), price.toFixed(2), label]);
+  }
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [out[i], out[j]] = [out[j], out[i]];
+  }
+  const columns = ["product_id", "text", "price", "category"];
+  writeCsv(file, columns, out);
+  return { file, target: "category", columns, rows };
+}

@@ -151,6 +151,7 @@ describe.concurrent("harness", () => {
       expect(r.features).toEqual({
         numeric: ["Size", "Weight", "Sweetness", "Softness", "HarvestTime", "Ripeness", "Acidity"],
         categorical: [],
+        text: [],
       });
       expect(r.classes).toEqual(["Bad", "Good"]);
       for (const k of ["train_time_s", "test_predict_s", "latency_ms_per_row", "batch_latency_ms_per_row", "model_size_mb", "load_s", "total_s"]) {

@@ -277,7 +277,7 @@ describe("LLM manager: assess", () => {
       installed: {},
     });
     expect(b.relevant).toBe(true);
-    expect(b.declineReason).toMatch(/Image classification isn't available yet.*harness/);
+    expect(b.declineReason).toMatch(/Image classification needs a PyTorch harness variant.*torchvision.*which this version does not have/);
   });
 
   it("asks for the dataset when none was read, and falls back to the rules on unusable output", async () => {

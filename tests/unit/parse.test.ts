@@ -575,3 +575,27 @@ describe("parseRequest: other fields", () => {
     expect(() => parseRequest("x".repeat(20000) + " predict y")).not.toThrow();
   });
 });
+
+describe("text classification", () => {
+  const TICKET_COLS = ["ticket_id", "text", "priority", "category"];
+
+  it("reads the target of a text classification from the file's columns", () => {
+    const r = parseRequest("Classify the support tickets in tickets.csv into their category using the text column", TICKET_COLS);
+    expect(r.task).toBe("text_classification");
+    expect(r.target).toBe("category");
+    expect(r.dropColumns).toEqual([]);
+    expect(r.dataPaths).toEqual(["tickets.csv"]);
+    expect(parseRequest("Build a text classifier for products.csv that predicts category, accuracy at least 0.85", TICKET_COLS)).toMatchObject({
+      task: "text_classification",
+      target: "category",
+      metric: "accuracy",
+    });
+    expect(parseRequest("Categorise the reviews into one of the categories using their text", TICKET_COLS).target).toBe("category");
+  });
+
+  it("names only real columns: without columns, or when the words name none, the target stays open", () => {
+    expect(parseRequest("Classify the support tickets in tickets.csv into their category using the text column").target).toBeNull();
+    expect(parseRequest("Classify the tweets into positive and negative using their text", TICKET_COLS).target).toBeNull();
+    expect(parseRequest("Predict the relationship of the text pair with a language model", ["text1", "text2", "label"]).target).toBeNull();
+  });
+});

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { OfflineManagerAgent } from "../../graphs/automl/agents/offline/manager.js";
 import { loadKnowledgeBase, retrieveLocal } from "../../graphs/automl/knowledge/index.js";
+import type { DataProfile } from "../../graphs/automl/agents/types.js";
 import { makeProfile, makeRequirements } from "../helpers/requirements.js";
 
 const manager = new OfflineManagerAgent();
@@ -10,7 +11,7 @@ const plan = (over: Partial<Parameters<OfflineManagerAgent["plan"]>[0]> = {}) =>
 describe("recipe knowledge base", () => {
   it("is valid and covers every approach it lists", () => {
     const kb = loadKnowledgeBase();
-    for (const recipes of [kb.classification, kb.regression, kb.clustering]) {
+    for (const recipes of [kb.classification, kb.regression, kb.clustering, kb.text_classification]) {
       for (const approach of recipes.approaches) expect(recipes.families.some((f) => f.approach === approach)).toBe(true);
       for (const f of recipes.families) {
         expect(f.estimator).toMatch(/^[a-z_.]+\.[A-Z]\w+$/);
@@ -19,8 +20,31 @@ describe("recipe knowledge base", () => {
     }
     expect(retrieveLocal("regression").length).toBeGreaterThan(3);
     expect(retrieveLocal("image_classification")).toEqual([]);
+    expect(retrieveLocal("text_classification").some((k) => /TF-IDF/.test(k.text))).toBe(true);
+  });
+
+  it("offers text classification only families that take sparse input", () => {
+    const text = loadKnowledgeBase().text_classification;
+    expect(text.families.every((f) => !f.dense_only)).toBe(true);
+    expect(text.families.map((f) => f.estimator)).toEqual(
+      expect.arrayContaining(["sklearn.linear_model.LogisticRegression", "sklearn.svm.LinearSVC", "sklearn.naive_bayes.ComplementNB"]),
+    );
+    // naive Bayes needs non-negative features: no standardisation
+    for (const f of text.families.filter((f) => f.estimator.includes("naive_bayes"))) expect(f.preprocess.scale).toBe(false);
   });
 });
+
+/** A profile with a free-text column, as the profiler reports product descriptions. */
+function textProfile(): DataProfile {
+  const base = makeProfile();
+  return {
+    ...base,
+    columns: [
+      ...base.columns.filter((c) => c.name !== "b"),
+      { name: "description", kind: "text", missing: 2, unique: 990, examples: ["Wireless bluetooth headphones with case"], stats: null, top: [], suspect: null },
+    ],
+  };
+}
 
 describe("offline planner", () => {
   it("gives P plans from different approaches", async () => {
@@ -69,5 +93,36 @@ describe("offline planner", () => {
     expect(clusters[0].models[0].estimator).toMatch(/cluster|mixture/);
     const reg = await plan({ requirements: makeRequirements({ task: "regression", metric: { name: "rmse", direction: "min" } }) });
     expect(reg.map((p) => p.approach)).toContain("linear");
+  });
+
+  it("plans text classification with three different sparse-friendly approaches", async () => {
+    const requirements = makeRequirements({ task: "text_classification" });
+    const plans = await plan({ requirements, profile: textProfile() });
+    expect(plans.map((p) => p.approach)).toEqual(["linear", "margin", "probabilistic"]);
+    const families = plans.flatMap((p) => p.models.map((m) => m.family));
+    expect(families).toEqual(expect.arrayContaining(["logistic_regression", "linear_svm", "complement_nb"]));
+    expect(plans[0].preprocessing.join(" ")).toMatch(/TF-IDF on "description"/);
+    expect(plans[0].preprocessing.join(" ")).toMatch(/stratified/);
+    expect(plans[0].summary).toMatch(/text classification of "y"/);
+  });
+
+  it("says when a requested model is not offered for text", async () => {
+    const plans = await plan({ requirements: makeRequirements({ task: "text_classification", requested_models: ["mlp"] }), profile: textProfile() });
+    expect(plans[0].notices.join(" ")).toMatch(/mlp is not offered for text classification/);
+  });
+
+  it("leaves out families that need dense input when a tabular task has a text column", async () => {
+    const reg = await plan({ requirements: makeRequirements({ task: "regression", metric: { name: "rmse", direction: "min" } }), profile: textProfile(), count: 5 });
+    const families = reg.flatMap((p) => p.models.map((m) => m.family));
+    expect(families).not.toContain("hist_gradient_boosting");
+    expect(families).toContain("random_forest");
+    const asked = await plan({
+      requirements: makeRequirements({ task: "regression", metric: { name: "rmse", direction: "min" }, requested_models: ["hist_gradient_boosting"] }),
+      profile: textProfile(),
+    });
+    expect(asked[0].notices.join(" ")).toMatch(/Histogram gradient boosting was requested but needs dense input/);
+    // a dropped text column leaves the data dense again
+    const dropped = await plan({ requirements: makeRequirements({ task: "regression", metric: { name: "rmse", direction: "min" }, drop_columns: ["description"] }), profile: textProfile() });
+    expect(dropped[0].models[0].family).toBe("hist_gradient_boosting");
   });
 });

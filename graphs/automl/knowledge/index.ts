@@ -20,6 +20,8 @@ export const Family = z.object({
   space: z.record(z.string(), ParamSpace).default({}),
   aliases: z.array(z.string()).default([]),
   max_rows: z.number().int().positive().optional(),
+  /** Cannot take sparse input (TF-IDF of text columns); left out when the data has text. */
+  dense_only: z.boolean().default(false),
   strengths: z.string().default(""),
 });
 export type Family = z.infer<typeof Family>;
@@ -35,6 +37,7 @@ const KnowledgeBase = z.object({
   classification: TaskRecipes,
   regression: TaskRecipes,
   clustering: TaskRecipes,
+  text_classification: TaskRecipes,
 });
 export type KnowledgeBase = z.infer<typeof KnowledgeBase>;
 export type RecipeTask = keyof KnowledgeBase;
@@ -49,7 +52,7 @@ export function loadKnowledgeBase(file = fromRoot("graphs/automl/knowledge/recip
 
 export function recipesFor(task: string): TaskRecipes | null {
   const kb = loadKnowledgeBase();
-  return task in kb ? kb[task as RecipeTask] : null;
+  return Object.hasOwn(kb, task) ? kb[task as RecipeTask] : null;
 }
 
 /** Knowledge retrieval from the local base: the task's advice and the families' strengths. */
@@ -65,6 +68,6 @@ export function retrieveLocal(task: string): KnowledgeItem[] {
 /** Python modules that some families need beyond scikit-learn. */
 export function optionalModules(): string[] {
   const kb = loadKnowledgeBase();
-  const all = [kb.classification, kb.regression, kb.clustering].flatMap((r) => r.families.flatMap((f) => f.requires));
+  const all = Object.values(kb).flatMap((r) => r.families.flatMap((f) => f.requires));
   return [...new Set(all)];
 }

@@ -1,3 +1,4 @@
+import { isClassification } from "../../../src/schema/requirements.js";
 import { stage, type GraphDeps } from "../deps.js";
 import type { State } from "../state.js";
 
@@ -11,7 +12,7 @@ export function parseNode(deps: GraphDeps) {
     });
     const target = requirements.target ? profile.columns.find((c) => c.name === requirements.target) : undefined;
     let baseline: number | null = null;
-    if (requirements.task === "classification" && target) {
+    if (isClassification(requirements.task) && target) {
       const present = profile.rows - target.missing;
       if (target.unique < 2)
         return {

@@ -1,9 +1,10 @@
 import { basename } from "node:path";
 import { quote } from "../../../../src/llm/prompts.js";
-import { TABULAR_TASKS, TASK_KINDS, type Requirements } from "../../../../src/schema/requirements.js";
+import { TASK_KINDS, TRAINABLE_TASKS, type Requirements } from "../../../../src/schema/requirements.js";
 import { better } from "../../constraints.js";
 import { recipesFor, type Family } from "../../knowledge/index.js";
-import { fmt, OfflineManagerAgent } from "../offline/manager.js";
+import { fmt, OfflineManagerAgent, untrainableReason } from "../offline/manager.js";
+import { textFeatureColumns } from "../offline/profile.js";
 import { resolveColumn, understand } from "../offline/prompt.js";
 import type {
   Assessment,
@@ -46,13 +47,6 @@ import {
   requirementsForPrompt,
   type Client,
 } from "./shared.js";
-
-const NON_TABULAR_NAMES: Record<string, string> = {
-  image_classification: "Image classification",
-  text_classification: "Text classification",
-  time_series_forecasting: "Time-series forecasting",
-  node_classification: "Node classification",
-};
 
 const OFF_TOPIC_HINT =
   'I build and deploy machine-learning models from your data. Try something like: "Build a model that predicts `price` in houses.csv, RMSE below 20000".';
@@ -111,13 +105,10 @@ export class LlmManagerAgent implements ManagerAgent {
     }
 
     const task = normaliseTask(conversation.answers.task) ?? normaliseTask(out.task) ?? u.task;
-    if (task && !TABULAR_TASKS.includes(task)) {
-      const name = NON_TABULAR_NAMES[task] ?? task;
+    if (task && !TRAINABLE_TASKS.includes(task)) {
       return {
         relevant: true,
-        declineReason:
-          `${name} isn't available yet: ThreadML's Python harness trains tabular models (classification, regression and clustering on a CSV file), ` +
-          `and its ${name.toLowerCase()} variant has not been built. If the data can be framed as a table with a column to predict, say so and I'll go on from there.`,
+        declineReason: `${untrainableReason(task)} If the data can be framed as a table with a column to predict, say so and I'll go on from there.`,
         questions: [],
         notes: [],
       };
@@ -433,10 +424,12 @@ function allowedFamilies(
   const recipes = recipesFor(input.requirements.task);
   if (!recipes) return [];
   const refused = refusedKeys(input.feedback);
+  const sparse = textFeatureColumns(input.profile, input.requirements).length > 0;
   const fromSkeleton = skeleton.models.map((m) => recipes.families.find((f) => f.id === m.family)).filter((f): f is Family => f !== undefined);
   const usable = recipes.families.filter(
     (f) =>
       f.approach === skeleton.approach &&
+      !(sparse && f.dense_only) &&
       f.requires.every((m) => input.installed[m] === true) &&
       (f.max_rows === undefined || input.profile.rows <= f.max_rows) &&
       !refused.has(f.id) &&

@@ -7,7 +7,8 @@ import {
   METRIC_NAMES,
   MODEL_TYPES,
   Requirements,
-  TABULAR_TASKS,
+  TRAINABLE_TASKS,
+  isClassification,
   metricDirection,
   type Constraint,
   type MetricName,
@@ -25,6 +26,7 @@ import { askJson, clip, clipAll, columnsForPrompt, modelKeys, normaliseTask, orO
 
 const METRICS_BY_TASK: Record<string, readonly MetricName[]> = {
   classification: ["accuracy", "f1", "precision", "recall", "roc_auc"],
+  text_classification: ["accuracy", "f1", "precision", "recall", "roc_auc"],
   regression: ["rmse", "rmsle", "mae", "r2"],
   clustering: ["rand_index", "adjusted_rand_index", "nmi", "silhouette"],
 };
@@ -183,7 +185,7 @@ export class LlmPromptAgent implements PromptAgent {
         files: quote(conversation.files.map((f) => basename(f)).join("\n") || "(none)", 1000, "attached files"),
         profile: profileForPrompt(profile),
         columns: columnsForPrompt(profile),
-        task_kinds: TABULAR_TASKS.join(", "),
+        task_kinds: TRAINABLE_TASKS.join(", "),
         metrics: METRIC_NAMES.join(", "),
         complexity: COMPLEXITY_NAMES.join(", "),
         areas: AREAS.join(" | "),
@@ -208,16 +210,16 @@ export async function reconcile(
   const rule = parseRequest(text, columns);
   const u = understand(conversation, profile);
 
-  // Task: an answer, then the LLM (when it is a tabular task), then the rules, then the target's values.
+  // Task: an answer, then the LLM (when it is a trainable task), then the rules, then the target's values.
   const llmTask = normaliseTask(out.task);
   let task: TaskKind | null =
-    normaliseTask(conversation.answers.task) ?? (llmTask && TABULAR_TASKS.includes(llmTask) ? llmTask : null) ?? u.task;
+    normaliseTask(conversation.answers.task) ?? (llmTask && TRAINABLE_TASKS.includes(llmTask) ? llmTask : null) ?? u.task;
   const answeredTarget = resolveColumn(profile, conversation.answers.target);
   const llmTarget = out.target === null ? null : resolveColumn(profile, String(out.target));
   let target = task === "clustering" ? null : (answeredTarget ?? llmTarget ?? u.target);
   if (!task && target) task = taskFromTarget(profile, target).task;
   if (!task) throw new Error("the task type is still unknown");
-  if (!TABULAR_TASKS.includes(task)) throw new Error(`${task} is not a tabular task`);
+  if (!TRAINABLE_TASKS.includes(task)) throw new Error(`${task} cannot be trained by this version`);
   // A regression needs a numeric target; the data overrules a wrong reading.
   if (task === "regression" && target) {
     const col = profile.columns.find((c) => c.name === target);
@@ -234,6 +236,8 @@ export async function reconcile(
   if (target) answers.target = target;
   if (labels) answers.labels = labels;
   const base = await offlineParse({ ...conversation, answers });
+  // The rules see the data: classification over a free-text column is text classification.
+  if (task === "classification" && base.task === "text_classification") task = base.task;
 
   // Metric: the one the user named (rules), else the LLM's when it fits the task, else the base default.
   const llmMetric = normaliseMetric(out.metric);
@@ -259,7 +263,7 @@ export async function reconcile(
     nClusters = out.n_clusters;
 
   let positive = base.positive_class;
-  if (task === "classification" && positive === null && out.positive_class !== null && target) {
+  if (isClassification(task) && positive === null && out.positive_class !== null && target) {
     const col = profile.columns.find((c) => c.name === target);
     const wanted = String(out.positive_class).trim();
     const known = col?.top.map((t) => t.value) ?? [];
@@ -286,7 +290,7 @@ export async function reconcile(
       expertise: clip(out.user.expertise || base.user.expertise, 60) || "unknown",
     },
     problem: {
-      area: "tabular data analysis",
+      area: base.problem.area,
       downstream_task: clip(out.problem.downstream_task, 120) || base.problem.downstream_task,
       application_domain: clip(out.problem.application_domain, 80) || base.problem.application_domain,
       description: base.problem.description,

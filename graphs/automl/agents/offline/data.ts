@@ -1,13 +1,13 @@
-import type { Requirements } from "../../../../src/schema/requirements.js";
+import { isClassification, type Requirements } from "../../../../src/schema/requirements.js";
 import type { DataAgent, DataPlan, DataProfile, Plan } from "../types.js";
 import { recipesFor } from "../../knowledge/index.js";
-import { profileCsv } from "./profile.js";
+import { profileCsv, textFeatureColumns } from "./profile.js";
 
 /** Findings a data scientist would mention before modelling, from the real profile. */
 export function dataFindings(profile: DataProfile, req: Requirements): string[] {
   const findings = [`${profile.rows} rows, ${profile.columns.length} columns`];
   const target = req.target ? profile.columns.find((c) => c.name === req.target) : undefined;
-  if (target && req.task === "classification") {
+  if (target && isClassification(req.task)) {
     const total = target.top.reduce((s, t) => s + t.count, 0) || 1;
     const shares = target.top.slice(0, 6).map((t) => `${t.value} ${((100 * t.count) / total).toFixed(0)}%`);
     findings.push(`classes of "${target.name}": ${shares.join(", ")}`);
@@ -19,6 +19,8 @@ export function dataFindings(profile: DataProfile, req: Requirements): string[] 
   const missing = profile.columns.filter((c) => c.missing > 0);
   if (missing.length) findings.push(`missing values in ${missing.map((c) => `${c.name} (${c.missing})`).join(", ")}`);
   for (const c of profile.columns.filter((c) => c.suspect)) findings.push(`"${c.name}" looks like ${c.suspect === "id" ? "an identifier" : c.suspect === "constant" ? "a constant" : "a mostly empty column"}; it is left out`);
+  const text = textFeatureColumns(profile, req);
+  if (text.length) findings.push(`free text in ${text.map((c) => `"${c}"`).join(", ")}; it becomes TF-IDF features`);
   if (profile.duplicateRows) findings.push(`${profile.duplicateRows} duplicate rows`);
   return findings;
 }

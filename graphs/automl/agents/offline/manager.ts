@@ -1,4 +1,4 @@
-import { TABULAR_TASKS, type Requirements } from "../../../../src/schema/requirements.js";
+import { TRAINABLE_TASKS, UNTRAINABLE_NEEDS, isClassification, type Requirements } from "../../../../src/schema/requirements.js";
 import { better, checkConstraints, compare, degenerateReason, metricTarget } from "../../constraints.js";
 import { recipesFor, type Family } from "../../knowledge/index.js";
 import type {
@@ -18,14 +18,16 @@ import type {
   VerifyImplementationInput,
 } from "../types.js";
 import { parseRequest } from "./parse.js";
+import { textFeatureColumns } from "./profile.js";
 import { understand } from "./prompt.js";
 
-const NON_TABULAR_NAMES: Record<string, string> = {
-  image_classification: "Image classification",
-  text_classification: "Text classification",
-  time_series_forecasting: "Time-series forecasting",
-  node_classification: "Node classification",
-};
+/** The decline for a task kind the harness cannot train, naming what it would need. */
+export function untrainableReason(task: string): string {
+  return (
+    UNTRAINABLE_NEEDS[task as keyof typeof UNTRAINABLE_NEEDS] ??
+    `${task} cannot be trained by this version; it has no harness variant for it.`
+  ) + " ThreadML trains tabular classification, regression and clustering, and text classification, from a CSV file.";
+}
 
 export const MIN_ROWS = 20;
 const MAX_CHOICES = 25;
@@ -43,13 +45,8 @@ export class OfflineManagerAgent implements ManagerAgent {
         questions: [],
         notes: [],
       };
-    if (u.task && !TABULAR_TASKS.includes(u.task))
-      return {
-        relevant: true,
-        declineReason: `${NON_TABULAR_NAMES[u.task] ?? u.task} needs the LLM engine (set THREADML_ENGINE=llm with an OpenAI-compatible endpoint). The offline engine trains tabular classification, regression and clustering models.`,
-        questions: [],
-        notes: [],
-      };
+    if (u.task && !TRAINABLE_TASKS.includes(u.task))
+      return { relevant: true, declineReason: untrainableReason(u.task), questions: [], notes: [] };
     const questions: Question[] = [];
     if (!profile) {
       questions.push({
@@ -86,7 +83,9 @@ export class OfflineManagerAgent implements ManagerAgent {
     const { requirements, profile, count, installed } = input;
     const recipes = recipesFor(requirements.task);
     if (!recipes) throw new Error(`no recipes for ${requirements.task}`);
-    const fits = (f: Family) => f.max_rows === undefined || profile.rows <= f.max_rows;
+    // Text columns become sparse TF-IDF features, which families that need dense input cannot take.
+    const sparse = textFeatureColumns(profile, requirements).length > 0;
+    const fits = (f: Family) => (f.max_rows === undefined || profile.rows <= f.max_rows) && !(sparse && f.dense_only);
     const isInstalled = (f: Family) => f.requires.every((m) => installed[m] === true);
     const byId = new Map(recipes.families.map((f) => [f.id, f]));
     const notices: string[] = [];
@@ -96,9 +95,19 @@ export class OfflineManagerAgent implements ManagerAgent {
     const wanted = [...parseRequest(feedbackText).requestedModels, ...requirements.requested_models];
     const refused = refusedModels(feedbackText);
     const preferred: Family[] = [];
+    const unmatched: string[] = [];
+    const extra: string[] = [];
     for (const key of wanted) {
       const family = recipes.families.find((f) => f.id === key) ?? recipes.families.find((f) => f.aliases.includes(key));
-      if (!family || refused.has(key)) continue;
+      if (!family) {
+        if (!refused.has(key)) unmatched.push(key);
+        continue;
+      }
+      if (refused.has(key)) continue;
+      if (sparse && family.dense_only) {
+        extra.push(`${family.label} was requested but needs dense input, and the text columns make the features sparse; it is left out.`);
+        continue;
+      }
       if (!isInstalled(family)) {
         const sub = family.substitute ? byId.get(family.substitute) : undefined;
         notices.push(
@@ -128,19 +137,31 @@ export class OfflineManagerAgent implements ManagerAgent {
       plans.push(this.describePlan(plans.length + 1, approach, models, requirements, profile, notices.filter((n) => models.some((m) => n.includes(m.label)))));
     }
     if (plans.length === 0) throw new Error("no model family in the knowledge base fits this data");
+    // Requests with no family for this task (a neural network for text, say) are said once, on the first plan.
+    const unoffered = [...new Set(unmatched)].filter((k) => !plans.some((p) => p.models.some((m) => m.family === k)));
+    if (unoffered.length)
+      extra.push(
+        `${unoffered.map(humanKey).join(", ")} ${unoffered.length === 1 ? "is" : "are"} not offered for ${taskName(requirements.task)} in this version; the plans use the families that are.`,
+      );
+    if (extra.length) plans[0] = { ...plans[0], notices: [...plans[0].notices, ...extra] };
     return plans;
   }
 
   private describePlan(n: number, approach: string, models: Family[], req: Requirements, profile: DataProfile, notices: string[]): Plan {
     const first = models[0];
-    const categorical = profile.columns.filter((c) => c.kind !== "numeric" && c.name !== req.target && !req.drop_columns.includes(c.name)).length;
+    const text = textFeatureColumns(profile, req);
+    const categorical = profile.columns.filter(
+      (c) => c.kind !== "numeric" && c.name !== req.target && c.name !== req.labels_column && !req.drop_columns.includes(c.name) && !text.includes(c.name),
+    ).length;
     const missing = profile.columns.some((c) => c.missing > 0);
+    const hasNumeric = profile.columns.some((c) => c.kind === "numeric" && c.name !== req.target && !req.drop_columns.includes(c.name));
     const steps = [
       req.drop_columns.length ? `drop ${req.drop_columns.map((c) => `"${c}"`).join(", ")} (identifier, constant or excluded)` : null,
+      text.length ? `TF-IDF on ${text.map((c) => `"${c}"`).join(", ")}: word unigrams and bigrams, damped term counts, up to 20,000 terms per column (empty text for missing cells)` : null,
       missing ? "fill missing numbers with the median and missing categories with the most frequent value" : null,
       categorical ? `${first.preprocess.encode === "onehot" ? "one-hot encode" : "ordinal encode"} ${categorical} categorical column(s)` : null,
-      first.preprocess.scale ? "standardise numeric columns" : null,
-      req.task === "classification" ? "stratified train / validation / test split (70 / 15 / 15)" : "train / validation / test split (70 / 15 / 15)",
+      first.preprocess.scale && (hasNumeric || !text.length) ? "standardise numeric columns" : null,
+      isClassification(req.task) ? "stratified train / validation / test split (70 / 15 / 15)" : "train / validation / test split (70 / 15 / 15)",
     ].filter((s): s is string => s !== null);
     const label = models.map((m) => m.label).join(" or ");
     const target = req.task === "clustering" ? `${req.n_clusters ?? "a searched number of"} clusters` : `"${req.target}"`;
@@ -148,7 +169,7 @@ export class OfflineManagerAgent implements ManagerAgent {
       id: `plan-${n}`,
       title: `${label}`,
       approach,
-      summary: `${capitalise(approach)} approach: ${label} for ${req.task} of ${target}, tuned for ${req.metric.name}.`,
+      summary: `${capitalise(approach)} approach: ${label} for ${taskName(req.task)} of ${target}, tuned for ${req.metric.name}.`,
       preprocessing: steps,
       models: models.map((m) => ({ family: m.id, label: m.label, estimator: m.estimator })),
       training: `random search over each model's hyperparameters with ${req.task === "clustering" ? "repeated fits" : "3-fold cross-validation"} on the training split, then a refit of the best configuration`,
@@ -223,6 +244,15 @@ function refusedModels(text: string): Set<string> {
     for (const key of parseRequest(`use ${m[1]}`).requestedModels) refused.add(key);
   }
   return refused;
+}
+
+function taskName(task: string): string {
+  return task.replace(/_/g, " ");
+}
+
+/** A model key as words: "random_forest" → "random forest". */
+function humanKey(key: string): string {
+  return key.replace(/_/g, " ");
 }
 
 function capitalise(s: string): string {

@@ -867,9 +867,11 @@ function findTarget(text: string, columns: string[] | undefined, task: TaskKind 
     if (r) return r;
   }
 
-  // The verb patterns below read free text; for images, texts, graphs and series the thing
-  // predicted ("the category of each paper", "the next sequence") is not a column name.
-  if (task && !["classification", "regression"].includes(task)) return null;
+  // The verb patterns below read free text; for images, graphs and series the thing predicted
+  // ("the category of each paper", "the next sequence") is not a column name. Text classification
+  // runs on a table, so there a name counts when it is one of the file's columns.
+  const hasColumns = (columns ?? []).length > 0;
+  if (task && !["classification", "regression"].includes(task) && !(task === "text_classification" && hasColumns)) return null;
 
   const afterVerb = firstNameAfter(
     text,
@@ -877,6 +879,18 @@ function findTarget(text: string, columns: string[] | undefined, task: TaskKind 
     columns,
   );
   if (afterVerb) return afterVerb;
+
+  // "classify the support tickets into their category": the grouping after "into", when it is a column.
+  if (hasColumns) {
+    const into = firstNameAfter(
+      text,
+      [
+        /\b(?:classif(?:y|ies|ying)|categori[sz](?:e|es|ing)|sort(?:s|ing)?|assign(?:s|ing)?)\b[^.?!\n]{0,80}?\binto\s+(?:(?:their|its|the|a|an|one\s+of\s+(?:the|their|its))\s+)?(?:(?:respective|correct|right|proper)\s+)?/gi,
+      ],
+      columns,
+    );
+    if (into) return into;
+  }
 
   // "classify banana quality as Good or Bad": the attribute being labelled; "classify Quality in
   // x.csv" when the word is exactly one of the file's columns.

@@ -13,6 +13,10 @@ const UNIQUE_CAP = 2000;
 const TARGET_HINTS = /^(target|label|labels|class|y|outcome|result|quality|price|churn|status|grade|category|species|age|score|defects?)$/i;
 const ID_NAME = /(^id$|_id$|^id_|uuid|^index$|^unnamed: ?0$|^row ?(id|number)$|^customer ?id$)/i;
 const DATE_LIKE = /^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2})?)?/;
+// Free text, the same rule as the harness's (runners/python/harness.py, looks_like_text): values
+// longer than this on average, and more distinct than this share of the filled cells.
+const TEXT_MIN_MEAN_LENGTH = 25;
+const TEXT_MIN_UNIQUE_RATIO = 0.3;
 
 interface Acc {
   missing: number;
@@ -68,11 +72,14 @@ function columnProfile(name: string, acc: Acc, rows: number): ColumnProfile {
   else if (acc.numeric === present) kind = "numeric";
   else if (lowered.every((v) => ["true", "false", "yes", "no"].includes(v))) kind = "boolean";
   else if (acc.dates === present) kind = "datetime";
-  else if (acc.totalLength / present > 40 && unique > present * 0.5) kind = "text";
+  // past the distinct-value cap the ratio is unknown, but thousands of distinct long values are text
+  else if (acc.totalLength / present > TEXT_MIN_MEAN_LENGTH && (unique > present * TEXT_MIN_UNIQUE_RATIO || acc.overflow)) kind = "text";
   else kind = "categorical";
 
   let suspect: ColumnProfile["suspect"] = null;
   if (unique <= 1) suspect = "constant";
+  // Free text is a feature even when every value differs or many are empty: it is not an identifier.
+  else if (kind === "text") suspect = null;
   else if (acc.missing > rows * 0.5) suspect = "mostly_missing";
   else if (
     unique === present &&
@@ -98,6 +105,16 @@ function columnProfile(name: string, acc: Acc, rows: number): ColumnProfile {
     top: unique <= 50 ? top : top.slice(0, 5),
     suspect,
   };
+}
+
+/** Free-text feature columns: the profile's text columns other than the target, labels and dropped ones. */
+export function textFeatureColumns(
+  profile: DataProfile,
+  req: { target: string | null; labels_column?: string | null; drop_columns: readonly string[] },
+): string[] {
+  return profile.columns
+    .filter((c) => c.kind === "text" && c.name !== req.target && c.name !== req.labels_column && !req.drop_columns.includes(c.name))
+    .map((c) => c.name);
 }
 
 /** Columns that could be a prediction target, most likely first. */

@@ -1,13 +1,15 @@
 import {
   METRIC_NAMES,
   Requirements,
-  TABULAR_TASKS,
+  TRAINABLE_TASKS,
   defaultMetric,
+  isClassification,
   metricDirection,
   type TaskKind,
 } from "../../../../src/schema/requirements.js";
 import type { Conversation, DataProfile, PromptAgent } from "../types.js";
 import { parseRequest, type ParsedRequest } from "./parse.js";
+import { textFeatureColumns } from "./profile.js";
 
 /** Everything the conversation has said so far, read with the answers to questions on top. */
 export interface Understanding {
@@ -53,14 +55,38 @@ export function understand(conversation: Conversation, profile: DataProfile | nu
     taskReason = "you asked for groups";
   }
   if (!task && target && profile) ({ task, reason: taskReason } = taskFromTarget(profile, target));
+  if (task === "classification" && profile) {
+    const promoted = withTextFeatures(task, profile, target, parsed.dropColumns);
+    if (promoted.task !== task) {
+      task = promoted.task;
+      taskReason = [taskReason, promoted.reason].filter(Boolean).join("; ");
+    }
+  }
   const written = profile && !target ? parseRequest(conversation.messages.join("\n")).target : null;
   return { parsed, unknownTarget: written, task, target: task === "clustering" ? null : target, labelsColumn, taskReason };
+}
+
+/**
+ * Classification whose only features are free text is text classification: the text becomes TF-IDF
+ * features, which are sparse, and the text recipes hold the models that suit them. A long string
+ * column beside ordinary columns (a passenger's name, say) does not turn a tabular task into a text
+ * task; the user can still ask for text classification in words.
+ */
+export function withTextFeatures(task: TaskKind, profile: DataProfile, target: string | null, dropColumns: readonly string[]): { task: TaskKind; reason: string } {
+  if (task !== "classification") return { task, reason: "" };
+  const text = textFeatureColumns(profile, { target, drop_columns: dropColumns });
+  const others = profile.columns.filter(
+    (c) => c.name !== target && !dropColumns.includes(c.name) && !text.includes(c.name) && c.suspect === null && c.kind !== "empty",
+  );
+  if (text.length === 0 || others.length > 0) return { task, reason: "" };
+  return { task: "text_classification", reason: `${text.map((c) => `"${c}"`).join(", ")} ${text.length === 1 ? "is" : "are"} free text` };
 }
 
 const DOMAIN_BY_TASK: Partial<Record<TaskKind, string>> = {
   classification: "tabular classification",
   regression: "tabular regression",
   clustering: "tabular clustering",
+  text_classification: "text classification",
 };
 
 /** Rule-based parsing into the requirements schema; validated strictly before it is returned. */
@@ -69,7 +95,7 @@ export class OfflinePromptAgent implements PromptAgent {
     const u = understand(conversation, profile);
     const task = u.task;
     if (!task) throw new Error("the task type is still unknown");
-    if (!TABULAR_TASKS.includes(task)) throw new Error(`${task} is not a tabular task`);
+    if (!TRAINABLE_TASKS.includes(task)) throw new Error(`${task} cannot be trained by this version`);
     const p = u.parsed;
     const targetColumn = u.target ? profile.columns.find((c) => c.name === u.target) : undefined;
     let nClusters = p.nClusters;
@@ -83,13 +109,14 @@ export class OfflinePromptAgent implements PromptAgent {
     const drop = [...new Set([...p.dropColumns, ...suspects])].filter((c) => c !== u.target);
     const performance = p.constraints.filter((c) => (METRIC_NAMES as readonly string[]).includes(c.name));
     const complexity = p.constraints.filter((c) => !performance.includes(c));
-    const positive = p.positiveClass ?? (targetColumn && task === "classification" ? guessPositive(targetColumn.top.map((t) => t.value)) : null);
+    const positive = p.positiveClass ?? (targetColumn && isClassification(task) ? guessPositive(targetColumn.top.map((t) => t.value)) : null);
     const text = conversation.messages.join("\n");
+    const isText = task === "text_classification";
 
     return Requirements.parse({
       user: { intent: p.intent === "unclear" ? "build" : p.intent, expertise: "unknown" },
       problem: {
-        area: "tabular data analysis",
+        area: isText ? "natural language processing" : "tabular data analysis",
         downstream_task: DOMAIN_BY_TASK[task] ?? task,
         application_domain: p.domain,
         description: text.slice(0, 2000),
@@ -102,7 +129,7 @@ export class OfflinePromptAgent implements PromptAgent {
       dataset: [
         {
           name: profile.name,
-          modality: ["tabular"],
+          modality: isText ? ["tabular", "text"] : ["tabular"],
           target_variables: u.target ? [u.target] : [],
           specification: `${profile.rows} rows × ${profile.columns.length} columns`,
           description: "",
@@ -124,7 +151,7 @@ export class OfflinePromptAgent implements PromptAgent {
       labels_column: labels,
       drop_columns: drop,
       constraints: p.constraints.filter((c) => c.name !== "n_params"),
-      data_card: { rows: profile.rows, columns: profile.columns.length, data_type: "tabular", domain: p.domain },
+      data_card: { rows: profile.rows, columns: profile.columns.length, data_type: isText ? "tabular with text" : "tabular", domain: p.domain },
       requested_models: p.requestedModels,
     });
   }
@@ -132,6 +159,7 @@ export class OfflinePromptAgent implements PromptAgent {
 
 const METRICS_BY_TASK: Record<string, string[]> = {
   classification: ["accuracy", "f1", "precision", "recall", "roc_auc"],
+  text_classification: ["accuracy", "f1", "precision", "recall", "roc_auc"],
   regression: ["rmse", "rmsle", "mae", "r2"],
   clustering: ["rand_index", "adjusted_rand_index", "nmi", "silhouette"],
 };

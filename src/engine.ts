@@ -86,10 +86,6 @@ export class Engine {
     return runner;
   }
 
-  runnerNames(): string[] {
-    return Object.keys(this.runners);
-  }
-
   private controller(threadId: string): AbortController {
     let c = this.controllers.get(threadId);
     if (!c || c.signal.aborted) {
@@ -136,18 +132,6 @@ export class Engine {
     const pending = result.__interrupt__?.[0];
     const state = result as State;
     return pending ? { kind: "interrupt", payload: pending.value, state } : { kind: "done", state };
-  }
-
-  /** The interrupt a thread is waiting on, if any (after a restart, or to check before resuming). */
-  async pending(threadId: string): Promise<InterruptPayload | null> {
-    const snapshot = await this.graph.getState({ configurable: { thread_id: threadId } });
-    for (const task of snapshot.tasks) for (const i of task.interrupts ?? []) return i.value as InterruptPayload;
-    return null;
-  }
-
-  async hasThread(threadId: string): Promise<boolean> {
-    const snapshot = await this.graph.getState({ configurable: { thread_id: threadId } });
-    return snapshot.createdAt !== undefined;
   }
 
   onEvent(listener: (threadId: string, event: ProgressEvent) => void): () => void {

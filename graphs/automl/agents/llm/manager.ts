@@ -35,8 +35,10 @@ import {
 } from "./schemas.js";
 import {
   askJson,
+  type Client,
   clip,
   clipAll,
+  conversationForPrompt,
   isOutputError,
   modelKeys,
   nonNumericWishes,
@@ -45,7 +47,6 @@ import {
   profileForPrompt,
   refusedKeys,
   requirementsForPrompt,
-  type Client,
 } from "./shared.js";
 
 const OFF_TOPIC_HINT =
@@ -89,9 +90,7 @@ export class LlmManagerAgent implements ManagerAgent {
       "verifier",
       "verify-request",
       {
-        messages: quote(conversation.messages.join("\n\n"), 6000, "user messages"),
-        answers: quote(JSON.stringify(conversation.answers), 1500, "answers already given"),
-        files: quote(conversation.files.map((f) => basename(f)).join("\n") || "(none)", 1000, "attached files"),
+        ...conversationForPrompt(conversation),
         profile: profile ? profileForPrompt(profile) : "(no dataset has been read yet)",
         task_kinds: TASK_KINDS.join(", "),
       },

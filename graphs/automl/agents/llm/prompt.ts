@@ -1,5 +1,3 @@
-import { basename } from "node:path";
-import { quote } from "../../../../src/llm/prompts.js";
 import {
   AREAS,
   COMPLEXITY_NAMES,
@@ -18,7 +16,7 @@ import { parseRequest } from "../offline/parse.js";
 import { OfflinePromptAgent, resolveColumn, taskFromTarget, understand } from "../offline/prompt.js";
 import type { Conversation, DataProfile, PromptAgent } from "../types.js";
 import { ConstraintOutput, ParseOutput } from "./schemas.js";
-import { askJson, clip, clipAll, columnsForPrompt, modelKeys, normaliseTask, orOffline, profileForPrompt, refusedKeys, type Client } from "./shared.js";
+import { askJson, clip, clipAll, columnsForPrompt, conversationForPrompt, modelKeys, normaliseTask, orOffline, profileForPrompt, refusedKeys, type Client } from "./shared.js";
 
 // Parsing with the LLM, reconciled with the rules and the data: the LLM reads the request into the
 // requirements schema; the rule parser's normalised numbers win where both exist; names (target, labels,
@@ -180,9 +178,7 @@ export class LlmPromptAgent implements PromptAgent {
       "prompt",
       "parse",
       {
-        messages: quote(conversation.messages.join("\n\n"), 6000, "user messages"),
-        answers: quote(JSON.stringify(conversation.answers), 1500, "answers already given"),
-        files: quote(conversation.files.map((f) => basename(f)).join("\n") || "(none)", 1000, "attached files"),
+        ...conversationForPrompt(conversation),
         profile: profileForPrompt(profile),
         columns: columnsForPrompt(profile),
         task_kinds: TRAINABLE_TASKS.join(", "),

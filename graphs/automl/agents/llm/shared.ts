@@ -1,3 +1,4 @@
+import { basename } from "node:path";
 import type { z } from "zod";
 import type { LlmRole } from "../../../../config/schema.js";
 import type { LlmClient } from "../../../../src/llm/client.js";
@@ -6,7 +7,7 @@ import { quote, renderPrompt, type PromptVars } from "../../../../src/llm/prompt
 import { TASK_KINDS, type Requirements, type TaskKind } from "../../../../src/schema/requirements.js";
 import { recipesFor, type Family } from "../../knowledge/index.js";
 import { parseRequest } from "../offline/parse.js";
-import type { DataProfile } from "../types.js";
+import type { Conversation, DataProfile } from "../types.js";
 
 // Pieces the LLM agents share: one way to call a prompt, compact views of the profile and the
 // requirements for prompts (always quoted: they carry column names and the user's words).
@@ -173,4 +174,13 @@ export function normaliseTask(value: unknown): TaskKind | null {
 
 function round(x: number): number {
   return Math.abs(x) >= 100 ? Math.round(x) : Number(x.toPrecision(4));
+}
+
+/** The conversation as prompt variables: messages, answers and file names, each quoted. */
+export function conversationForPrompt(conversation: Conversation): { messages: string; answers: string; files: string } {
+  return {
+    messages: quote(conversation.messages.join("\n\n"), 6000, "user messages"),
+    answers: quote(JSON.stringify(conversation.answers), 1500, "answers already given"),
+    files: quote(conversation.files.map((f) => basename(f)).join("\n") || "(none)", 1000, "attached files"),
+  };
 }

@@ -244,7 +244,7 @@ describe("LLM manager: assess", () => {
   it("accepts an adequate request whose target is a real column, quoting the user's text", async () => {
     const client = fakeClient({ "verify-request": reply() });
     const agents = createLlmAgents(client, { codeAttempts: 3 });
-    const a = await agents.manager.assess({ conversation: conversation(), profile: churnProfile(), installed: {} });
+    const a = await agents.manager.assess({ conversation: conversation(), profile: churnProfile() });
     expect(a).toMatchObject({ relevant: true, declineReason: null, questions: [] });
     expect(client.calls).toHaveLength(1);
     expect(client.calls[0].role).toBe("verifier");
@@ -256,7 +256,6 @@ describe("LLM manager: assess", () => {
     const a = await createLlmAgents(client, { codeAttempts: 3 }).manager.assess({
       conversation: conversation({ messages: ["Predict whether customers leave, data in churn.csv"] }),
       profile: churnProfile(),
-      installed: {},
     });
     expect(a.questions).toHaveLength(1);
     expect(a.questions[0].slot).toBe("target");
@@ -266,7 +265,7 @@ describe("LLM manager: assess", () => {
 
   it("declines off-topic requests and tasks the harness cannot train yet", async () => {
     const off = fakeClient({ "verify-request": reply({ relevant: false, task: null, target: null, decline_reason: "This asks for a cake recipe." }) });
-    const a = await createLlmAgents(off, { codeAttempts: 3 }).manager.assess({ conversation: { messages: ["how do I bake a cake?"], files: [], answers: {} }, profile: null, installed: {} });
+    const a = await createLlmAgents(off, { codeAttempts: 3 }).manager.assess({ conversation: { messages: ["how do I bake a cake?"], files: [], answers: {} }, profile: null });
     expect(a.relevant).toBe(false);
     expect(a.declineReason).toMatch(/cake recipe.*build and deploy/);
 
@@ -274,7 +273,6 @@ describe("LLM manager: assess", () => {
     const b = await createLlmAgents(image, { codeAttempts: 3 }).manager.assess({
       conversation: { messages: ["Classify these photos of clothes into four categories"], files: [], answers: {} },
       profile: null,
-      installed: {},
     });
     expect(b.relevant).toBe(true);
     expect(b.declineReason).toMatch(/Image classification needs a PyTorch harness variant.*torchvision.*which this version does not have/);
@@ -282,7 +280,7 @@ describe("LLM manager: assess", () => {
 
   it("asks for the dataset when none was read, and falls back to the rules on unusable output", async () => {
     const none = fakeClient({ "verify-request": reply({ target: null }) });
-    const a = await createLlmAgents(none, { codeAttempts: 3 }).manager.assess({ conversation: { messages: ["predict churn"], files: [], answers: {} }, profile: null, installed: {} });
+    const a = await createLlmAgents(none, { codeAttempts: 3 }).manager.assess({ conversation: { messages: ["predict churn"], files: [], answers: {} }, profile: null });
     expect(a.questions.map((q) => q.slot)).toEqual(["dataset"]);
 
     const broken = fakeClient({
@@ -290,7 +288,7 @@ describe("LLM manager: assess", () => {
         throw new LlmOutputError("verify-request", "relevant: expected boolean");
       },
     });
-    const b = await createLlmAgents(broken, { codeAttempts: 3 }).manager.assess({ conversation: conversation(), profile: churnProfile(), installed: {} });
+    const b = await createLlmAgents(broken, { codeAttempts: 3 }).manager.assess({ conversation: conversation(), profile: churnProfile() });
     expect(b).toMatchObject({ relevant: true, declineReason: null, questions: [] });
   });
 });
@@ -753,7 +751,7 @@ describe("LLM engine: one conversation", () => {
     const profile = churnProfile();
     const conv = conversation();
 
-    const assessment = await agents.manager.assess({ conversation: conv, profile, installed: {} });
+    const assessment = await agents.manager.assess({ conversation: conv, profile });
     expect(assessment.questions).toEqual([]);
     const req = await agents.prompt.parse({ conversation: conv, profile });
     const plans = await agents.manager.plan({ requirements: req, profile, knowledge: retrieveLocal(req.task), count: 3, feedback: [], failures: [], installed: {} });

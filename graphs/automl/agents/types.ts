@@ -240,7 +240,7 @@ export interface FixInput {
 }
 
 export interface ManagerAgent {
-  assess(input: { conversation: Conversation; profile: DataProfile | null; installed: Record<string, boolean> }): Promise<Assessment>;
+  assess(input: { conversation: Conversation; profile: DataProfile | null }): Promise<Assessment>;
   plan(input: PlanInput): Promise<Plan[]>;
   verifyExecution(input: { requirements: Requirements; executions: PlanExecution[]; modelPlans: ModelPlan[] }): Promise<ExecutionVerdict[]>;
   select(input: SelectInput): Promise<Instructions>;

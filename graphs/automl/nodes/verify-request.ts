@@ -7,7 +7,6 @@ export function verifyRequestNode(deps: GraphDeps) {
     const assessment = await deps.agents.manager.assess({
       conversation: { messages: state.messages, files: state.files, answers: state.answers },
       profile: state.profile,
-      installed: {},
     });
     if (assessment.declineReason) return { assessment, status: "rejected", error: assessment.declineReason, route: "finish" };
     if (state.dataError) return { assessment, status: "failed", error: state.dataError, route: "finish" };

@@ -77,7 +77,7 @@ export class LlmManagerAgent implements ManagerAgent {
   // Request verification
   // ------------------------------------------------------------------------------------------
 
-  async assess(input: { conversation: Conversation; profile: DataProfile | null; installed: Record<string, boolean> }): Promise<Assessment> {
+  async assess(input: { conversation: Conversation; profile: DataProfile | null }): Promise<Assessment> {
     return orOffline(
       () => this.assessWithLlm(input),
       () => this.offline.assess(input),

@@ -25,6 +25,8 @@ await build({
   format: "esm",
   // Some dependencies are CommonJS and call require(); give the bundle one.
   banner: { js: "import { createRequire as __threadmlRequire } from 'node:module'; const require = __threadmlRequire(import.meta.url);" },
+  // Platform clients load only when configured; ssh2 has optional native parts a bundle cannot carry.
+  external: ["@slack/bolt", "discord.js", "ioredis", "ssh2"],
   logLevel: "warning",
 });
 writeFileSync(join(dist, ".stamp"), new Date().toISOString());

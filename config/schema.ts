@@ -47,9 +47,49 @@ export const LlmConfig = z.object({
 });
 export type LlmConfig = z.infer<typeof LlmConfig>;
 
+/** A remote host reached over SSH (runners/ssh); training runs there detached. */
+export const SshRunnerConfig = z.object({
+  kind: z.literal("ssh"),
+  host: z.string().min(1),
+  port: positiveInt.default(22),
+  user: z.string().min(1),
+  /** Private key file; without it the SSH agent (`agent`, else SSH_AUTH_SOCK) is used. */
+  identityFile: z.string().optional(),
+  passphrase: z.string().optional(),
+  agent: z.string().optional(),
+  /** An OpenSSH known_hosts file that lists the host, or the host key's fingerprint ("SHA256:…"). */
+  knownHosts: z.string().optional(),
+  hostKey: z.string().optional(),
+  /** Folder on the host that holds the runs (created when missing). */
+  workdir: z.string().default(".threadml"),
+  /** Python on the host, after `setup` has run. */
+  python: z.string().default("python3"),
+  /** Shell lines run before Python, e.g. "source ~/venv/bin/activate" or "conda activate ml". */
+  setup: z.array(z.string()).default([]),
+  /** GPUs to use: "auto" picks the least-loaded ones nvidia-smi reports; "none" hides every GPU; or indices. */
+  gpus: z.union([z.enum(["auto", "none"]), z.array(z.coerce.number().int().min(0))]).default("auto"),
+  /** GPUs per job when `gpus` is "auto". */
+  gpusPerJob: positiveInt.default(1),
+  /** Jobs run at once on this host; more wait. */
+  maxJobs: positiveInt.default(2),
+  /** Address the model server binds to on the host, and the name the endpoint URL uses. */
+  serveHost: z.string().default("127.0.0.1"),
+  publicHost: z.string().optional(),
+  /** Seconds between SSH keepalives. */
+  keepaliveS: positive.default(10),
+});
+export type SshRunnerConfig = z.infer<typeof SshRunnerConfig>;
+
+export const LocalRunnerConfig = z.object({ kind: z.literal("local") });
+
+export const RunnerConfig = z.discriminatedUnion("kind", [LocalRunnerConfig, SshRunnerConfig]);
+export type RunnerConfig = z.infer<typeof RunnerConfig>;
+
 export const Config = z.object({
   engine: z.enum(["offline", "llm"]).default("offline"),
   defaultRunner: z.string().default("local"),
+  /** Named runners besides the built-in "local" one, e.g. { gpu1: { kind: "ssh", host, user, … } }. */
+  runners: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/, "runner names use letters, digits, - and _"), RunnerConfig).default({}),
   /** Workspaces, uploads and artifacts live here. */
   dataDir: z.string().default(".threadml"),
   /** Python interpreter for the harness; "auto" prefers one that has scikit-learn. */
@@ -92,7 +132,16 @@ export const Config = z.object({
   /** Users (platform ids) who may approve, revise or cancel any conversation besides its requester. */
   approvers: z.array(z.string()).default([]),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
-  redisUrl: z.string().optional(),
+  redis: z
+    .object({
+      /** redis://… ; without it conversations live in memory only. */
+      url: z.string().optional(),
+      /** Prefix of every key ThreadML writes. */
+      prefix: z.string().default("threadml"),
+      /** Finished conversations expire after this many seconds (0 keeps them). */
+      finishedTtlS: z.coerce.number().int().min(0).default(14 * 24 * 3600),
+    })
+    .default({ prefix: "threadml", finishedTtlS: 14 * 24 * 3600 }),
   slack: z
     .object({
       botToken: z.string().optional(),

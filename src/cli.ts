@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { Command, Option } from "commander";
 import type { InterruptPayload, State } from "../graphs/automl/state.js";
+import { createChatAdapters } from "../adapters/index.js";
 import { ShellAdapter } from "../adapters/shell/index.js";
 import { ConfigError, loadConfig } from "./config.js";
 import { ConversationService } from "./conversation/service.js";
@@ -113,24 +114,22 @@ function printHuman(result: CliResultT, state: State): void {
 
 async function startCommand(): Promise<number> {
   const config = loadConfig();
-  if (config.slack.botToken || config.discord.token) {
-    process.stderr.write("Slack and Discord are not supported by this version yet; unset SLACK_BOT_TOKEN / DISCORD_TOKEN to use the shell.\n");
-    return 2;
-  }
   const logger = createLogger(process.env.LOG_LEVEL ?? "warn");
   const engine = await createEngine({ config, logger });
   let finish: () => void = () => {};
   const done = new Promise<void>((r) => (finish = r));
-  const shell = new ShellAdapter({ onExit: () => finish() });
-  const service = new ConversationService(engine, [shell], { approvers: config.approvers, logger });
+  const chat = await createChatAdapters(config, logger);
+  // With no chat platform configured, the terminal is the chat.
+  const adapters = chat.length ? chat : [new ShellAdapter({ onExit: () => finish() })];
+  const service = new ConversationService(engine, adapters, { approvers: config.approvers, logger });
   const check = await engine.runner(config.defaultRunner).check();
   if (!check.ok) process.stderr.write(`Warning: ${check.message}\n`);
   await service.start();
+  if (chat.length) process.stderr.write(`ThreadML is listening on ${chat.map((a) => a.platform).join(" and ")}; Ctrl-C stops it.\n`);
   process.once("SIGINT", () => finish());
   process.once("SIGTERM", () => finish());
   await done;
-  await service.idle().catch(() => {});
-  await shell.stop();
+  await service.stop().catch((err) => logger.warn({ err }, "stopping the chat adapters failed"));
   await engine.close();
   return 0;
 }

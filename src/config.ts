@@ -22,7 +22,7 @@ const ENV_MAP: Array<[string, string[]]> = [
   ["THREADML_SERVE_HOST", ["serveHost"]],
   ["THREADML_APPROVERS", ["approvers"]],
   ["LOG_LEVEL", ["logLevel"]],
-  ["REDIS_URL", ["redisUrl"]],
+  ["REDIS_URL", ["redis", "url"]],
   ["SLACK_BOT_TOKEN", ["slack", "botToken"]],
   ["SLACK_SIGNING_SECRET", ["slack", "signingSecret"]],
   ["SLACK_APP_TOKEN", ["slack", "appToken"]],

@@ -9,6 +9,7 @@ import { buildAutoMLGraph, type AutoMLGraph } from "../graphs/automl/graph.js";
 import { optionalModules } from "../graphs/automl/knowledge/index.js";
 import { createRetriever } from "../graphs/automl/knowledge/sources.js";
 import type { InterruptPayload, ResumeValue, State } from "../graphs/automl/state.js";
+import { createRunners } from "../runners/index.js";
 import { LocalRunner } from "../runners/local/index.js";
 import type { ModelServer, Runner } from "../runners/types.js";
 import { ConfigError } from "./config.js";
@@ -46,8 +47,8 @@ export class Engine {
     this.config = options.config;
     this.logger = options.logger;
     this.cwd = options.cwd ?? process.cwd();
-    if (options.config.engine === "llm" && !options.agents)
-      throw new ConfigError("The LLM engine's agents are loaded asynchronously: create the engine with createEngine().");
+    if ((options.config.engine === "llm" && !options.agents) || (Object.keys(options.config.runners).length && !options.runners))
+      throw new ConfigError("The LLM engine and configured runners load asynchronously: create the engine with createEngine().");
     const agents = options.agents ?? createOfflineAgents();
     this.runners = options.runners ?? {
       local: new LocalRunner({
@@ -151,6 +152,8 @@ export class Engine {
  * loaded only when the LLM engine is chosen, which keeps the offline start-up fast.
  */
 export async function createEngine(options: EngineOptions): Promise<Engine> {
+  if (!options.runners && Object.keys(options.config.runners).length)
+    options = { ...options, runners: await createRunners(options.config, options.logger, options.cwd ?? process.cwd()) };
   if (options.config.engine !== "llm" || options.agents) return new Engine(options);
   const { llm } = options.config;
   if (!llm.baseUrl && !llm.apiKey)

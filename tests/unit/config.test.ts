@@ -36,7 +36,7 @@ describe("loadConfig", () => {
       discord: {},
       llm: {},
     });
-    expect(config.redisUrl).toBeUndefined();
+    expect(config.redis.url).toBeUndefined();
   });
 
   it("maps environment variables to nested fields with the right types", () => {

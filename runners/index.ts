@@ -1,0 +1,25 @@
+import path from "node:path";
+import type { Config } from "../config/schema.js";
+import { ConfigError } from "../src/config.js";
+import type { Logger } from "../src/logger.js";
+import { LocalRunner } from "./local/index.js";
+import type { Runner } from "./types.js";
+
+/** The built-in local runner plus every runner named in the config; SSH support loads only when one is configured. */
+export async function createRunners(config: Config, logger: Logger, cwd: string): Promise<Record<string, Runner>> {
+  const dataDir = path.resolve(cwd, config.dataDir);
+  const runners: Record<string, Runner> = {
+    local: new LocalRunner({ dataDir, python: config.python, sandbox: config.sandbox, serveHost: config.serveHost, logger }),
+  };
+  for (const [name, rc] of Object.entries(config.runners)) {
+    if (rc.kind === "local") {
+      if (name !== "local") runners[name] = runners.local;
+      continue;
+    }
+    const { SshRunner } = await import("./ssh/index.js");
+    runners[name] = new SshRunner({ name, config: rc, dataDir, logger: logger.child({ runner: name }) });
+  }
+  if (!runners[config.defaultRunner])
+    throw new ConfigError(`defaultRunner is "${config.defaultRunner}", which is not a configured runner (configured: ${Object.keys(runners).join(", ")}).`);
+  return runners;
+}

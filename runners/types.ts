@@ -34,6 +34,8 @@ export interface RunOptions {
   limits: Limits;
   signal?: AbortSignal;
   onEvent?: (event: HarnessEvent) => void;
+  /** Plain sentences for the thread about where and how the job runs ("Training on gpu1, GPU 0", "reconnected"). */
+  onNotice?: (text: string) => void;
 }
 
 export interface RunOutcome {

@@ -44,10 +44,13 @@ function runnerFailure(job: JobRequest, id: string, err: unknown, workspace = ""
   };
 }
 
-/** A run id that is unique, readable and safe as a folder name. */
-function runId(threadId: string, kind: string, n: number): string {
+/**
+ * A run id that is readable, safe as a folder name and deterministic: a node that runs again after a restart
+ * asks for the same id, so the runner can re-attach to the job (or return its result) instead of starting twice.
+ */
+function runId(threadId: string, runKey: string, kind: string, n: number): string {
   const safe = threadId.replace(/[^A-Za-z0-9._-]+/g, "_").slice(-60);
-  return `${safe}-${kind}-${n}-${Date.now().toString(36)}`;
+  return `${safe}-${runKey || Date.now().toString(36)}-${kind}-${n}`;
 }
 
 /** Runs the harness for this conversation on its runner and turns the outcome into a RunRecord. */
@@ -56,7 +59,7 @@ export async function runJob(deps: GraphDeps, state: State, config: LangGraphRun
   const req = state.requirements!;
   const runner = deps.runner(runnerNameOf(config, deps));
   const dataFile = state.profile!.file;
-  const id = runId(threadId, job.kind, state.runs.length + 1);
+  const id = runId(threadId, state.runKey, job.kind, state.runs.length + 1);
   let ws;
   try {
     ws = await runner.prepare({
@@ -95,6 +98,7 @@ export async function runJob(deps: GraphDeps, state: State, config: LangGraphRun
     limits,
     signal: deps.jobSignal(threadId),
     onEvent,
+    onNotice: (text) => deps.emit(threadId, { type: "notice", text }),
   })
     .catch((err: unknown) => err as Error);
   if (outcome instanceof Error) return runnerFailure(job, ws.runId, outcome, ws.localDir, ws.dir);

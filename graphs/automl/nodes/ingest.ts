@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
 import { basename, isAbsolute, resolve } from "node:path";
 import { DataError } from "../agents/offline/profile.js";
@@ -9,28 +10,33 @@ import type { State } from "../state.js";
 /** Finds the conversation's data file and profiles it (once per file); data problems wait for the request check. */
 export function ingestNode(deps: GraphDeps) {
   return stage<State>(deps, "verify", async (state) => {
-    const mentioned = parseRequest(state.messages.join("\n")).dataPaths;
-    const known = new Set(state.files.map((f) => basename(f)));
-    const fromText = mentioned.filter((p) => !known.has(basename(p))).map((p) => (isAbsolute(p) ? p : resolve(deps.cwd, p)));
-    const files = [...state.files, ...fromText.filter((p) => existsSync(p))];
-    const missing = fromText.filter((p) => !existsSync(p));
-    if (files.length === 0) {
-      if (missing.length) return { profile: null, dataError: `I can't find the data file ${missing[0]}. Check the path, or attach the file.` };
-      return { profile: null, dataError: null };
-    }
-    const file = files[0];
-    if (state.profile?.file === file) return { dataError: null };
-    try {
-      const profile = await deps.agents.data.profile(file, { maxBytes: deps.config.limits.maxUploadMb * 1048576 });
-      if (profile.rows < MIN_ROWS)
-        return {
-          profile: null,
-          dataError: `${profile.name} has ${profile.rows} data row${profile.rows === 1 ? "" : "s"}; I need at least ${MIN_ROWS} to train a model and hold out a test split.`,
-        };
-      return { profile, files: [file], dataError: null };
-    } catch (err) {
-      if (err instanceof DataError) return { profile: null, dataError: err.message };
-      throw err;
-    }
+    if (!state.runKey) return { runKey: randomUUID().slice(0, 8), ...(await ingest(deps, state)) };
+    return ingest(deps, state);
   });
+}
+
+async function ingest(deps: GraphDeps, state: State): Promise<Partial<State>> {
+  const mentioned = parseRequest(state.messages.join("\n")).dataPaths;
+  const known = new Set(state.files.map((f) => basename(f)));
+  const fromText = mentioned.filter((p) => !known.has(basename(p))).map((p) => (isAbsolute(p) ? p : resolve(deps.cwd, p)));
+  const files = [...state.files, ...fromText.filter((p) => existsSync(p))];
+  const missing = fromText.filter((p) => !existsSync(p));
+  if (files.length === 0) {
+    if (missing.length) return { profile: null, dataError: `I can't find the data file ${missing[0]}. Check the path, or attach the file.` };
+    return { profile: null, dataError: null };
+  }
+  const file = files[0];
+  if (state.profile?.file === file) return { dataError: null };
+  try {
+    const profile = await deps.agents.data.profile(file, { maxBytes: deps.config.limits.maxUploadMb * 1048576 });
+    if (profile.rows < MIN_ROWS)
+      return {
+        profile: null,
+        dataError: `${profile.name} has ${profile.rows} data row${profile.rows === 1 ? "" : "s"}; I need at least ${MIN_ROWS} to train a model and hold out a test split.`,
+      };
+    return { profile, files: [file], dataError: null };
+  } catch (err) {
+    if (err instanceof DataError) return { profile: null, dataError: err.message };
+    throw err;
+  }
 }

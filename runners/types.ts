@@ -79,4 +79,9 @@ export interface Runner {
   modules?(names: string[]): Promise<Record<string, boolean>>;
   /** Stops every server and job this runner started. */
   close(): Promise<void>;
+  /**
+   * Stops following running jobs and leaves them running (a restart with a shared store: the next process
+   * re-attaches). Unfinished run() calls never settle. Runners without it are closed instead.
+   */
+  detach?(): Promise<void>;
 }

@@ -127,17 +127,49 @@ export class Engine {
   /** Starts a conversation or resumes a paused one, and runs it until it pauses or ends. */
   async advance(threadId: string, input: StartInput | ResumeValue, options: { serve?: boolean; runner?: string } = {}): Promise<Outcome> {
     const config = { configurable: { thread_id: threadId, serve: options.serve ?? true, runner: options.runner ?? "" }, recursionLimit: 100 };
-    const result = (await ("kind" in input
-      ? this.graph.invoke(new Command({ resume: input }) as Parameters<AutoMLGraph["invoke"]>[0], config)
-      : this.graph.invoke({ messages: [input.text], files: (input.files ?? []).map((f) => resolve(this.cwd, f)), requester: input.requester ?? null }, config))) as State & { __interrupt__?: Array<{ value: InterruptPayload }> };
+    return this.outcomeOf(
+      await ("kind" in input
+        ? this.graph.invoke(new Command({ resume: input }) as Parameters<AutoMLGraph["invoke"]>[0], config)
+        : this.graph.invoke({ messages: [input.text], files: (input.files ?? []).map((f) => resolve(this.cwd, f)), requester: input.requester ?? null }, config)),
+    );
+  }
+
+  /**
+   * Where a conversation stands according to its checkpoint: null when the thread has none, else the
+   * state, the question or plan card it waits on (if any), and whether nodes were left unfinished (a
+   * process that died mid-step).
+   */
+  async snapshot(threadId: string): Promise<{ state: State; pending: InterruptPayload | null; unfinished: boolean } | null> {
+    const snap = await this.graph.getState({ configurable: { thread_id: threadId } });
+    if (!snap.config?.configurable?.checkpoint_id) return null;
+    const pending = (snap.tasks.flatMap((t) => t.interrupts ?? [])[0]?.value as InterruptPayload | undefined) ?? null;
+    return { state: snap.values as State, pending, unfinished: !pending && snap.next.length > 0 };
+  }
+
+  /** Runs a conversation on from its last checkpoint (after a restart), until it pauses or ends. */
+  async resume(threadId: string, options: { serve?: boolean; runner?: string } = {}): Promise<Outcome> {
+    const config = { configurable: { thread_id: threadId, serve: options.serve ?? true, runner: options.runner ?? "" }, recursionLimit: 100 };
+    return this.outcomeOf(await this.graph.invoke(null, config));
+  }
+
+  private outcomeOf(raw: unknown): Outcome {
+    const result = raw as State & { __interrupt__?: Array<{ value: InterruptPayload }> };
     const pending = result.__interrupt__?.[0];
-    const state = result as State;
-    return pending ? { kind: "interrupt", payload: pending.value, state } : { kind: "done", state };
+    return pending ? { kind: "interrupt", payload: pending.value, state: result } : { kind: "done", state: result };
   }
 
   onEvent(listener: (threadId: string, event: ProgressEvent) => void): () => void {
     this.events.on("event", listener);
     return () => this.events.off("event", listener);
+  }
+
+  /**
+   * Shutting down for a restart: model servers stop, but training jobs keep running detached so that the
+   * process that takes over re-attaches to them. Unfinished steps are left to that process.
+   */
+  async detach(): Promise<void> {
+    await Promise.all([...this.servers.keys()].map((id) => this.stopServer(id)));
+    await Promise.all(Object.values(this.runners).map((r) => (r.detach ? r.detach() : r.close())));
   }
 
   async close(): Promise<void> {

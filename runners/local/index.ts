@@ -1,9 +1,10 @@
-import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { cp, mkdir, mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { realpathSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fromRoot } from "../../src/paths.js";
-import { HarnessResult, HarnessSpec, parseEventLine, type HarnessEvent } from "../contract.js";
+import { HarnessSpec, parseEventLine } from "../contract.js";
 import type {
   Limits,
   ModelServer,
@@ -14,7 +15,20 @@ import type {
   Workspace,
   WorkspaceInput,
 } from "../types.js";
-import { killGroupNow, startJob, STDERR_TAIL_CHARS, type Job } from "./process.js";
+import { startDetached } from "./detached.js";
+import { Follower, replayEvents } from "./follow.js";
+import {
+  clearJob,
+  controlPaths,
+  InputsRecord,
+  inspectJob,
+  readJson,
+  writeJsonAtomic,
+  type ControlPaths,
+  type JobRecord,
+} from "./job-record.js";
+import { buildOutcome, isInside } from "./outcome.js";
+import { killGroupNow, startJob, type Job } from "./process.js";
 import { describeProbe, probePython, PYTHON_FIX_HINT, resolveExecutable, type PythonProbe } from "./python.js";
 import { buildCommand, cleanEnv, type Tools } from "./sandbox.js";
 import { execFile } from "node:child_process";
@@ -22,8 +36,12 @@ import { promisify } from "node:util";
 
 const execFileAsync = promisify(execFile);
 
+export { JobRecord, controlPaths, inspectJob } from "./job-record.js";
+
 // The local runner: generated code runs on this machine, in a per-run workspace, under resource
 // limits and (when available) a bubblewrap sandbox with no network and no view of the host.
+// Training jobs are detached (own session, output in files, a record in <dataDir>/jobs/<runId>), so a
+// restarted service re-attaches to them by run id instead of starting them twice.
 
 export interface RunnerLogger {
   warn(obj: object, msg?: string): void;
@@ -71,16 +89,6 @@ export class ServeError extends Error {
   }
 }
 
-function appendNote(tail: string, note: string): string {
-  const joined = tail && !tail.endsWith("\n") ? `${tail}\n${note}` : `${tail}${note}`;
-  return joined.slice(-STDERR_TAIL_CHARS);
-}
-
-function isInside(child: string, parent: string): boolean {
-  const rel = path.relative(parent, child);
-  return rel === "" || (!rel.startsWith("..") && !path.isAbsolute(rel));
-}
-
 /** Resolves a workspace-relative destination, refusing anything that would land outside it. */
 function safeDest(dir: string, dest: string): string {
   if (!dest || path.isAbsolute(dest) || dest.split(/[\\/]/).includes("..")) {
@@ -93,18 +101,43 @@ function safeDest(dir: string, dest: string): string {
   return full;
 }
 
+function notStarted(): RunOutcome {
+  return {
+    result: null,
+    exitCode: null,
+    signal: null,
+    timedOut: false,
+    cancelled: true,
+    durationS: 0,
+    stderrTail: "[runner] cancelled before the run started",
+  };
+}
+
+function checkRunId(runId: unknown): string {
+  if (typeof runId !== "string" || !RUN_ID.test(runId) || runId === "." || runId === "..") {
+    throw new Error(`invalid runId ${JSON.stringify(runId)}: use letters, digits, '.', '_' and '-' only`);
+  }
+  return runId;
+}
+
+/** Identifies what prepare() was asked to write: text contents, and each copied file's name, size and time. */
+async function inputsFingerprint(input: WorkspaceInput): Promise<string> {
+  const hash = createHash("sha256");
+  for (const [dest, content] of Object.entries(input.texts ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    hash.update(`text\0${dest}\0${createHash("sha256").update(content).digest("hex")}\n`);
+  }
+  for (const f of [...(input.files ?? [])].sort((a, b) => (a.dest < b.dest ? -1 : a.dest > b.dest ? 1 : 0))) {
+    const st = await stat(f.source).catch(() => null);
+    hash.update(`file\0${f.dest}\0${path.resolve(f.source)}\0${st ? `${st.size}:${st.mtimeMs}` : "missing"}\n`);
+  }
+  return hash.digest("hex");
+}
+
 function checkLimits(limits: Limits): void {
   for (const key of ["wallTimeS", "cpuS", "memoryMb"] as const) {
     const v = limits[key];
     if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) throw new Error(`invalid limit ${key}: ${String(v)}`);
   }
-}
-
-/** bubblewrap reports a command killed by signal N as exit code 128+N; report it as that signal. */
-function unwrapBwrapStatus(exitCode: number | null, signal: string | null): { exitCode: number | null; signal: string | null } {
-  if (signal !== null || exitCode === null || exitCode <= 128) return { exitCode, signal };
-  const name = Object.entries(os.constants.signals).find(([, n]) => n === exitCode - 128)?.[0];
-  return name ? { exitCode: null, signal: name } : { exitCode, signal };
 }
 
 function formatHost(host: string): string {
@@ -121,13 +154,19 @@ export class LocalRunner implements Runner {
   private readonly serveMemoryMb: number;
   private readonly log: RunnerLogger;
   private resolving: Promise<Resolved> | null = null;
-  /** Running jobs, each with the function that cancels it. */
+  /** Model servers still starting, each with the function that gives up on it. */
   private readonly jobs = new Map<Job, () => void>();
   private readonly servers = new Map<Job, ModelServer>();
+  /** Training jobs this runner follows (started here or re-attached). */
+  private readonly followers = new Set<Follower>();
+  /** Per runId: prepare() and run()'s start-or-attach decision never interleave. */
+  private readonly locks = new Map<string, Promise<unknown>>();
+  private detached = false;
   private exitHookInstalled = false;
   private readonly exitHook = () => {
-    // Synchronous last resort when Node exits without close().
+    // Synchronous last resort when Node exits without close() or detach().
     for (const job of [...this.jobs.keys(), ...this.servers.keys()]) killGroupNow(job.pid);
+    for (const follower of this.followers) follower.killNow();
   };
 
   constructor(options: LocalRunnerOptions) {
@@ -164,6 +203,7 @@ export class LocalRunner implements Runner {
       bwrap: resolveExecutable("bwrap", TOOL_PATH),
       prlimit: resolveExecutable("prlimit", TOOL_PATH),
       setpriv: resolveExecutable("setpriv", TOOL_PATH),
+      sh: resolveExecutable("sh", TOOL_PATH),
     };
 
     // Interpreter: the first candidate that imports the required modules.
@@ -278,10 +318,7 @@ export class LocalRunner implements Runner {
   }
 
   async prepare(input: WorkspaceInput): Promise<Workspace> {
-    const runId = input.runId;
-    if (typeof runId !== "string" || !RUN_ID.test(runId) || runId === "." || runId === "..") {
-      throw new Error(`invalid runId ${JSON.stringify(runId)}: use letters, digits, '.', '_' and '-' only`);
-    }
+    const runId = checkRunId(input.runId);
     const dir = path.join(this.dataDir, "runs", runId);
     // Validate every destination before touching the disk.
     const files = (input.files ?? []).map((f) => ({ source: f.source, target: safeDest(dir, f.dest) }));
@@ -295,41 +332,109 @@ export class LocalRunner implements Runner {
     } catch (err) {
       throw new Error(`harness folder ${this.harnessDir} cannot be read: ${(err as Error).message}`);
     }
+    const fingerprint = await inputsFingerprint(input);
+    const paths = controlPaths(this.dataDir, runId);
 
-    await mkdir(dir, { recursive: true });
-    for (const name of harnessFiles) await cp(path.join(this.harnessDir, name), path.join(dir, name));
-    for (const f of files) {
-      await mkdir(path.dirname(f.target), { recursive: true });
-      // Links are followed: a link to a host path would be dangling inside the sandbox.
-      await cp(f.source, f.target, { recursive: true, dereference: true });
-    }
-    for (const t of texts) {
-      await mkdir(path.dirname(t.target), { recursive: true });
-      await writeFile(t.target, t.content);
-    }
-    return { runId, dir, localDir: dir };
+    return this.exclusive(runId, async () => {
+      const state = await inspectJob(paths);
+      const recorded = await readJson(paths.inputs, InputsRecord);
+      const sameInputs = recorded !== null && !(recorded instanceof Error) && recorded.fingerprint === fingerprint;
+      if (state.kind === "live" || state.kind === "done" || state.kind === "ended") {
+        // The job of this run id is running or has run on exactly these inputs: leave its workspace alone.
+        if (sameInputs) return { runId, dir, localDir: dir };
+        if (state.kind === "live")
+          throw new Error(`run ${runId} is still running (pid ${state.record.pid}) with other inputs; its workspace was left as it is`);
+        // A new job under an old id: the earlier record no longer describes this workspace.
+        await clearJob(paths);
+      } else if (state.kind === "lost" && !sameInputs) {
+        await clearJob(paths);
+      }
+
+      await mkdir(dir, { recursive: true });
+      for (const name of harnessFiles) await cp(path.join(this.harnessDir, name), path.join(dir, name));
+      for (const f of files) {
+        await mkdir(path.dirname(f.target), { recursive: true });
+        // Links are followed: a link to a host path would be dangling inside the sandbox.
+        await cp(f.source, f.target, { recursive: true, dereference: true });
+      }
+      for (const t of texts) {
+        await mkdir(path.dirname(t.target), { recursive: true });
+        await writeFile(t.target, t.content);
+      }
+      await mkdir(paths.dir, { recursive: true });
+      await writeJsonAtomic(paths.inputs, { fingerprint });
+      return { runId, dir, localDir: dir };
+    });
   }
 
+  /**
+   * Runs the harness for this workspace, once per run id: a job of the same run id and spec that is
+   * still running (started by this process or an earlier one) is followed again, a finished one gives
+   * its outcome without running again, and one that vanished without an exit record runs again.
+   */
   async run(ws: Workspace, options: RunOptions): Promise<RunOutcome> {
-    const notStarted = (): RunOutcome => ({
-      result: null,
-      exitCode: null,
-      signal: null,
-      timedOut: false,
-      cancelled: true,
-      durationS: 0,
-      stderrTail: "[runner] cancelled before the run started",
+    // Shutting down for a restart: start nothing and leave the caller's step unfinished (see detach()).
+    if (this.detached) return new Promise<RunOutcome>(() => undefined);
+    const runId = checkRunId(ws.runId);
+    checkLimits(options.limits);
+    const dir = await this.workspaceDir(ws);
+    const spec = HarnessSpec.parse(options.spec);
+    const paths = controlPaths(this.dataDir, runId);
+    const notify = (text: string) => {
+      try {
+        options.onNotice?.(text);
+      } catch (err) {
+        this.log.debug({ err: String(err) }, "onNotice listener threw; ignored");
+      }
+    };
+
+    const next = await this.exclusive(runId, async (): Promise<Follower | RunOutcome> => {
+      const state = await inspectJob(paths);
+      const same = (r: JobRecord) => path.resolve(r.workspace) === dir && JSON.stringify(r.spec) === JSON.stringify(spec);
+      if (state.kind === "live") {
+        if (!same(state.record)) throw new Error(`run ${runId} is already running a different job (pid ${state.record.pid}); it was not started again`);
+        notify(`The job was still running (since ${new Date(state.record.startedAt).toISOString()}); following it again.`);
+        this.log.info({ runId, pid: state.record.pid }, "re-attached to a running job");
+        return this.follow({ paths, record: state.record, stop: state.stop, onEvent: options.onEvent, signal: options.signal });
+      }
+      if ((state.kind === "done" || state.kind === "ended") && same(state.record)) {
+        const outcome =
+          state.kind === "done"
+            ? state.outcome
+            : await this.store(paths, await buildOutcome(state.record, paths.stderr, { exit: state.exit, stop: state.stop, endedAt: state.endedAt, lastSignal: null }));
+        await replayEvents(paths.events, options.onEvent);
+        notify("This job had already finished; using its result instead of running it again.");
+        this.log.info({ runId }, "job already finished; outcome reused");
+        return outcome;
+      }
+      if (options.signal?.aborted) return notStarted();
+      if (state.kind === "lost" && (state.record === null || same(state.record))) {
+        this.log.warn({ runId, why: state.why }, "job vanished without an exit record; running it again");
+        notify(`The previous run of this job stopped without finishing (${state.why}); running it again.`);
+        // From a clean state of its outputs; the inputs prepare() wrote stay.
+        const outDir = path.resolve(dir, spec.out_dir);
+        if (outDir !== dir && isInside(outDir, dir)) await rm(outDir, { recursive: true, force: true });
+        await rm(path.join(dir, "tmp"), { recursive: true, force: true });
+      }
+      if (state.kind !== "none") await clearJob(paths);
+      return this.start(ws, dir, spec, options, paths);
     });
+    if (!(next instanceof Follower)) return next;
+    try {
+      return await next.done;
+    } finally {
+      this.untrackFollower(next);
+    }
+  }
+
+  private async start(ws: Workspace, dir: string, spec: HarnessSpec, options: RunOptions, paths: ControlPaths): Promise<Follower | RunOutcome> {
     if (options.signal?.aborted) return notStarted();
     const { check, probe, tools } = await this.resolve();
     if (!check.ok || !probe?.executable) throw new Error(`local runner is not usable: ${check.message}`);
-    checkLimits(options.limits);
-    const dir = await this.workspaceDir(ws);
+    if (!tools.sh) throw new Error("local runner is not usable: no sh found to start jobs with");
 
-    const spec = HarnessSpec.parse(options.spec);
     await writeFile(path.join(dir, "spec.json"), JSON.stringify(spec, null, 2));
-    const outDir = path.resolve(dir, spec.out_dir);
-    const resultPath = path.join(outDir, "result.json");
+    const resultPath = path.join(path.resolve(dir, spec.out_dir), "result.json");
     // A stale result from an earlier run in this workspace must never be mistaken for this one's.
     if (isInside(resultPath, dir)) await rm(resultPath, { force: true });
     await mkdir(path.join(dir, "tmp"), { recursive: true });
@@ -349,87 +454,73 @@ export class LocalRunner implements Runner {
       pythonPrefixes: probe.prefixes,
       argv: [probe.executable, "harness.py"],
     });
-
-    const onEvent = options.onEvent;
-    const started = performance.now();
-    const job = startJob({
+    const started = await startDetached({
+      shell: tools.sh,
       ...cmd,
       cwd: dir,
       env,
-      onLine: (line) => {
-        const event: HarnessEvent | null = parseEventLine(line);
-        if (!event || !onEvent) return;
-        try {
-          onEvent(event);
-        } catch (err) {
-          this.log.debug({ err: String(err) }, "onEvent listener threw; ignored");
-        }
+      paths,
+      record: {
+        version: 1,
+        runId: ws.runId,
+        workspace: dir,
+        spec,
+        limits: { wallTimeS: options.limits.wallTimeS, cpuS: options.limits.cpuS, memoryMb: options.limits.memoryMb },
+        sandbox: check.sandbox,
       },
     });
-    this.log.debug({ runId: ws.runId, pid: job.pid, sandboxed }, "run started");
-
-    let timedOut = false;
-    let cancelled = false;
-    const cancel = () => {
-      if (job.exited || timedOut || cancelled) return;
-      cancelled = true;
-      void job.kill();
-    };
-    this.track(this.jobs, job, cancel);
-    const timer = setTimeout(() => {
-      if (job.exited || cancelled) return;
-      timedOut = true;
-      void job.kill();
-      // setTimeout overflows past 2^31-1 ms and would fire at once.
-    }, Math.min(options.limits.wallTimeS * 1000, 2 ** 31 - 1));
-    options.signal?.addEventListener("abort", cancel, { once: true });
-
-    let exit;
-    try {
-      exit = await job.done;
-    } finally {
-      clearTimeout(timer);
-      options.signal?.removeEventListener("abort", cancel);
-      this.untrack(this.jobs, job);
+    if ("error" in started) {
+      return {
+        result: null,
+        exitCode: null,
+        signal: null,
+        timedOut: false,
+        cancelled: false,
+        durationS: 0,
+        stderrTail: `[runner] could not start ${tools.sh}: ${started.error.message}`,
+      };
     }
-    const durationS = Math.round(performance.now() - started) / 1000;
+    this.log.debug({ runId: ws.runId, pid: started.record.pid, sandboxed }, "run started");
+    return this.follow({ paths, record: started.record, child: started.child, onEvent: options.onEvent, signal: options.signal });
+  }
 
-    let stderrTail = job.stderrTail();
-    if (timedOut) stderrTail = appendNote(stderrTail, `[runner] killed after the wall-time limit of ${options.limits.wallTimeS} s`);
-    if (cancelled) stderrTail = appendNote(stderrTail, "[runner] cancelled");
-    let result: HarnessResult | null = null;
-    if (!isInside(resultPath, dir)) {
-      stderrTail = appendNote(stderrTail, `[runner] out_dir ${JSON.stringify(spec.out_dir)} is outside the workspace; result ignored`);
-    } else {
-      let raw: string | null = null;
-      try {
-        raw = await readFile(resultPath, "utf8");
-      } catch {
-        stderrTail = appendNote(stderrTail, `[runner] no result.json was written (${path.relative(dir, resultPath)})`);
-      }
-      if (raw !== null) {
-        let json: unknown;
-        try {
-          json = JSON.parse(raw);
-        } catch (err) {
-          stderrTail = appendNote(stderrTail, `[runner] result.json is not valid JSON: ${(err as Error).message}`);
-        }
-        if (json !== undefined) {
-          const parsed = HarnessResult.safeParse(json);
-          if (parsed.success) result = parsed.data;
-          else {
-            const issues = parsed.error.issues
-              .slice(0, 5)
-              .map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`)
-              .join("; ");
-            stderrTail = appendNote(stderrTail, `[runner] result.json does not match the contract: ${issues}`);
-          }
-        }
-      }
+  private follow(opts: Omit<ConstructorParameters<typeof Follower>[0], "finish">): Follower {
+    const follower = new Follower({
+      ...opts,
+      finish: async (end) => {
+        const outcome = await this.store(opts.paths, await buildOutcome(opts.record, opts.paths.stderr, end));
+        this.log.debug({ runId: opts.record.runId, exitCode: outcome.exitCode, signal: outcome.signal, timedOut: outcome.timedOut, cancelled: outcome.cancelled, durationS: outcome.durationS }, "run ended");
+        return outcome;
+      },
+    });
+    this.followers.add(follower);
+    this.installExitHook();
+    // detach() came while this job was being started: leave it running like the others.
+    if (this.detached) {
+      follower.detach();
+      this.followers.delete(follower);
     }
-    this.log.debug({ runId: ws.runId, ...exit, timedOut, cancelled, durationS }, "run ended");
-    const { exitCode, signal } = sandboxed ? unwrapBwrapStatus(exit.exitCode, exit.signal) : exit;
-    return { result, exitCode, signal, timedOut, cancelled, durationS, stderrTail };
+    return follower;
+  }
+
+  /** Keeps the outcome beside the job record, so a later run() with this id returns it as it was. */
+  private async store(paths: ControlPaths, outcome: RunOutcome): Promise<RunOutcome> {
+    await writeJsonAtomic(paths.outcome, outcome).catch((err: unknown) => this.log.warn({ err: String(err) }, "could not store the run outcome"));
+    return outcome;
+  }
+
+  private exclusive<T>(runId: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.locks.get(runId) ?? Promise.resolve();
+    const current = previous.then(fn, fn);
+    const settled = current.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.locks.set(runId, settled);
+    void settled.then(() => {
+      if (this.locks.get(runId) === settled) this.locks.delete(runId);
+    });
+    return current;
   }
 
   async serve(ws: Workspace, options: { signal?: AbortSignal } = {}): Promise<ModelServer> {
@@ -513,15 +604,40 @@ export class LocalRunner implements Runner {
     });
   }
 
+  /** Stops every server and job this runner started or re-attached to. */
   async close(): Promise<void> {
+    const servers = [...this.servers.values()];
+    const jobs = [...this.jobs.entries()];
+    const followers = [...this.followers];
+    for (const [, cancel] of jobs) cancel();
+    for (const follower of followers) follower.cancel();
+    await Promise.all([
+      ...servers.map((s) => s.stop()),
+      ...jobs.map(([job]) => job.done),
+      ...followers.map((f) => f.done.catch(() => undefined)),
+    ]);
+    this.removeExitHookIfIdle();
+  }
+
+  /**
+   * For a service that stops but will come back: stops following the training jobs and leaves them
+   * running; a later runner on the same data folder re-attaches to them by run id. Pending run() calls
+   * and later ones never settle (and start nothing), so no graph step records an outcome for a job it
+   * no longer follows; the process is expected to exit. Model servers cannot be re-attached: they stop.
+   */
+  async detach(): Promise<void> {
+    this.detached = true;
+    const followers = [...this.followers];
+    for (const follower of followers) {
+      this.log.info({ pid: follower.pid }, "detached from a running job; it keeps running");
+      follower.detach();
+      this.followers.delete(follower);
+    }
     const servers = [...this.servers.values()];
     const jobs = [...this.jobs.entries()];
     for (const [, cancel] of jobs) cancel();
     await Promise.all([...servers.map((s) => s.stop()), ...jobs.map(([job]) => job.done)]);
-    if (this.exitHookInstalled && this.jobs.size === 0 && this.servers.size === 0) {
-      process.removeListener("exit", this.exitHook);
-      this.exitHookInstalled = false;
-    }
+    this.removeExitHookIfIdle();
   }
 
   private async workspaceDir(ws: Workspace): Promise<string> {
@@ -533,15 +649,27 @@ export class LocalRunner implements Runner {
 
   private track<V>(map: Map<Job, V>, job: Job, value: V): void {
     map.set(job, value);
-    if (!this.exitHookInstalled) {
-      process.on("exit", this.exitHook);
-      this.exitHookInstalled = true;
-    }
+    this.installExitHook();
   }
 
   private untrack<V>(map: Map<Job, V>, job: Job): void {
     map.delete(job);
-    if (this.exitHookInstalled && this.jobs.size === 0 && this.servers.size === 0) {
+    this.removeExitHookIfIdle();
+  }
+
+  private untrackFollower(follower: Follower): void {
+    this.followers.delete(follower);
+    this.removeExitHookIfIdle();
+  }
+
+  private installExitHook(): void {
+    if (this.exitHookInstalled) return;
+    process.on("exit", this.exitHook);
+    this.exitHookInstalled = true;
+  }
+
+  private removeExitHookIfIdle(): void {
+    if (this.exitHookInstalled && this.jobs.size === 0 && this.servers.size === 0 && this.followers.size === 0) {
       process.removeListener("exit", this.exitHook);
       this.exitHookInstalled = false;
     }

@@ -15,6 +15,8 @@ export interface Tools {
   bwrap: string | null;
   prlimit: string | null;
   setpriv: string | null;
+  /** Runs the wrapper that records a training job's exit status. */
+  sh: string | null;
 }
 
 /** The only environment a run gets. */

@@ -1,0 +1,44 @@
+import { Redis } from "ioredis";
+import type { Config } from "../config.js";
+import type { Logger } from "../logger.js";
+import { MemoryStore } from "./memory.js";
+import { RedisStore } from "./redis.js";
+import type { ConversationStore } from "./types.js";
+
+export { MemoryStore } from "./memory.js";
+export { RedisStore } from "./redis.js";
+export { FENCE_CONFIGURABLE, RedisSaver } from "./redis-checkpointer.js";
+export * from "./types.js";
+
+/** The URL without its password, for messages and logs. */
+export function redactRedisUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = "***";
+    return parsed.toString();
+  } catch {
+    return "(unparseable Redis URL)";
+  }
+}
+
+/**
+ * The conversation store the configuration asks for: Redis (with its checkpointer) when
+ * `redis.url` is set, else in memory. A Redis that cannot be reached fails here, with its address,
+ * rather than on the first conversation.
+ */
+export async function createStore(config: Pick<Config, "redis">, logger: Logger): Promise<ConversationStore> {
+  const { url, prefix, finishedTtlS } = config.redis;
+  if (!url) return new MemoryStore({ finishedTtlS });
+  const shown = redactRedisUrl(url);
+  const client = new Redis(url, { lazyConnect: true });
+  client.on("error", (err: Error) => logger.warn({ redis: shown, err: err.message }, "redis connection error"));
+  try {
+    await client.connect();
+    await client.ping();
+  } catch (err) {
+    client.disconnect();
+    throw new Error(`Redis at ${shown} (REDIS_URL) is not reachable: ${(err as Error).message}`);
+  }
+  logger.info({ redis: shown, prefix }, "conversations are kept in Redis");
+  return new RedisStore(client, { prefix, finishedTtlS, ownsClient: true, logger });
+}

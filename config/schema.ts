@@ -140,8 +140,10 @@ export const Config = z.object({
       prefix: z.string().default("threadml"),
       /** Finished conversations expire after this many seconds (0 keeps them). */
       finishedTtlS: z.coerce.number().int().min(0).default(14 * 24 * 3600),
+      /** A conversation's lease lasts this long without renewal: after a crash, another process resumes it this much later. */
+      leaseTtlS: positive.default(15),
     })
-    .default({ prefix: "threadml", finishedTtlS: 14 * 24 * 3600 }),
+    .default({ prefix: "threadml", finishedTtlS: 14 * 24 * 3600, leaseTtlS: 15 }),
   slack: z
     .object({
       botToken: z.string().optional(),

@@ -6,6 +6,7 @@ import { ShellAdapter } from "../adapters/shell/index.js";
 import { ConfigError, loadConfig } from "./config.js";
 import { ConversationService } from "./conversation/service.js";
 import { createEngine, type Outcome } from "./engine.js";
+import { MemoryStore } from "./store/memory.js";
 import { createLogger } from "./logger.js";
 import { CliResult, failedResult, type CliResultT } from "./schema/cli-result.js";
 
@@ -115,13 +116,15 @@ function printHuman(result: CliResultT, state: State): void {
 async function startCommand(): Promise<number> {
   const config = loadConfig();
   const logger = createLogger(process.env.LOG_LEVEL ?? "warn");
-  const engine = await createEngine({ config, logger });
+  // Redis (and its client library) only when configured; otherwise everything lives in this process.
+  const store = config.redis.url ? await (await import("./store/index.js")).createStore(config, logger) : new MemoryStore();
+  const engine = await createEngine({ config, logger, checkpointer: store.checkpointer });
   let finish: () => void = () => {};
   const done = new Promise<void>((r) => (finish = r));
   const chat = await createChatAdapters(config, logger);
   // With no chat platform configured, the terminal is the chat.
   const adapters = chat.length ? chat : [new ShellAdapter({ onExit: () => finish() })];
-  const service = new ConversationService(engine, adapters, { approvers: config.approvers, logger });
+  const service = new ConversationService(engine, adapters, { approvers: config.approvers, logger, store, leaseTtlMs: config.redis.leaseTtlS * 1000 });
   const check = await engine.runner(config.defaultRunner).check();
   if (!check.ok) process.stderr.write(`Warning: ${check.message}\n`);
   await service.start();
@@ -129,9 +132,17 @@ async function startCommand(): Promise<number> {
   process.once("SIGINT", () => finish());
   process.once("SIGTERM", () => finish());
   await done;
-  await service.stop().catch((err) => logger.warn({ err }, "stopping the chat adapters failed"));
-  await engine.close();
-  return 0;
+  if (store.kind === "memory") {
+    await service.stop().catch((err) => logger.warn({ err }, "stopping the chat adapters failed"));
+    await engine.close();
+    return 0;
+  }
+  // With a shared store nothing is lost by leaving now: running jobs stay up and the next process
+  // (or another replica) resumes every conversation from its checkpoint.
+  await service.stop({ drain: false }).catch((err) => logger.warn({ err }, "stopping the chat adapters failed"));
+  await engine.detach();
+  await store.close().catch(() => {});
+  process.exit(0);
 }
 
 export function buildProgram(): Command {

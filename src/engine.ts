@@ -10,6 +10,7 @@ import { optionalModules } from "../graphs/automl/knowledge/index.js";
 import { createRetriever } from "../graphs/automl/knowledge/sources.js";
 import type { InterruptPayload, ResumeValue, State } from "../graphs/automl/state.js";
 import { createRunners } from "../runners/index.js";
+import { FENCE_CONFIGURABLE } from "./store/redis-checkpointer.js";
 import { LocalRunner } from "../runners/local/index.js";
 import type { ModelServer, Runner } from "../runners/types.js";
 import { ConfigError } from "./config.js";
@@ -20,6 +21,20 @@ export type StartInput = { text: string; files?: string[]; requester?: string | 
 export type Outcome =
   | { kind: "interrupt"; payload: InterruptPayload; state: State }
   | { kind: "done"; state: State };
+
+export interface AdvanceOptions {
+  /** Keep the model server running after its check (default true). */
+  serve?: boolean;
+  runner?: string;
+  /** The caller's lease on the conversation: checkpoint writes are refused once a newer holder exists. */
+  fence?: { key: string; token: number };
+}
+
+function graphConfig(threadId: string, options: AdvanceOptions) {
+  const configurable: Record<string, unknown> = { thread_id: threadId, serve: options.serve ?? true, runner: options.runner ?? "" };
+  if (options.fence) configurable[FENCE_CONFIGURABLE] = options.fence;
+  return { configurable, recursionLimit: 100 };
+}
 
 export interface EngineOptions {
   config: Config;
@@ -125,8 +140,8 @@ export class Engine {
   }
 
   /** Starts a conversation or resumes a paused one, and runs it until it pauses or ends. */
-  async advance(threadId: string, input: StartInput | ResumeValue, options: { serve?: boolean; runner?: string } = {}): Promise<Outcome> {
-    const config = { configurable: { thread_id: threadId, serve: options.serve ?? true, runner: options.runner ?? "" }, recursionLimit: 100 };
+  async advance(threadId: string, input: StartInput | ResumeValue, options: AdvanceOptions = {}): Promise<Outcome> {
+    const config = graphConfig(threadId, options);
     return this.outcomeOf(
       await ("kind" in input
         ? this.graph.invoke(new Command({ resume: input }) as Parameters<AutoMLGraph["invoke"]>[0], config)
@@ -147,8 +162,8 @@ export class Engine {
   }
 
   /** Runs a conversation on from its last checkpoint (after a restart), until it pauses or ends. */
-  async resume(threadId: string, options: { serve?: boolean; runner?: string } = {}): Promise<Outcome> {
-    const config = { configurable: { thread_id: threadId, serve: options.serve ?? true, runner: options.runner ?? "" }, recursionLimit: 100 };
+  async resume(threadId: string, options: AdvanceOptions = {}): Promise<Outcome> {
+    const config = graphConfig(threadId, options);
     return this.outcomeOf(await this.graph.invoke(null, config));
   }
 

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { createInterface, type Interface } from "node:readline";
 import { resolve } from "node:path";
 import type { Readable, Writable } from "node:stream";
@@ -25,10 +26,13 @@ export class ShellAdapter implements ChatAdapter {
   private readonly cwd: string;
   private readonly thread: ThreadRef = { platform: "shell", channel: "local", thread: "session" };
   private nextId = 1;
+  // Event ids must not repeat across restarts: a shared store remembers handled ids for a day.
+  private readonly session = randomUUID().slice(0, 8);
   private pendingFiles: string[] = [];
   private last: Outbound | null = null;
   private statusRef: string | null = null;
   private statusShown = "";
+  private noticesShown = 0;
 
   constructor(private readonly options: ShellOptions = {}) {
     this.out = options.output ?? process.stdout;
@@ -57,7 +61,7 @@ export class ShellAdapter implements ChatAdapter {
 
   private toEvent(line: string): Inbound | null {
     if (!line) return null;
-    const base = { eventId: `shell-${this.id()}`, thread: this.thread, user: this.user };
+    const base = { eventId: `shell-${this.session}-${this.id()}`, thread: this.thread, user: this.user };
     if (line === "/quit" || line === "/exit") {
       this.options.onExit?.();
       return null;
@@ -96,6 +100,7 @@ export class ShellAdapter implements ChatAdapter {
     const id = this.id();
     if (message.kind === "status") {
       this.statusRef = id;
+      this.noticesShown = 0;
       this.showStatus(message);
     } else {
       this.endStatusLine();
@@ -131,6 +136,13 @@ export class ShellAdapter implements ChatAdapter {
   }
 
   private showStatus(message: Extract<Outbound, { kind: "status" }>): void {
+    // Notices (a job re-run, the host a job runs on) are news: each is printed once, on its own line.
+    const fresh = message.status.notices.slice(this.noticesShown);
+    this.noticesShown = message.status.notices.length;
+    if (fresh.length) {
+      this.endStatusLine();
+      this.print(fresh.map((n) => `Note: ${n}`).join("\n"));
+    }
     const line = renderStatusLine(message.status);
     if (line === this.statusShown) return;
     this.statusShown = line;

@@ -6,11 +6,15 @@ import type { ProgressEvent } from "../../graphs/automl/deps.js";
 import type { InterruptPayload, ResumeValue } from "../../graphs/automl/state.js";
 import type { Engine, Outcome } from "../engine.js";
 import type { Logger } from "../logger.js";
+import { MemoryStore } from "../store/memory.js";
+import { StaleLeaseError, type ConversationStore, type Lease, type ThreadMeta, type ThreadStatus } from "../store/types.js";
 import { StatusTracker } from "./status.js";
 
 const CANCEL = /^\s*(cancel|stop|abort)\b(?!\s+serving)/i;
 const UNDEPLOY = /^\s*(undeploy|stop serving|stop the (model )?server)\b/i;
-const DEDUPE_LIMIT = 10_000;
+// Platforms retry for minutes and replay for hours at most; a day covers both.
+const EVENT_TTL_S = 24 * 3600;
+const LEASE_WAIT_MS = 250;
 
 /** Each new conversation in one chat thread gets its own graph thread: `<key>`, `<key>#1`, `<key>#2`… */
 const graphThreadIdOf = (key: string, generation: number) => (generation ? `${key}#${generation}` : key);
@@ -44,6 +48,12 @@ interface ThreadInfo {
   status: StatusTracker;
   statusMessage: Promise<MessageRef> | null;
   flush: (() => void) & { cancel(): void; flush(): void };
+  /** The runner the conversation was started with (kept so a resumed conversation trains on the same one). */
+  runner: string;
+  /** `updatedAt` of the stored metadata this process last wrote or read; another value means another process moved on. */
+  savedAt: number;
+  /** The lease under which this process currently works on the thread. */
+  lease: Lease | null;
 }
 
 export interface ServiceOptions {
@@ -51,48 +61,66 @@ export interface ServiceOptions {
   logger: Logger;
   /** Minimum gap between two edits of one status message (ms). */
   statusIntervalMs?: number;
+  /** Where conversations, handled events and thread leases live (default: this process's memory). */
+  store?: ConversationStore;
+  /** How long a thread lease lasts without renewal; a crashed process's conversations resume after it (ms). */
+  leaseTtlMs?: number;
+  /** How often to look for conversations a dead process left running (ms; 0 turns the sweep off). */
+  sweepIntervalMs?: number;
 }
 
 /**
  * Runs conversations for chat adapters: one graph thread per chat thread, work serialized per thread,
  * duplicate deliveries dropped, replies and button clicks turned into graph resumes, and progress folded
  * into one status message edited in place.
+ *
+ * Durability: each thread's metadata lives in the store and every step runs under the thread's lease,
+ * so several processes sharing Redis advance each conversation exactly once, and a conversation a dead
+ * process left mid-step is resumed from its checkpoint by whichever process takes the lease next.
  */
 export class ConversationService {
   private readonly threads = new Map<string, ThreadInfo>();
   private readonly byGraphThread = new Map<string, ThreadInfo>();
   private readonly queues = new Map<string, PQueue>();
-  private readonly seen = new Set<string>();
   private readonly unsubscribe: () => void;
+  private readonly store: ConversationStore;
+  private readonly leaseTtlMs: number;
+  private sweeper: NodeJS.Timeout | null = null;
+  private stopping = false;
 
   constructor(
     private readonly engine: Engine,
     private readonly adapters: ChatAdapter[],
     private readonly options: ServiceOptions,
   ) {
+    this.store = options.store ?? new MemoryStore();
+    this.leaseTtlMs = options.leaseTtlMs ?? 15_000;
     this.unsubscribe = engine.onEvent((id, event) => this.onProgress(id, event));
   }
 
   async start(): Promise<void> {
     for (const adapter of this.adapters) await adapter.start((event) => this.handle(adapter, event));
+    await this.recover();
+    // A process's own memory dies with it: only a shared store has conversations left by others.
+    const every = this.store.kind === "memory" ? 0 : (this.options.sweepIntervalMs ?? this.leaseTtlMs);
+    if (every > 0) {
+      this.sweeper = setInterval(() => void this.recover(), every);
+      this.sweeper.unref();
+    }
   }
 
-  async stop(): Promise<void> {
+  /** Stops taking events; `drain` (default) waits for the work already queued. */
+  async stop(options: { drain?: boolean } = {}): Promise<void> {
+    this.stopping = true;
+    if (this.sweeper) clearInterval(this.sweeper);
     this.unsubscribe();
     for (const adapter of this.adapters) await adapter.stop();
-    await Promise.all([...this.queues.values()].map((q) => q.onIdle()));
+    if (options.drain ?? true) await Promise.all([...this.queues.values()].map((q) => q.onIdle()));
   }
 
   /** Resolves when no thread has queued work. */
   async idle(): Promise<void> {
     await Promise.all([...this.queues.values()].map((q) => q.onIdle()));
-  }
-
-  private duplicate(eventId: string): boolean {
-    if (this.seen.has(eventId)) return true;
-    this.seen.add(eventId);
-    if (this.seen.size > DEDUPE_LIMIT) this.seen.delete(this.seen.values().next().value as string);
-    return false;
   }
 
   private queue(key: string): PQueue {
@@ -104,13 +132,13 @@ export class ConversationService {
     return q;
   }
 
-  private allowed(info: ThreadInfo, user: string): boolean {
-    return user === info.requester || this.options.approvers.includes(user);
+  private allowed(requester: string, user: string): boolean {
+    return user === requester || this.options.approvers.includes(user);
   }
 
   /** Entry point for every inbound event; returns at once, the work runs on the thread's queue. */
   async handle(adapter: ChatAdapter, event: Inbound): Promise<void> {
-    if (this.duplicate(event.eventId)) return;
+    if (!(await this.store.claimEvent(event.eventId, EVENT_TTL_S))) return;
     const key = threadKey(event.thread);
     const info = this.threads.get(key);
 
@@ -118,22 +146,40 @@ export class ConversationService {
     // "stop the server" names the model server, not the running job.
     const wantsCancel = event.kind === "action" ? event.action === "cancel" : CANCEL.test(event.text) && !UNDEPLOY.test(event.text);
     if (info && wantsCancel && info.running && !info.pending) {
-      if (!this.allowed(info, event.user)) return this.refuse(info, event.user);
+      if (!this.allowed(info.requester, event.user)) return this.refuse(adapter, event.thread, event.user);
       this.engine.cancel(info.graphThreadId);
       await adapter.post(event.thread, { kind: "text", text: "Cancelling the running job…" });
       return;
     }
-    if (event.kind === "message" && !info && !event.mention) return;
+    if (event.kind === "message" && !event.mention && !info && !(await this.store.getThread(key))) return;
     void this.queue(key)
-      .add(() => this.process(adapter, event))
+      .add(() => this.leased(key, (lease) => this.process(adapter, event, lease)))
       .catch((err) => this.options.logger.error({ err, thread: key }, "conversation step failed"));
   }
 
-  private async process(adapter: ChatAdapter, event: Inbound): Promise<void> {
+  /** Runs `work` while holding the thread's lease, waiting for another process to let go of it. */
+  private async leased(key: string, work: (lease: Lease) => Promise<void>): Promise<void> {
+    let lease = await this.store.acquireLease(key, this.leaseTtlMs);
+    while (!lease) {
+      if (this.stopping) return;
+      await new Promise((r) => setTimeout(r, LEASE_WAIT_MS));
+      lease = await this.store.acquireLease(key, this.leaseTtlMs);
+    }
+    try {
+      await work(lease);
+    } finally {
+      const info = this.threads.get(key);
+      if (info?.lease === lease) info.lease = null;
+      await lease.release().catch((err) => this.options.logger.warn({ err, thread: key }, "could not release the thread lease"));
+    }
+  }
+
+  private async process(adapter: ChatAdapter, event: Inbound, lease?: Lease): Promise<void> {
     const key = threadKey(event.thread);
-    let info = this.threads.get(key);
+    let info = await this.load(key, adapter);
+    if (info && lease) info.lease = lease;
     if (info && event.kind === "message" && UNDEPLOY.test(event.text)) {
-      if (!this.allowed(info, event.user)) return this.refuse(info, event.user);
+      if (!this.allowed(info.requester, event.user)) return this.refuse(adapter, event.thread, event.user);
       // Earlier conversations in this chat thread ran under their own graph thread ids and may still serve.
       const ids = Array.from({ length: info.generation + 1 }, (_, g) => graphThreadIdOf(key, g));
       const stopped = (await Promise.all(ids.map((id) => this.engine.stopServer(id)))).some(Boolean);
@@ -148,10 +194,11 @@ export class ConversationService {
         return;
       }
       info = this.newThread(adapter, event.thread, event.user, info ? info.generation + 1 : 0);
+      if (lease) info.lease = lease;
       await this.step(info, { text: event.text, files: event.files, requester: event.user });
       return;
     }
-    if (!this.allowed(info, event.user)) return this.refuse(info, event.user);
+    if (!this.allowed(info.requester, event.user)) return this.refuse(adapter, event.thread, event.user);
     const resume = this.toResume(info, event);
     if (!resume) {
       if (!info.pending && event.kind === "message")
@@ -166,6 +213,92 @@ export class ConversationService {
       );
     }
     await this.step(info, resume);
+  }
+
+  /**
+   * The thread as this process knows it, refreshed from the store when another process (or an earlier
+   * life of this one) wrote since: the graph checkpoint then says what the conversation waits for.
+   */
+  private async load(key: string, adapter: ChatAdapter | null): Promise<ThreadInfo | null> {
+    const cached = this.threads.get(key);
+    const meta = await this.store.getThread(key);
+    if (!meta) return cached && this.store.kind === "memory" ? cached : null;
+    if (cached && cached.savedAt === meta.updatedAt && cached.graphThreadId === meta.graphThreadId) return cached;
+    const owner = adapter ?? this.adapters.find((a) => a.platform === meta.platform);
+    if (!owner) return null;
+    const info = this.newThread(owner, { platform: meta.platform, channel: meta.channel, thread: meta.thread }, meta.requester, meta.generation, meta);
+    info.finished = meta.status === "finished";
+    if (meta.status === "waiting") {
+      const snap = await this.engine.snapshot(meta.graphThreadId);
+      info.pending = snap?.pending ?? null;
+      if (info.pending && meta.pendingMessageId) info.pendingMessage = { thread: info.ref, id: meta.pendingMessageId };
+    }
+    return info;
+  }
+
+  /** Writes the thread's metadata, fenced by its lease so a process that lost the lease cannot overwrite. */
+  private async save(info: ThreadInfo, status: ThreadStatus, extra: Partial<ThreadMeta> = {}): Promise<void> {
+    const statusMessage = info.statusMessage ? await info.statusMessage.catch(() => null) : null;
+    try {
+      const meta = await this.store.putThread(
+        threadKey(info.ref),
+        {
+          key: threadKey(info.ref),
+          platform: info.ref.platform,
+          channel: info.ref.channel,
+          thread: info.ref.thread,
+          graphThreadId: info.graphThreadId,
+          generation: info.generation,
+          requester: info.requester,
+          status,
+          runner: info.runner,
+          ...(info.pendingMessage ? { pendingMessageId: info.pendingMessage.id } : {}),
+          ...(statusMessage ? { statusMessageId: statusMessage.id } : {}),
+          ...extra,
+        },
+        info.lease ? { fence: info.lease.token } : {},
+      );
+      info.savedAt = meta.updatedAt;
+    } catch (err) {
+      this.options.logger.warn({ err, thread: info.graphThreadId }, "could not store the conversation's state");
+    }
+  }
+
+  /**
+   * Picks up conversations that a process left mid-step (it crashed, or was killed): each is resumed
+   * from its last checkpoint by whoever takes its lease first. Runs at start and then periodically.
+   */
+  async recover(): Promise<void> {
+    let metas: ThreadMeta[];
+    try {
+      metas = await this.store.listThreads({ active: true });
+    } catch (err) {
+      this.options.logger.warn({ err }, "could not list conversations to recover");
+      return;
+    }
+    for (const meta of metas) {
+      if (meta.status !== "running" || this.stopping) continue;
+      const local = this.threads.get(meta.key);
+      if (local?.running || this.queue(meta.key).size + this.queue(meta.key).pending > 0) continue;
+      const adapter = this.adapters.find((a) => a.platform === meta.platform);
+      if (!adapter) continue;
+      const lease = await this.store.acquireLease(meta.key, this.leaseTtlMs).catch(() => null);
+      if (!lease) continue;
+      void this.queue(meta.key)
+        .add(async () => {
+          try {
+            const info = await this.load(meta.key, adapter);
+            if (!info || info.finished || info.pending) return;
+            info.lease = lease;
+            this.options.logger.info({ thread: info.graphThreadId }, "resuming a conversation left running");
+            await adapter.post(info.ref, { kind: "text", text: "ThreadML restarted; picking this conversation up where it stopped." }).catch(() => {});
+            await this.step(info, null);
+          } finally {
+            await lease.release().catch(() => {});
+          }
+        })
+        .catch((err) => this.options.logger.error({ err, thread: meta.key }, "resuming a conversation failed"));
+    }
   }
 
   private toResume(info: ThreadInfo, event: Inbound): ResumeValue | null {
@@ -186,15 +319,15 @@ export class ConversationService {
     }
   }
 
-  private async refuse(info: ThreadInfo, user: string): Promise<void> {
+  private async refuse(adapter: ChatAdapter, thread: ThreadRef, user: string): Promise<void> {
     const text = "Only the person who started this conversation (or a configured approver) can answer or decide here.";
-    if (info.adapter.notify) await info.adapter.notify(info.ref, user, text);
-    else await info.adapter.post(info.ref, { kind: "text", text });
+    if (adapter.notify) await adapter.notify(thread, user, text);
+    else await adapter.post(thread, { kind: "text", text });
   }
 
-  private newThread(adapter: ChatAdapter, ref: ThreadRef, requester: string, generation: number): ThreadInfo {
+  private newThread(adapter: ChatAdapter, ref: ThreadRef, requester: string, generation: number, meta?: ThreadMeta): ThreadInfo {
     const key = threadKey(ref);
-    const graphThreadId = graphThreadIdOf(key, generation);
+    const graphThreadId = meta?.graphThreadId ?? graphThreadIdOf(key, generation);
     const info: ThreadInfo = {
       adapter,
       ref,
@@ -206,8 +339,11 @@ export class ConversationService {
       running: false,
       finished: false,
       status: new StatusTracker(),
-      statusMessage: null,
+      statusMessage: meta?.statusMessageId ? Promise.resolve({ thread: ref, id: meta.statusMessageId }) : null,
       flush: throttle(() => void this.pushStatus(info), this.options.statusIntervalMs ?? 1000, { leading: true, trailing: true }),
+      runner: meta?.runner ?? "",
+      savedAt: meta?.updatedAt ?? 0,
+      lease: null,
     };
     const old = this.threads.get(key);
     if (old) this.byGraphThread.delete(old.graphThreadId);
@@ -216,21 +352,38 @@ export class ConversationService {
     return info;
   }
 
-  private async step(info: ThreadInfo, input: Parameters<Engine["advance"]>[1]): Promise<void> {
+  /** Advances the conversation (`null`: runs it on from its checkpoint) and posts what it stops at. */
+  private async step(info: ThreadInfo, input: Parameters<Engine["advance"]>[1] | null): Promise<void> {
     info.pending = null;
     info.pendingMessage = null;
     info.running = true;
+    await this.save(info, "running");
+    // A process that lost the lease must not keep training beside the one that took it over.
+    const onLost = () => this.engine.cancel(info.graphThreadId);
+    info.lease?.lost.addEventListener("abort", onLost);
     let outcome: Outcome;
     try {
-      outcome = await this.engine.advance(info.graphThreadId, input);
+      const options = {
+        ...(info.runner ? { runner: info.runner } : {}),
+        ...(info.lease ? { fence: { key: threadKey(info.ref), token: info.lease.token } } : {}),
+      };
+      outcome = input === null ? await this.engine.resume(info.graphThreadId, options) : await this.engine.advance(info.graphThreadId, input, options);
     } catch (err) {
       info.running = false;
+      if (err instanceof StaleLeaseError) {
+        // Another process took the conversation over while this one stalled; it carries on from here.
+        this.options.logger.warn({ thread: info.graphThreadId }, "lost the conversation to another process");
+        this.threads.delete(threadKey(info.ref));
+        return;
+      }
       info.finished = true;
       this.options.logger.error({ err, thread: info.graphThreadId }, "conversation failed");
+      await this.save(info, "finished");
       await info.adapter.post(info.ref, { kind: "text", text: `Something went wrong and this conversation stopped: ${(err as Error).message}` });
       return;
     } finally {
       info.running = false;
+      info.lease?.lost.removeEventListener("abort", onLost);
     }
     info.flush.flush();
     if (outcome.kind === "interrupt") {
@@ -240,6 +393,7 @@ export class ConversationService {
         info.ref,
         p.kind === "question" ? { kind: "question", question: p.question } : { kind: "plans", plans: p.plans, recommended: p.recommended, notices: p.notices },
       );
+      await this.save(info, "waiting");
       return;
     }
     info.finished = true;
@@ -248,6 +402,8 @@ export class ConversationService {
     const report = outcome.state.report;
     if (report) await info.adapter.post(info.ref, { kind: "report", report });
     else await info.adapter.post(info.ref, { kind: "text", text: outcome.state.error ?? "Done." });
+    await this.save(info, "finished");
+    await this.store.expireCheckpoints(info.graphThreadId).catch((err) => this.options.logger.warn({ err }, "could not set the finished conversation's expiry"));
   }
 
   private onProgress(graphThreadId: string, event: ProgressEvent): void {
@@ -264,6 +420,8 @@ export class ConversationService {
       if (!info.statusMessage) {
         info.statusMessage = info.adapter.post(info.ref, message);
         await info.statusMessage;
+        // Remember it, so a resumed conversation edits the same message.
+        if (info.running) await this.save(info, "running");
       } else await info.adapter.update(await info.statusMessage, message);
     } catch (err) {
       this.options.logger.warn({ err }, "could not update the status message");

@@ -6,6 +6,8 @@ import type { InterruptPayload, Report, State } from "../../graphs/automl/state.
 import { ConversationService } from "../../src/conversation/service.js";
 import type { Engine, Outcome } from "../../src/engine.js";
 import type { Logger } from "../../src/logger.js";
+import { MemoryStore } from "../../src/store/memory.js";
+import type { ConversationStore } from "../../src/store/types.js";
 
 // The service is exercised against a scripted engine and a recording adapter, so that ordering,
 // permissions and throttling can be checked without running a graph.
@@ -71,10 +73,27 @@ class FakeEngine {
   fallback: Step = () => interrupt(approval);
   private listener: ((threadId: string, event: ProgressEvent) => void) | null = null;
 
+  /** What a checkpoint would say each graph thread waits on (shared by "processes" in the durability tests). */
+  waiting = new Map<string, InterruptPayload>();
+  resumed: string[] = [];
+
   async advance(threadId: string, input: Input): Promise<Outcome> {
     this.calls.push({ threadId, input });
     const step = this.steps.shift() ?? this.fallback;
-    return step(threadId, input);
+    const outcome = await step(threadId, input);
+    if (outcome.kind === "interrupt") this.waiting.set(threadId, outcome.payload);
+    else this.waiting.delete(threadId);
+    return outcome;
+  }
+
+  async resume(threadId: string): Promise<Outcome> {
+    this.resumed.push(threadId);
+    return done();
+  }
+
+  async snapshot(threadId: string) {
+    const pending = this.waiting.get(threadId) ?? null;
+    return { state: {} as State, pending, unfinished: false };
   }
 
   onEvent(listener: (threadId: string, event: ProgressEvent) => void): () => void {
@@ -155,14 +174,17 @@ const action = (kind: "answer" | "approve" | "revise" | "cancel", value: string,
   value,
 });
 
-function setup(options: { approvers?: string[]; statusIntervalMs?: number; notify?: boolean } = {}) {
-  const engine = new FakeEngine();
+function setup(options: { approvers?: string[]; statusIntervalMs?: number; notify?: boolean; store?: ConversationStore; engine?: FakeEngine } = {}) {
+  const engine = options.engine ?? new FakeEngine();
   const adapter = new FakeAdapter(options.notify ?? true);
   const logger = { error: vi.fn(), warn: vi.fn(), info: vi.fn(), debug: vi.fn() } as unknown as Logger;
   const service = new ConversationService(engine as unknown as Engine, [adapter], {
     approvers: options.approvers ?? [],
     logger,
     statusIntervalMs: options.statusIntervalMs ?? 20,
+    store: options.store,
+    leaseTtlMs: 200,
+    sweepIntervalMs: 0,
   });
   const send = async (event: Inbound) => {
     await service.handle(adapter, event);
@@ -556,5 +578,101 @@ describe("ConversationService: failures", () => {
     await send(message("build a model", { mention: true, thread: "B" }));
     expect(engine.calls).toHaveLength(2);
     expect(adapter.posts).toHaveLength(1);
+  });
+});
+
+describe("ConversationService: several processes sharing one store", () => {
+  /** Two "processes": their own service, adapter and engine object, one store and one graph state between them. */
+  function pair() {
+    const store = new MemoryStore();
+    const engine = new FakeEngine();
+    return { store, engine, a: setup({ store, engine }), b: setup({ store, engine }) };
+  }
+
+  it("handles an event delivered to both processes once", async () => {
+    const { engine, a, b } = pair();
+    const event = message("build a model", { mention: true, eventId: "Ev-shared" });
+    await Promise.all([a.send(event), b.send(event)]);
+    expect(engine.calls).toHaveLength(1);
+    expect(a.adapter.posts.length + b.adapter.posts.length).toBe(1);
+  });
+
+  it("lets the other process take the answer to a question the first one asked", async () => {
+    const { engine, a, b } = pair();
+    engine.steps.push(() => interrupt(question));
+    await a.send(message("build a model", { mention: true }));
+    expect(a.adapter.kinds()).toEqual(["question"]);
+    await b.send(action("answer", "quality"));
+    expect(engine.calls.at(-1)!.input).toEqual({ kind: "answer", text: "quality", files: [], user: "alice" });
+    expect(b.adapter.kinds()).toEqual(["plans"]);
+    // Permissions come from the stored requester, not from the process that started the conversation.
+    await b.send(action("approve", "p1", { user: "mallory" }));
+    expect(b.adapter.notes.map((n) => n.user)).toEqual(["mallory"]);
+    expect(engine.calls).toHaveLength(2);
+  });
+
+  it("updates the plan card posted by the other process after a decision", async () => {
+    const { a, b } = pair();
+    await a.send(message("build a model", { mention: true }));
+    const card = a.adapter.posts[0].ref;
+    await b.send(action("approve", "p2"));
+    expect(b.adapter.updates[0].ref).toEqual(card);
+    expect(b.adapter.updates[0].message).toMatchObject({ kind: "plans", decided: { by: "alice", text: "approved plan 2 (Boosting)" } });
+  });
+
+  it("resumes a conversation that a dead process left running, once", async () => {
+    const { store, engine, b } = pair();
+    await store.putThread(keyOf(), {
+      key: keyOf(),
+      platform: "test",
+      channel: "C1",
+      thread: "t1",
+      graphThreadId: keyOf(),
+      generation: 0,
+      requester: "alice",
+      status: "running",
+      runner: "local",
+    });
+    await Promise.all([b.service.recover(), b.service.recover()]);
+    await b.service.idle();
+    expect(engine.resumed).toEqual([keyOf()]);
+    expect(b.adapter.texts()[0]).toContain("picking this conversation up where it stopped");
+    expect(b.adapter.kinds().at(-1)).toBe("report");
+    expect((await store.getThread(keyOf()))!.status).toBe("finished");
+  });
+
+  it("does not resume a conversation whose process still holds the lease", async () => {
+    const { store, engine, a, b } = pair();
+    const gate = deferred<Outcome>();
+    engine.steps.push(() => gate.promise);
+    void a.service.handle(a.adapter, message("build a model", { mention: true }));
+    await until(() => engine.calls.length === 1, "the first step");
+    expect((await store.getThread(keyOf()))!.status).toBe("running");
+    await b.service.recover();
+    await b.service.idle();
+    expect(engine.resumed).toEqual([]);
+    gate.resolve(interrupt(approval));
+    await a.service.idle();
+    expect((await store.getThread(keyOf()))!.status).toBe("waiting");
+  });
+
+  it("queues a reply behind the other process's step instead of running beside it", async () => {
+    const { engine, a, b } = pair();
+    const gate = deferred<Outcome>();
+    engine.steps.push(() => interrupt(question));
+    await a.send(message("build a model", { mention: true }));
+    engine.steps.push(() => gate.promise);
+    void a.service.handle(a.adapter, action("answer", "quality"));
+    await until(() => engine.calls.length === 2, "the answer step");
+    const late = b.service.handle(b.adapter, message("also use the id column"));
+    await late;
+    await sleep(30);
+    expect(engine.calls).toHaveLength(2);
+    gate.resolve(interrupt(approval));
+    await a.service.idle();
+    await b.service.idle();
+    // Once the first process let go, the second saw the plan card the conversation now waits on.
+    expect(engine.calls).toHaveLength(3);
+    expect(engine.calls[2].input).toMatchObject({ kind: "answer", text: "also use the id column" });
   });
 });

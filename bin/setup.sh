@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what ThreadML needs on Debian/Ubuntu with Node 20: Python's scientific stack for the
-# harness, bubblewrap for the sandbox, and the npm dependencies. Safe to run again.
+# harness, bubblewrap for the sandbox, and the npm dependencies. With --test, also the servers the
+# test suite starts on loopback (redis-server, OpenSSH's sshd). Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,11 @@ missing=()
 /usr/bin/python3 -c "import matplotlib" >/dev/null 2>&1 || missing+=(python3-matplotlib)
 command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
 command -v prlimit >/dev/null 2>&1 || missing+=(util-linux)
+if [ "${1:-}" = "--test" ]; then
+  command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || missing+=(redis-server)
+  [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+  command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" = 0 ] || SUDO="sudo"

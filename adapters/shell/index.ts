@@ -111,7 +111,14 @@ export class ShellAdapter implements ChatAdapter {
   }
 
   async update(ref: MessageRef, message: Outbound): Promise<void> {
-    if (message.kind === "status" && ref.id === this.statusRef) return this.showStatus(message);
+    if (message.kind === "status") {
+      // A status message posted before a restart is adopted by this process's line.
+      if (ref.id !== this.statusRef) {
+        this.statusRef = ref.id;
+        this.noticesShown = 0;
+      }
+      return this.showStatus(message);
+    }
     if (message.kind === "plans" && message.decided) {
       if (this.last?.kind === "plans") this.last = { ...this.last, decided: message.decided };
       this.print(`Decision: ${message.decided.by} ${message.decided.text}.`);

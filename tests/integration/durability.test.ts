@@ -145,7 +145,7 @@ describe("a conversation survives kill -9 of ThreadML", () => {
   const pidOf = (jobs: string, id: string) => (JSON.parse(readFileSync(join(jobs, id, "job.json"), "utf8")) as { pid: number }).pid;
 
   it("while training runs: the job goes on, the new process re-attaches and reports, nothing runs twice", async () => {
-    const { first, jobs, id, pid } = await untilTraining(caseDir("training", 30_000), "training");
+    const { first, jobs, id, pid } = await untilTraining(caseDir("training", 15_000), "training");
     await first.kill9();
 
     const second = await started(join(tmp.dir, "training"), "training");
@@ -156,10 +156,10 @@ describe("a conversation survives kill -9 of ThreadML", () => {
     expect(readdirSync(jobs).filter((d) => /-full-\d+$/.test(d))).toEqual([id]);
     expect(pidOf(jobs, id)).toBe(pid);
     expect(second.out).not.toMatch(/running it again/);
-  });
+  }, 420_000);
 
   it("while training runs and the job dies with it: the job is run again and the thread says so", async () => {
-    const { first, jobs, id, pid } = await untilTraining(caseDir("training-lost", 30_000), "training-lost");
+    const { first, jobs, id, pid } = await untilTraining(caseDir("training-lost", 15_000), "training-lost");
     await first.kill9();
     process.kill(-pid, "SIGKILL");
 
@@ -168,5 +168,5 @@ describe("a conversation survives kill -9 of ThreadML", () => {
     const report = await second.waitFor(/== Model deployed ==[\s\S]*Try it: curl[^\n]*\n/, 0, 240_000);
     expect(report).toMatch(/accuracy/);
     expect(pidOf(jobs, id)).not.toBe(pid);
-  });
+  }, 420_000);
 });

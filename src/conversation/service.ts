@@ -199,6 +199,12 @@ export class ConversationService {
       return;
     }
     if (!this.allowed(info.requester, event.user)) return this.refuse(adapter, event.thread, event.user);
+    // A click on an earlier card (a double click, a card answered already) must not answer the current one.
+    if (event.kind === "action" && event.message && info.pendingMessage && event.message.id !== info.pendingMessage.id && event.action !== "cancel") {
+      const text = "That card was already answered; use the latest one in this thread.";
+      if (adapter.notify) await adapter.notify(event.thread, event.user, text);
+      return;
+    }
     const resume = this.toResume(info, event);
     if (!resume) {
       if (!info.pending && event.kind === "message")

@@ -165,13 +165,14 @@ const message = (text: string, opts: { user?: string; thread?: string; mention?:
   files: opts.files ?? [],
   mention: opts.mention ?? false,
 });
-const action = (kind: "answer" | "approve" | "revise" | "cancel", value: string, opts: { user?: string; thread?: string } = {}): Inbound => ({
+const action = (kind: "answer" | "approve" | "revise" | "cancel", value: string, opts: { user?: string; thread?: string; message?: MessageRef } = {}): Inbound => ({
   kind: "action",
   eventId: `e${++ids}`,
   thread: ref(opts.thread),
   user: opts.user ?? "alice",
   action: kind,
   value,
+  ...(opts.message ? { message: opts.message } : {}),
 });
 
 function setup(options: { approvers?: string[]; statusIntervalMs?: number; notify?: boolean; store?: ConversationStore; engine?: FakeEngine } = {}) {
@@ -578,6 +579,23 @@ describe("ConversationService: failures", () => {
     await send(message("build a model", { mention: true, thread: "B" }));
     expect(engine.calls).toHaveLength(2);
     expect(adapter.posts).toHaveLength(1);
+  });
+});
+
+describe("ConversationService: stale cards", () => {
+  it("refuses a click on a card that is no longer the one waiting", async () => {
+    const { engine, adapter, send } = setup();
+    engine.steps.push(() => interrupt(question));
+    await send(message("build a model", { mention: true }));
+    const questionCard = adapter.posts[0].ref;
+    await send(action("answer", "quality", { message: questionCard }));
+    expect(adapter.kinds()).toEqual(["question", "plans"]);
+    // A second click on the question card arrives after the plan card was posted.
+    await send(action("answer", "quality", { message: questionCard }));
+    expect(engine.calls).toHaveLength(2);
+    expect(adapter.notes.at(-1)!.text).toMatch(/already answered/);
+    await send(action("approve", "p1", { message: adapter.posts[1].ref }));
+    expect(engine.calls).toHaveLength(3);
   });
 });
 

@@ -1,0 +1,204 @@
+import { describe, expect, it } from "vitest";
+import { buildEmbeds, embedsLength } from "../../adapters/discord/embeds.js";
+import { chunks } from "../../adapters/discord/limits.js";
+import { render, renderModal, renderPlans, renderQuestion, renderReport, renderStatus, type Row } from "../../adapters/discord/render.js";
+import type { Plan, Question } from "../../graphs/automl/agents/types.js";
+import type { Report } from "../../graphs/automl/state.js";
+
+// Discord renderings: within every Discord limit whatever the input, and with the controls each card needs.
+
+const opts = { readsReplies: true };
+type Control = { type: number; custom_id?: string; label?: string; style?: number; options?: Array<{ label: string; value: string }> };
+const controls = (rows: Row[]) => rows.flatMap((r) => r.components as Control[]);
+
+const question = (n: number, extra: Partial<Question> = {}): Question => ({
+  slot: "target",
+  text: "Which column of data.csv should I predict?",
+  choices: Array.from({ length: n }, (_, i) => ({ label: `column_${i}`, value: `column_${i}` })),
+  allowFreeText: true,
+  ...extra,
+});
+
+const long = (n: number) => "word ".repeat(n).trim();
+
+const plan = (i: number, size = 10): Plan => ({
+  id: `p${i}`,
+  title: `Family ${i}`,
+  approach: "tree ensemble",
+  summary: long(size),
+  preprocessing: [long(size)],
+  models: [{ family: "random_forest", label: "Random forest", estimator: "RandomForestClassifier" }],
+  training: long(size),
+  inference: "batch",
+  rationale: long(size),
+  notices: [],
+});
+
+function withinLimits(embeds: ReturnType<typeof buildEmbeds>): void {
+  expect(embeds.length).toBeLessThanOrEqual(10);
+  expect(embedsLength(embeds)).toBeLessThanOrEqual(6000);
+  for (const e of embeds) {
+    expect(e.title?.length ?? 0).toBeLessThanOrEqual(256);
+    expect(e.description?.length ?? 0).toBeLessThanOrEqual(4096);
+    for (const f of e.fields ?? []) {
+      expect(f.value.length).toBeLessThanOrEqual(1024);
+      expect(f.value.length).toBeGreaterThan(0);
+      // Code blocks stay closed after any cut.
+      expect((f.value.match(/```/g) ?? []).length % 2).toBe(0);
+    }
+  }
+}
+
+describe("question cards", () => {
+  it("puts up to 20 choices on buttons, five to a row, with Type an answer and Cancel in a last row", () => {
+    const m = renderQuestion(question(20), opts);
+    expect(m.components).toHaveLength(5);
+    for (const row of m.components) expect(row.components.length).toBeLessThanOrEqual(5);
+    const all = controls(m.components);
+    expect(all.slice(0, 20).map((c) => c.custom_id)).toEqual(Array.from({ length: 20 }, (_, i) => `tml:answer=column_${i}`));
+    expect(all[0].style).toBe(1); // the likeliest choice stands out
+    expect(all.slice(20).map((c) => c.label)).toEqual(["Type an answer…", "Cancel"]);
+    expect(m.content).toMatch(/reply in this thread/);
+  });
+
+  it("switches to a select menu past 20 choices, capped at Discord's 25 options", () => {
+    const m = renderQuestion(question(30), opts);
+    const [select] = m.components[0].components as Control[];
+    expect(select).toMatchObject({ type: 3, custom_id: "tml:pick" });
+    expect(select.options).toHaveLength(25);
+    expect(select.options?.[24]).toEqual({ label: "column_24", value: "=column_24" });
+    expect(controls(m.components).map((c) => c.label).slice(1)).toEqual(["Type an answer…", "Cancel"]);
+  });
+
+  it("clips long labels to 80 characters and asks for a file, not a typed path, for the dataset", () => {
+    const m = renderQuestion(question(1, { choices: [{ label: "x".repeat(200), value: "x" }] }), opts);
+    expect(controls(m.components)[0].label).toHaveLength(80);
+    const d = renderQuestion(question(0, { slot: "dataset", text: "Which dataset should I use?" }), { readsReplies: false });
+    expect(controls(d.components).map((c) => c.label)).toEqual(["Cancel"]);
+    expect(d.content).toMatch(/Attach the CSV file to a message in this thread \(mention me in it\)/);
+  });
+
+});
+
+describe("plan cards", () => {
+  it("shows one embed per plan with Build plan N, Approve, Revise and Cancel, within limits however long the plans", () => {
+    const m = renderPlans([1, 2, 3, 4, 5].map((i) => plan(i, 900)), ["XGBoost is not installed; using histogram gradient boosting."], undefined, opts);
+    withinLimits(m.embeds);
+    expect(m.embeds.map((e) => e.title)).toEqual(["Plan 1 — Family 1", "Plan 2 — Family 2", "Plan 3 — Family 3", "Plan 4 — Family 4", "Plan 5 — Family 5", "Notes"]);
+    expect(controls(m.components).map((c) => c.custom_id)).toEqual([
+      "tml:approve=p1",
+      "tml:approve=p2",
+      "tml:approve=p3",
+      "tml:approve=p4",
+      "tml:approve=p5",
+      "tml:approve=best",
+      "tml:revise",
+      "tml:cancel",
+    ]);
+    expect(m.content).toMatch(/reply `a`, `1`-`5`/);
+  });
+
+  it("shows who decided what and loses its buttons once decided", () => {
+    const m = renderPlans([plan(1)], [], { by: "123", text: "approved plan 1 (Family 1)" }, opts);
+    expect(m.content).toBe("Decision: <@123> approved plan 1 (Family 1).");
+    expect(m.components).toEqual([]);
+  });
+});
+
+describe("status card", () => {
+  const view = (state: "running" | "done" | "failed") => ({
+    stages: [
+      { stage: "execute" as const, state: "done" as const },
+      { stage: "train" as const, state },
+    ],
+    current: "train" as const,
+    progress: { label: "fit", done: 4, total: 7 },
+    metrics: { search_score: 0.5, valid_accuracy: 0.971 },
+    notices: ["a", "b", "c", "d"],
+  });
+
+  it("shows the stage, a progress bar, validation metrics first and a Cancel job button while running", () => {
+    const m = renderStatus(view("running"));
+    const [e] = m.embeds;
+    expect(e.title).toBe("Train");
+    expect(e.description).toContain("`[###########---------] 4/7` fit");
+    expect(e.description).toContain("✓ Evaluate plans  ▶ Train");
+    expect(e.fields?.map((f) => f.name)).toEqual(["valid_accuracy", "search_score", "Notes"]);
+    expect(e.fields?.at(-1)?.value).toBe("b\nc\nd");
+    expect(controls(m.components)).toMatchObject([{ custom_id: "tml:stop", label: "Cancel job" }]);
+  });
+
+  it("has no button once nothing runs", () => {
+    expect(renderStatus(view("done")).components).toEqual([]);
+    expect(renderStatus(view("failed")).embeds[0].color).toBe(0xda3633);
+  });
+});
+
+describe("report", () => {
+  const report = (over: Partial<Report> = {}): Report => ({
+    status: "deployed",
+    title: "Model deployed",
+    summary: ["Random forest, classification of Quality."],
+    metrics: { accuracy: 0.9712, f1: 0.97 },
+    constraints: [{ name: "accuracy", op: ">=", target: 0.95, actual: 0.9712, met: true }],
+    endpoint: { url: "http://127.0.0.1:4000", check: { ok: true, prediction: ["Good"] }, serving: true },
+    curl: `curl -s -X POST http://127.0.0.1:4000/predict -H 'Content-Type: application/json' -d '{"rows":[{"a":1}]}'`,
+    artifacts: { model: "/runs/r1/model.joblib", code: "/runs/r1/solution.py", report: "/runs/r1/report.md", plots: ["/runs/r1/confusion matrix.png", "/runs/r1/gone.png", "/runs/r1/huge.png"] },
+    notices: [],
+    llm: null,
+    ...over,
+  });
+  const sizes: Record<string, number | null> = { "/runs/r1/confusion matrix.png": 20_000, "/runs/r1/gone.png": null, "/runs/r1/huge.png": 50 * 1048576, "/runs/r1/report.md": 900 };
+  const size = (p: string) => sizes[p] ?? null;
+
+  it("has the metrics and constraints tables, the endpoint, curl, and plots as attachments", () => {
+    const m = renderReport(report(), size);
+    withinLimits(m.embeds);
+    const [main, tryIt] = m.embeds;
+    const field = (name: string) => main.fields?.find((f) => f.name === name)?.value;
+    expect(field("Test-split metrics")).toBe("```\nmetric    value\naccuracy  0.971\nf1        0.970\n```");
+    expect(field("Constraints")).toContain("accuracy    >= 0.95  0.971   yes");
+    expect(field("Endpoint")).toBe("http://127.0.0.1:4000 (serving; check ok)");
+    expect(tryIt).toMatchObject({ title: "Try it", description: expect.stringContaining("```sh\ncurl -s -X POST http://127.0.0.1:4000/predict") });
+    expect(m.files).toEqual([
+      { attachment: "/runs/r1/confusion matrix.png", name: "confusion_matrix.png" },
+      { attachment: "/runs/r1/report.md", name: "report.md" },
+    ]);
+    expect(main.image).toEqual({ url: "attachment://confusion_matrix.png" });
+    expect(field("Notes")).toBe("• Not attached: gone.png (missing), huge.png (too large to attach).");
+  });
+
+  it("leaves out curl when the server is stopped, and keeps within ten files", () => {
+    const plots = Array.from({ length: 12 }, (_, i) => `/p/plot${i}.png`);
+    const m = renderReport(report({ endpoint: { url: "http://x", check: { ok: true, prediction: null }, serving: false }, artifacts: { model: null, code: null, report: null, plots } }), () => 10);
+    expect(m.embeds).toHaveLength(1);
+    expect(m.files).toHaveLength(10);
+    expect(m.embeds[0].fields?.find((f) => f.name === "Notes")?.value).toMatch(/plot10\.png \(attachment limit\), plot11\.png \(attachment limit\)/);
+  });
+
+  it("stays within the embed limits with huge summaries, tables and curl", () => {
+    const metrics = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`metric_${i}`, i]));
+    const m = renderReport(report({ summary: [long(3000)], metrics, curl: `curl ${"x".repeat(8000)}`, notices: [long(2000)] }), size);
+    withinLimits(m.embeds);
+  });
+});
+
+describe("text and modals", () => {
+  it("splits long text into messages of at most 2000 characters without losing any", () => {
+    const text = Array.from({ length: 300 }, (_, i) => `line ${i} ${"z".repeat(20)}`).join("\n");
+    const parts = render({ kind: "text", text }, opts);
+    expect(parts.length).toBeGreaterThan(1);
+    for (const p of parts) expect(p.content.length).toBeLessThanOrEqual(2000);
+    expect(parts.map((p) => p.content).join("\n")).toBe(text);
+    expect(chunks("x".repeat(4500))).toEqual(["x".repeat(2000), "x".repeat(2000), "x".repeat(500)]);
+  });
+
+  it("builds modals within Discord's limits", () => {
+    const answer = renderModal("answer", "q".repeat(300));
+    expect(answer.title.length).toBeLessThanOrEqual(45);
+    expect(answer.components).toHaveLength(1);
+    expect(answer.components[0]).toMatchObject({ type: 18, description: expect.any(String), component: { type: 4, custom_id: "text", required: true } });
+    expect((answer.components[0] as { description: string }).description.length).toBeLessThanOrEqual(100);
+    expect(renderModal("revise").custom_id).toBe("tml:modal:revise");
+  });
+});

@@ -23,6 +23,13 @@ export type FailureClass = z.infer<typeof FailureClass>;
 export const HarnessTask = z.enum(["classification", "regression", "clustering"]);
 export type HarnessTask = z.infer<typeof HarnessTask>;
 
+/** Direct: one model with the step ahead as a feature; recursive: a one-step model fed its forecasts. */
+export const ForecastStrategy = z.enum(["direct", "recursive"]);
+export type ForecastStrategy = z.infer<typeof ForecastStrategy>;
+
+/** The harness task each non-tabular variant runs as. */
+const VARIANT_TASKS: Record<string, HarnessTask | undefined> = { timeseries: "regression", graph: "classification", images: "classification" };
+
 /** A hyperparameter range for random search. */
 export const ParamSpace = z.discriminatedUnion("type", [
   z.object({ type: z.literal("int"), low: z.number().int(), high: z.number().int() }),
@@ -37,6 +44,8 @@ export const Preprocess = z.object({
   scale: z.boolean().default(false),
   /** How categorical columns become numbers. */
   encode: z.enum(["onehot", "ordinal"]).default("onehot"),
+  /** The model takes the variant's raw input (a CNN on image pixels): no feature preprocessing. */
+  raw: z.boolean().optional(),
 });
 export type Preprocess = z.infer<typeof Preprocess>;
 
@@ -50,12 +59,79 @@ export const SearchCandidate = z.object({
   params: z.record(z.string(), z.unknown()).default({}),
   /** Ranges to sample; the first trial always uses `params` alone (the defaults). */
   space: z.record(z.string(), ParamSpace).default({}),
+  /** Time-series forecasting: how the horizon is forecast (the spec's strategy when absent). */
+  strategy: ForecastStrategy.optional(),
 });
 export type SearchCandidate = z.infer<typeof SearchCandidate>;
+
+/** Harness variants: plain tables, and the data shapes that need their own loading and splitting. */
+export const HARNESS_VARIANTS = ["tabular", "timeseries", "graph", "images"] as const;
+export const HarnessVariant = z.enum(HARNESS_VARIANTS);
+export type HarnessVariant = z.infer<typeof HarnessVariant>;
+
+/** Time-series forecasting (runners/python/variant_timeseries.py). */
+export const TimeSeriesSpec = z.object({
+  time_column: z.string().min(1),
+  /** One series per value; null for a single series. */
+  id_column: z.string().nullable().default(null),
+  /** Steps forecast from each origin. */
+  horizon: z.number().int().min(1).max(10_000),
+  /** Pandas offset alias ("D", "h", "MS"); null: inferred from the timestamps. */
+  frequency: z.string().nullable().default(null),
+  strategy: ForecastStrategy.default("direct"),
+  /** Other numeric columns, used at their value at the forecast origin. */
+  exogenous: z.array(z.string()).default([]),
+  season_length: z.number().int().min(1).nullable().default(null),
+  lags: z.array(z.number().int().min(1)).nullable().default(null),
+  windows: z.array(z.number().int().min(1)).nullable().default(null),
+  /** Horizon-sized blocks per series held out as the test split; null: about 15% of the shortest series. */
+  test_blocks: z.number().int().min(1).max(20).nullable().default(null),
+});
+export type TimeSeriesSpec = z.infer<typeof TimeSeriesSpec>;
+
+/** Node classification (runners/python/variant_graph.py); `data` is the nodes table. */
+export const GraphSpec = z.object({
+  /** The edges CSV, or the archive holding it (workspace-relative). */
+  edges: z.string().min(1),
+  edges_member: z.string().nullable().default(null),
+  edges_delimiter: z.string().length(1).default(","),
+  /** The nodes CSV inside the archive `data`; null when `data` is the CSV itself. */
+  nodes_member: z.string().nullable().default(null),
+  node_id_column: z.string().min(1),
+  source_column: z.string().min(1),
+  target_column: z.string().min(1),
+  /** Propagation steps over the normalised adjacency. */
+  hops: z.number().int().min(1).max(4).default(2),
+  /** Base node features kept; a truncated SVD beyond it. */
+  max_features: z.number().int().min(8).default(512),
+});
+export type GraphSpec = z.infer<typeof GraphSpec>;
+
+/** A labels CSV: a workspace file, or a member of the image archive or folder. */
+export const LabelsSource = z.union([
+  z.object({ file: z.string().min(1), delimiter: z.string().length(1).optional() }),
+  z.object({ member: z.string().min(1), delimiter: z.string().length(1).optional() }),
+]);
+
+/** Image classification (runners/python/variant_images.py); `data` is the zip archive or folder. */
+export const ImagesSpec = z.object({
+  /** CSVs naming each image and its label; empty: the class is each image's folder. */
+  labels: z.array(LabelsSource).default([]),
+  filename_column: z.string().nullable().default(null),
+  /** Working size in pixels (images are centre-cropped and resized to it). */
+  size: z.union([z.literal(16), z.literal(24), z.literal(32), z.literal(40), z.literal(48), z.literal(56), z.literal(64), z.literal(96), z.literal(128)]).default(32),
+  max_images: z.number().int().min(10).default(50_000),
+});
+export type ImagesSpec = z.infer<typeof ImagesSpec>;
 
 export const HarnessSpec = z.object({
   mode: z.enum(["train", "search"]),
   task: HarnessTask,
+  /** How the data is read and split; each non-tabular variant has its settings under its own name. */
+  variant: HarnessVariant.default("tabular"),
+  timeseries: TimeSeriesSpec.nullable().default(null),
+  graph: GraphSpec.nullable().default(null),
+  images: ImagesSpec.nullable().default(null),
   /** Data file, relative to the workspace. */
   data: z.string(),
   /** Field separator of the data file (the profile detects it). */
@@ -91,6 +167,11 @@ export const HarnessSpec = z.object({
     })
     .nullable()
     .default(null),
+}).superRefine((spec, ctx) => {
+  if (spec.variant !== "tabular" && spec[spec.variant] === null)
+    ctx.addIssue({ code: "custom", path: [spec.variant], message: `the ${spec.variant} variant needs its "${spec.variant}" settings` });
+  const task = VARIANT_TASKS[spec.variant];
+  if (task && spec.task !== task) ctx.addIssue({ code: "custom", path: ["task"], message: `the ${spec.variant} variant runs as task "${task}"` });
 });
 export type HarnessSpec = z.infer<typeof HarnessSpec>;
 export type HarnessSpecInput = z.input<typeof HarnessSpec>;
@@ -149,11 +230,16 @@ export const HarnessResult = z.object({
   /** Relative to the workspace. */
   model_path: z.string().nullable().default(null),
   plots: z.array(z.string()).default([]),
-  /** A few held-out rows (features only) with the harness's own predictions: the deploy check. */
+  /**
+   * A few held-out rows (features only) with the harness's own predictions: the deploy check. Variants
+   * add `request`, the exact body to POST (images as base64, node ids, a series' history).
+   */
   sample: z
-    .object({ rows: z.array(z.record(z.string(), z.unknown())), predictions: z.array(z.unknown()) })
+    .object({ rows: z.array(z.record(z.string(), z.unknown())), predictions: z.array(z.unknown()), request: z.unknown().optional() })
     .nullable()
     .default(null),
+  /** Facts a variant measured (series and frequency, images read, nodes and edges). */
+  details: z.record(z.string(), z.unknown()).default({}),
   classes: z.array(z.unknown()).nullable().default(null),
   search: z
     .object({ metric: z.string(), greater_is_better: z.boolean(), candidates: z.array(CandidateResult) })

@@ -59,9 +59,13 @@ export function unconfirmedClaims(claims: Record<string, number>, result: Harnes
   return out;
 }
 
+/** How much worse than the seasonal-naive forecast a forecast may be before it counts as degenerate. */
+const SEASONAL_NAIVE_SLACK = 1.25;
+
 /**
  * Degenerate results: a classifier no better than always answering the majority class, a regressor
- * worse than predicting the mean, or clustering that puts everything in one group.
+ * worse than predicting the mean, a forecast well behind the seasonal-naive one, or clustering that
+ * puts everything in one group.
  */
 export function degenerateReason(requirements: Requirements, result: HarnessResult, majorityRate: number | null): string | null {
   const m = result.metrics;
@@ -71,6 +75,11 @@ export function degenerateReason(requirements: Requirements, result: HarnessResu
   }
   if (requirements.task === "regression" && m.r2 !== undefined && m.r2 < 0)
     return `test R² is ${m.r2.toFixed(3)}: worse than predicting the mean`;
+  // a forecast well behind repeating the last season has learnt nothing worth deploying
+  const metric = requirements.metric.name;
+  const naive = m[`baseline_${metric}`];
+  if (requirements.task === "time_series_forecasting" && naive !== undefined && m[metric] !== undefined && m[metric] > naive * SEASONAL_NAIVE_SLACK)
+    return `test ${metric} ${m[metric].toPrecision(4)} is more than ${Math.round((SEASONAL_NAIVE_SLACK - 1) * 100)}% worse than the seasonal-naive forecast's ${naive.toPrecision(4)}`;
   for (const [name, value] of Object.entries(m)) {
     if (!Number.isFinite(value)) return `metric ${name} is not a finite number`;
     if (["accuracy", "f1", "precision", "recall", "roc_auc", "rand_index", "nmi"].includes(name) && (value < 0 || value > 1))

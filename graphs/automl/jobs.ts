@@ -1,9 +1,7 @@
-import { basename } from "node:path";
 import type { LangGraphRunnableConfig } from "@langchain/langgraph";
 import type { HarnessEvent, HarnessSpecInput } from "../../runners/contract.js";
-import { harnessTaskOf } from "../../src/schema/requirements.js";
-import { textFeatureColumns } from "./agents/offline/profile.js";
 import type { RunRecord } from "./agents/types.js";
+import { harnessInputs } from "./harness-inputs.js";
 import { runnerNameOf, threadIdOf, type GraphDeps, type Stage } from "./deps.js";
 import { classifyOutcome } from "./failures.js";
 import type { State } from "./state.js";
@@ -58,15 +56,14 @@ export async function runJob(deps: GraphDeps, state: State, config: LangGraphRun
   const threadId = threadIdOf(config);
   const req = state.requirements!;
   const runner = deps.runner(runnerNameOf(config, deps));
-  const dataFile = state.profile!.file;
   const id = runId(threadId, state.runKey, job.kind, state.runs.length + 1);
   let ws;
+  let inputs;
   try {
-    ws = await runner.prepare({
-      runId: id,
-      files: [{ source: dataFile, dest: `data/${basename(dataFile)}` }],
-      texts: job.code ? { "solution.py": job.code } : {},
-    });
+    // the strategy of the model being built (forecasts); a search gives each candidate its own
+    const strategy = job.kind === "search" ? undefined : state.instructions?.candidate.strategy;
+    inputs = harnessInputs(state.profile!, req, deps.config.seed, strategy);
+    ws = await runner.prepare({ runId: id, files: inputs.files, texts: job.code ? { "solution.py": job.code } : {} });
   } catch (err) {
     return runnerFailure(job, id, err);
   }
@@ -80,21 +77,7 @@ export async function runJob(deps: GraphDeps, state: State, config: LangGraphRun
   const limits = { wallTimeS: deps.config.limits.wallTimeS, cpuS: deps.config.limits.cpuS, memoryMb: deps.config.limits.memoryMb };
   const outcome = await runner
     .run(ws, {
-    spec: {
-      ...job.spec,
-      data: `data/${basename(dataFile)}`,
-      delimiter: state.profile!.delimiter,
-      // text classification is the harness's classification over TF-IDF features of the text columns
-      task: harnessTaskOf(req.task),
-      target: req.target,
-      metric: req.metric.name,
-      labels_column: req.labels_column,
-      drop_columns: req.drop_columns,
-      text_columns: textFeatureColumns(state.profile!, req),
-      positive_class: req.positive_class,
-      n_clusters: req.n_clusters,
-      seed: deps.config.seed,
-    },
+    spec: { ...job.spec, ...inputs.spec },
     limits,
     signal: deps.jobSignal(threadId),
     onEvent,

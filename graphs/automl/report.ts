@@ -5,10 +5,22 @@ import type { Report, State, Status } from "./state.js";
 
 const TERMINAL: Status[] = ["failed", "rejected", "cancelled"];
 
-export function curlExample(url: string, row: Record<string, unknown> | undefined): string {
-  const body = JSON.stringify({ rows: [row ?? {}] }).replace(/'/g, "'\\''");
-  return `curl -s -X POST ${url}/predict -H 'Content-Type: application/json' -d '${body}'`;
+export function curlExample(url: string, row: Record<string, unknown> | undefined, request?: unknown): string {
+  if (request && typeof request === "object" && "images" in request) {
+    // an image goes in as base64: the shell encodes the user's own file
+    return `curl -s -X POST ${url}/predict -H 'Content-Type: application/json' -d "{\\"images\\": [\\"$(base64 -w0 your-image.png)\\"]}"`;
+  }
+  const json = JSON.stringify(request ?? { rows: [row ?? {}] });
+  if (json.length > MAX_CURL_BODY && request && typeof request === "object" && "history" in request) {
+    // a series' history is long: the example posts it from a file and shows its shape
+    const history = (request as { history: unknown[] }).history;
+    const shape = JSON.stringify({ ...(request as object), history: [history[0], "…"] });
+    return `curl -s -X POST ${url}/predict -H 'Content-Type: application/json' -d @request.json   # request.json: ${shape} (${history.length} rows here)`;
+  }
+  return `curl -s -X POST ${url}/predict -H 'Content-Type: application/json' -d '${json.replace(/'/g, "'\\''")}'`;
 }
+
+const MAX_CURL_BODY = 1200;
 
 export function finalStatus(state: State): Status {
   if (TERMINAL.includes(state.status)) return state.status;
@@ -27,7 +39,9 @@ export function buildReport(state: State, pricing: { promptPerMTok: number; comp
   if (status === "rejected" || status === "failed") summary.push(state.error ?? "Something went wrong.");
   if (status === "cancelled") summary.push(best ? "Cancelled; the best model trained so far is kept in its workspace." : "Cancelled. Nothing was deployed.");
   if (best && req) {
-    summary.push(`${best.description}, ${req.task.replace(/_/g, " ")}${req.target ? ` of "${req.target}"` : ""}; ${req.metric.name} on the held-out test split: ${fmt(metrics[req.metric.name])}.`);
+    const baseline = metrics[`baseline_${req.metric.name}`];
+    const beside = baseline === undefined ? "" : ` (seasonal-naive forecast: ${fmt(baseline)})`;
+    summary.push(`${best.description}, ${req.task.replace(/_/g, " ")}${req.target ? ` of "${req.target}"` : ""}; ${req.metric.name} on the held-out test split: ${fmt(metrics[req.metric.name])}${beside}.`);
     const unmet = best.verdict.checks.filter((c) => c.met === false);
     summary.push(unmet.length ? `${unmet.length} constraint(s) not met: ${unmet.map((c) => c.name).join(", ")}.` : constraints.length ? "Every constraint is met." : "No constraints were given.");
   }
@@ -40,7 +54,7 @@ export function buildReport(state: State, pricing: { promptPerMTok: number; comp
     metrics,
     constraints,
     endpoint,
-    curl: endpoint ? curlExample(endpoint.url, best?.result.sample?.rows[0] as Record<string, unknown> | undefined) : null,
+    curl: endpoint ? curlExample(endpoint.url, best?.result.sample?.rows[0] as Record<string, unknown> | undefined, best?.result.sample?.request) : null,
     artifacts: {
       model: ws && best?.result.model_path ? join(ws, best.result.model_path) : null,
       code: ws ? join(ws, "solution.py") : null,

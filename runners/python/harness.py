@@ -8,6 +8,10 @@ Usage (cwd = the workspace; every path in the spec is relative to it):
 Events are compact JSON lines on stdout; everything else (including anything generated code
 prints) goes to stderr. The result is written to <out_dir>/result.json.
 
+spec.json's `variant` says how the data is read: plain tables here; time series, graphs (a node table
+with an edge list) and images in variant_timeseries.py, variant_graph.py and variant_images.py beside
+this file, each with its settings under its own name in the spec.
+
 Exit codes: 0 ok, 1 error (classified in result.json), 2 bad command line,
 3 the interpreter lacks numpy/pandas/scikit-learn.
 """
@@ -40,8 +44,20 @@ REQUIRED_MODULES = [
 ]
 OPTIONAL_MODULES = [("matplotlib", "python3-matplotlib", "matplotlib")]
 
-# Import names whose pip distribution is named differently.
-PIP_NAMES = {"sklearn": "scikit-learn", "cv2": "opencv-python", "PIL": "pillow", "yaml": "pyyaml"}
+# Import names whose pip distribution is named differently (PyTorch is installed as the pair).
+PIP_NAMES = {
+    "sklearn": "scikit-learn",
+    "cv2": "opencv-python",
+    "PIL": "pillow",
+    "yaml": "pyyaml",
+    "torch": "torch torchvision",
+    "torchvision": "torch torchvision",
+}
+
+# Harness variants beyond tables: each lives in its own module beside this file.
+VARIANT_MODULES = {"timeseries": "variant_timeseries", "graph": "variant_graph", "images": "variant_images"}
+# The harness task each variant runs as.
+VARIANT_TASKS = {"timeseries": "regression", "graph": "classification", "images": "classification"}
 
 METRIC_ALIASES = {
     "acc": "accuracy",
@@ -57,7 +73,7 @@ METRIC_ALIASES = {
 }
 GREATER_IS_BETTER = {
     "accuracy": True, "balanced_accuracy": True, "f1": True, "precision": True, "recall": True, "roc_auc": True,
-    "rmse": False, "mae": False, "r2": True, "rmsle": False,
+    "rmse": False, "mae": False, "r2": True, "rmsle": False, "mape": False, "smape": False,
     "silhouette": True, "rand_index": True, "adjusted_rand_index": True, "nmi": True,
 }
 TASK_METRICS = {
@@ -179,6 +195,11 @@ def to_jsonable(obj):
     return str(obj)
 
 
+def write_json(path, obj):
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(to_jsonable(obj), f, indent=2)
+
+
 def finite_metrics(d):
     out = {}
     for k, v in d.items():
@@ -264,6 +285,7 @@ class Run:
             "sample": None,
             "classes": None,
             "search": None,
+            "details": {},
             "warnings": self.warnings,
             "error": None,
         }
@@ -355,9 +377,33 @@ def normalise_spec(raw):
             search["cv_folds"] = max(2, int(search.get("cv_folds") or 3))
             search["sample_rows"] = max(1, int(search.get("sample_rows") or 3000))
             spec["search"] = search
+    variant = spec.get("variant") or "tabular"
+    spec["variant"] = variant
+    if variant != "tabular":
+        if variant not in VARIANT_MODULES:
+            problems.append(f"variant must be tabular or one of {', '.join(VARIANT_MODULES)}")
+        elif spec.get("task") != VARIANT_TASKS[variant]:
+            problems.append(f"the {variant} variant runs as task '{VARIANT_TASKS[variant]}'")
+        elif not isinstance(spec.get(variant), dict):
+            problems.append(f"the {variant} variant needs its '{variant}' settings")
+        else:
+            load_variant(variant).normalise(spec, problems)
     if problems:
         raise HarnessError("value_error", "spec.json is invalid: " + "; ".join(problems))
     return spec
+
+
+def load_variant(name):
+    """The module of a harness variant, or None for plain tables."""
+    if not name or name == "tabular":
+        return None
+    module = VARIANT_MODULES[name]
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name == module:
+            raise HarnessError("environment_error", f"{module}.py is missing beside harness.py; the {name} variant cannot run.")
+        raise
 
 
 # --------------------------------------------------------------------------- data
@@ -404,9 +450,19 @@ def read_csv(path, sep=","):
 
 
 class Prepared:
-    """Features, target and known groups after the checks, before splitting."""
+    """Features, target and known groups after the checks, before splitting. Variants fill the same
+    fields and may change how features are preprocessed (images, say, become feature vectors)."""
 
-    pass
+    # extra attributes the solution's ctx receives (variants describe their data there)
+    context = {}
+    # facts for result.json's details (variants: series, frequency, images read ...)
+    details = {}
+    text_min_df = {}
+
+    def preprocessor(self, scale=False, encode="onehot"):
+        return make_preprocessor(
+            self.numeric, self.categorical, scale=scale, encode=encode, text=self.text, text_min_df=self.text_min_df
+        )
 
 
 def prepare(run, spec):
@@ -724,6 +780,8 @@ class Context:
 
     def __init__(self, run, spec, prep, positive_class):
         self._run = run
+        self._prep = prep
+        self.variant = spec.get("variant") or "tabular"
         self.task = spec["task"]
         self.target = prep.target
         self.metric = spec["metric"]
@@ -734,19 +792,14 @@ class Context:
         self.n_clusters = spec.get("n_clusters")
         self.positive_class = positive_class
         self.classes = list(prep.classes) if prep.classes is not None else None
-        self._text_min_df = dict(prep.text_min_df)
+        for key, value in prep.context.items():
+            setattr(self, key, value)
 
     def preprocessor(self, scale=False, encode="onehot"):
         """An unfitted ColumnTransformer: median-impute (+scale) numerics, impute + encode categoricals,
-        TF-IDF for text columns (then the output is a sparse matrix)."""
-        return make_preprocessor(
-            self.numeric_columns,
-            self.categorical_columns,
-            scale=scale,
-            encode=encode,
-            text=self.text_columns,
-            text_min_df=self._text_min_df,
-        )
+        TF-IDF for text columns (then the output is a sparse matrix). For images, the image feature
+        extractor (pixels, colour and gradient histograms), scaled when asked."""
+        return self._prep.preprocessor(scale=scale, encode=encode)
 
     def progress(self, stage, done=None, total=None):
         event = {"event": "progress", "stage": str(stage)}
@@ -1050,18 +1103,79 @@ def drop_vectorizer_stop_words(model, depth=0):
 # --------------------------------------------------------------------------- train mode
 
 
+def build_solution(spec, ctx):
+    """(unfitted model, fit slot, predict slot) from the generated solution."""
+    module = load_solution(spec["solution"])
+    build_fn = slot(module, "build")
+    if build_fn is None:
+        raise HarnessError("runtime_error", f"{spec['solution']} defines no build(ctx) function; it is required.")
+    fit_fn, predict_fn = slot(module, "fit"), slot(module, "predict")
+    with generated("build"):
+        model = build_fn(ctx)
+    if model is None:
+        raise HarnessError("runtime_error", "build(ctx) returned None; it must return an unfitted model.")
+    return model, fit_fn, predict_fn
+
+
+def fit_solution(run, task, model, fit_fn, train_split, valid_split, ctx):
+    """(fitted model, seconds): the fit slot, or the estimator's own fit."""
+    t_fit = time.perf_counter()
+    with generated("fit"):
+        if fit_fn is not None:
+            fitted = fit_fn(model, train_split, valid_split, ctx)
+        elif task == "clustering":
+            fitted = model.fit(train_split.X)
+        else:
+            fitted = model.fit(train_split.X, train_split.y)
+    train_time = time.perf_counter() - t_fit
+    if fitted is None:
+        if fit_fn is not None:
+            run.warn("fit() returned None; using the model it was given (assumed fitted in place).")
+        fitted = model
+    return fitted, train_time
+
+
+def save_model(model, out_dir):
+    """Pickles the fitted model to <out_dir>/model.pkl; returns the path."""
+    os.makedirs(out_dir, exist_ok=True)
+    model_path = os.path.join(out_dir, "model.pkl")
+    drop_vectorizer_stop_words(model)
+    try:
+        with open(model_path, "wb") as f:
+            pickle.dump(model, f, protocol=pickle.HIGHEST_PROTOCOL)
+    except (pickle.PicklingError, TypeError, AttributeError) as e:
+        raise HarnessError(
+            "runtime_error",
+            f"The fitted model could not be pickled ({describe_exception(e, 300)}); avoid lambdas and local classes in it.",
+        )
+    return model_path
+
+
+def reload_model(model_path):
+    """(model, seconds): loaded back as the model server will load it."""
+    t = time.perf_counter()
+    with open(model_path, "rb") as f:
+        with generated("load model"):
+            reloaded = pickle.load(f)
+    return reloaded, time.perf_counter() - t
+
+
 def train(run, spec):
     import numpy as np
 
     res, task, stages = run.result, spec["task"], TRAIN_STAGES
     out_dir = spec["out_dir"]
+    variant = load_variant(spec.get("variant"))
+    if variant is not None and hasattr(variant, "train"):
+        return variant.train(run, spec)
 
     run.stage("load", stages)
     t_load = time.perf_counter()
-    prep = prepare(run, spec)
+    prep = variant.prepare(run, spec) if variant else prepare(run, spec)
     load_s = time.perf_counter() - t_load
     res["features"] = {"numeric": prep.numeric, "categorical": prep.categorical, "text": prep.text}
     res["classes"] = prep.classes
+    res["details"] = dict(prep.details)
 
     run.stage("split", stages)
     tr, va, te = split_indices(run, prep, spec)
@@ -1075,33 +1189,10 @@ def train(run, spec):
 
     run.stage("build", stages)
     ctx = Context(run, spec, prep, pos)
-    module = load_solution(spec["solution"])
-    build_fn = slot(module, "build")
-    if build_fn is None:
-        raise HarnessError("runtime_error", f"{spec['solution']} defines no build(ctx) function; it is required.")
-    fit_fn, predict_fn = slot(module, "fit"), slot(module, "predict")
-    with generated("build"):
-        model = build_fn(ctx)
-    if model is None:
-        raise HarnessError("runtime_error", "build(ctx) returned None; it must return an unfitted model.")
+    model, fit_fn, predict_fn = build_solution(spec, ctx)
 
     run.stage("fit", stages)
-    train_split = DataSplit(X_tr, y_tr)
-    valid_split = DataSplit(X_va, y_va)
-    t_fit = time.perf_counter()
-    with generated("fit"):
-        if fit_fn is not None:
-            fitted = fit_fn(model, train_split, valid_split, ctx)
-        elif task == "clustering":
-            fitted = model.fit(X_tr)
-        else:
-            fitted = model.fit(X_tr, y_tr)
-    train_time = time.perf_counter() - t_fit
-    if fitted is None:
-        if fit_fn is not None:
-            run.warn("fit() returned None; using the model it was given (assumed fitted in place).")
-        fitted = model
-    model = fitted
+    model, train_time = fit_solution(run, task, model, fit_fn, DataSplit(X_tr, y_tr), DataSplit(X_va, y_va), ctx)
 
     run.stage("evaluate", stages)
     pred_va = predict_with(predict_fn, model, X_va)
@@ -1158,17 +1249,7 @@ def train(run, spec):
         singles.append(time.perf_counter() - t)
 
     run.stage("save", stages)
-    os.makedirs(out_dir, exist_ok=True)
-    model_path = os.path.join(out_dir, "model.pkl")
-    drop_vectorizer_stop_words(model)
-    try:
-        with open(model_path, "wb") as f:
-            pickle.dump(model, f, protocol=pickle.HIGHEST_PROTOCOL)
-    except (pickle.PicklingError, TypeError, AttributeError) as e:
-        raise HarnessError(
-            "runtime_error",
-            f"The fitted model could not be pickled ({describe_exception(e, 300)}); avoid lambdas and local classes in it.",
-        )
+    model_path = save_model(model, out_dir)
     meta = {
         "task": task,
         "target": prep.target,
@@ -1180,28 +1261,33 @@ def train(run, spec):
         "positive_class": pos,
         "solution": spec["solution"],
     }
-    with open(os.path.join(out_dir, "model_meta.json"), "w", encoding="utf-8") as f:
-        json.dump(to_jsonable(meta), f, indent=2)
+    # what a variant's server needs beside the model (the graph, the image size ...)
+    extra_files = []
+    if variant is not None:
+        meta["variant"] = spec["variant"]
+        meta.update(variant.meta(prep))
+        extra_files = variant.save(run, spec, prep, out_dir)
+    write_json(os.path.join(out_dir, "model_meta.json"), meta)
     # reload, as the model server will, and let the reloaded model answer the sample rows
-    t = time.perf_counter()
-    with open(model_path, "rb") as f:
-        with generated("load model"):
-            reloaded = pickle.load(f)
-    model_load_s = time.perf_counter() - t
-    sample_X = X_te.iloc[: min(3, len(X_te))]
-    sample_pred = predict_with(predict_fn, reloaded, sample_X)
+    reloaded, model_load_s = reload_model(model_path)
     res["model_path"] = os.path.relpath(model_path, ".")
-    res["sample"] = {
-        "rows": [to_jsonable(r) for r in sample_X.to_dict(orient="records")],
-        "predictions": to_jsonable(sample_pred.tolist()),
-    }
+    if variant is not None:
+        # the exact request body a client sends, answered the way the model server will answer it
+        res["sample"] = to_jsonable(variant.sample(run, spec, prep, te[: min(3, len(te))], reloaded, predict_fn))
+    else:
+        sample_X = X_te.iloc[: min(3, len(X_te))]
+        sample_pred = predict_with(predict_fn, reloaded, sample_X)
+        res["sample"] = {
+            "rows": [to_jsonable(r) for r in sample_X.to_dict(orient="records")],
+            "predictions": to_jsonable(sample_pred.tolist()),
+        }
     res["complexity"] = finite_metrics(
         {
             "train_time_s": train_time,
             "test_predict_s": test_predict_s,
             "latency_ms_per_row": float(np.median(singles)) * 1000 if singles else float("nan"),
             "batch_latency_ms_per_row": test_predict_s * 1000 / max(1, len(X_te)),
-            "model_size_mb": os.path.getsize(model_path) / (1024 * 1024),
+            "model_size_mb": sum(os.path.getsize(p) for p in [model_path, *extra_files]) / (1024 * 1024),
             "load_s": model_load_s,
             "data_load_s": load_s,
         }
@@ -1239,7 +1325,21 @@ def import_estimator(path):
         return None, f"hallucination: module '{mod_name}' has no attribute '{attr}'"
     if not callable(cls):
         return None, f"value_error: {path} is not a class"
+    # estimators of our own variants name the optional modules they need (the CNN needs PyTorch)
+    for needed in getattr(cls, "threadml_requires", ()):
+        if not module_available(needed):
+            return None, (
+                f"environment_error: {attr} needs the module '{needed}', which is not installed for {sys.executable}; "
+                f"install it on the runner (pip install {pip_name(needed)})"
+            )
     return cls, None
+
+
+def module_available(name):
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def accepted_params(cls):
@@ -1302,16 +1402,19 @@ def make_scorer_for(metric, task, pos_label, n_classes):
 def search(run, spec):
     import numpy as np
     from sklearn.base import clone
-    from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score
-    from sklearn.pipeline import Pipeline
+    from sklearn.model_selection import KFold, ShuffleSplit, StratifiedKFold, StratifiedShuffleSplit, cross_val_score
 
     res, task, stages, conf = run.result, spec["task"], SEARCH_STAGES, spec["search"]
     seed = spec["seed"]
+    variant = load_variant(spec.get("variant"))
+    if variant is not None and hasattr(variant, "search"):
+        return variant.search(run, spec)
 
     run.stage("load", stages)
-    prep = prepare(run, spec)
+    prep = variant.prepare(run, spec) if variant else prepare(run, spec)
     res["features"] = {"numeric": prep.numeric, "categorical": prep.categorical, "text": prep.text}
     res["classes"] = prep.classes
+    res["details"] = dict(prep.details)
 
     run.stage("split", stages)
     tr, va, te = split_indices(run, prep, spec)
@@ -1325,14 +1428,11 @@ def search(run, spec):
         run.log(f"Search uses {len(X)} sampled training rows.")
     pos = pick_positive_class(run, spec, prep.classes, y) if task == "classification" else None
 
-    metric = spec["metric"]
-    if metric not in TASK_METRICS[task]:
-        run.warn(f"Metric '{metric}' is not known for {task}; the search uses {DEFAULT_METRIC[task]}.")
-        metric = DEFAULT_METRIC[task]
+    metric = search_metric(run, spec, TASK_METRICS[task], DEFAULT_METRIC[task])
     if task == "clustering" and metric in LABEL_METRICS and labels is None:
         run.warn(f"Metric '{metric}' needs labels_column; the search uses silhouette.")
         metric = "silhouette"
-    res["search"] = {"metric": metric, "greater_is_better": GREATER_IS_BETTER[metric], "candidates": []}
+        res["search"]["metric"], res["search"]["greater_is_better"] = metric, GREATER_IS_BETTER[metric]
 
     cv = None
     scorer, sign = None, 1
@@ -1343,13 +1443,55 @@ def search(run, spec):
         else:
             cv = KFold(n_splits=folds, shuffle=True, random_state=seed)
         scorer, sign = make_scorer_for(metric, task, pos, len(prep.classes or []))
+        stratify = task == "classification" and y.value_counts().min() >= 2
+        holdout = (StratifiedShuffleSplit if stratify else ShuffleSplit)(n_splits=1, test_size=0.25, random_state=seed)
 
+    states = candidate_states(run, spec, conf)
+
+    def score(state, trial_params):
+        pipe = candidate_pipeline(prep, state, trial_params)
+        if task == "clustering":
+            fitted = clone(pipe)
+            if hasattr(fitted, "fit_predict"):
+                clusters = fitted.fit_predict(X)
+            else:
+                clusters = fitted.fit(X).predict(X)
+            if metric in LABEL_METRICS:
+                return label_metrics(labels, clusters).get(metric)
+            Z = as_matrix(fitted[:-1].transform(X))
+            s = safe_silhouette(Z, clusters, seed)
+            if s is None:
+                raise ValueError("every row landed in one cluster (or each in its own); silhouette is undefined")
+            return s
+        # a network on raw input (the CNN) is costly to fit: one held-out quarter instead of k folds
+        folds = holdout if state["raw"] else cv
+        scores = cross_val_score(pipe, X, y, cv=folds, scoring=scorer, error_score="raise")
+        return sign * float(np.mean(scores))
+
+    run_search(run, conf, states, metric, score)
+    res["complexity"] = {"total_s": time.perf_counter() - run.t0}
+
+
+def search_metric(run, spec, known, default):
+    """The metric the search optimises (the spec's when the task knows it), recorded in the result."""
+    metric = spec["metric"]
+    if metric not in known:
+        run.warn(f"Metric '{metric}' is not known for {spec['task']}; the search uses {default}.")
+        metric = default
+    run.result["search"] = {"metric": metric, "greater_is_better": GREATER_IS_BETTER[metric], "candidates": []}
+    return metric
+
+
+def candidate_states(run, spec, conf):
+    """One search state per candidate: its estimator class, fixed and searched parameters, its own
+    random stream. A candidate whose class cannot be imported is recorded with the reason."""
+    seed = spec["seed"]
     states = []
     for cand in conf["candidates"]:
         cand = dict(cand) if isinstance(cand, dict) else {}
         cid = str(cand.get("id") or cand.get("estimator") or f"candidate-{len(states) + 1}")
         record = {"id": cid, "best_params": None, "best_score": None, "trials": []}
-        res["search"]["candidates"].append(record)
+        run.result["search"]["candidates"].append(record)
         cls, err = import_estimator(cand.get("estimator"))
         if err:
             record["error"] = err
@@ -1361,7 +1503,7 @@ def search(run, spec):
         extra = {}
         if "random_state" in accepted and "random_state" not in params and "random_state" not in space:
             extra["random_state"] = seed
-        if task == "clustering" and spec.get("n_clusters"):
+        if spec["task"] == "clustering" and spec.get("n_clusters"):
             for key in ("n_clusters", "n_components"):
                 if key in accepted and key not in params and key not in space:
                     extra[key] = int(spec["n_clusters"])
@@ -1376,40 +1518,35 @@ def search(run, spec):
                 "space": space,
                 "scale": bool(pre.get("scale", False)),
                 "encode": pre.get("encode", "onehot"),
+                "raw": bool(pre.get("raw", False)),
+                "strategy": cand.get("strategy"),
                 "rng": random.Random(f"{seed}:{cid}"),
                 "seen": set(),
                 "done": False,
                 "record": record,
             }
         )
+    return states
 
+
+def candidate_pipeline(prep, state, trial_params):
+    """The candidate's preprocessing and estimator; a raw candidate (a CNN on pixels) takes the
+    variant's raw input directly."""
+    from sklearn.pipeline import Pipeline
+
+    model = state["cls"](**{**trial_params, **state["extra"]})
+    if state["raw"]:
+        return Pipeline([("model", model)])
+    return Pipeline([("pre", prep.preprocessor(state["scale"], state["encode"])), ("model", model)])
+
+
+def run_search(run, conf, states, metric, score):
+    """Random search, round-robin over the candidates: every candidate gets its default trial first,
+    then sampled configurations until n_iter or the time budget. `score(state, params)` returns the
+    trial's score in the metric's natural units; a trial that raises is recorded and skipped."""
     planned = sum(conf["n_iter"] if s["space"] else 1 for s in states)
     done_trials = 0
     emit({"event": "progress", "stage": "search", "done": 0, "total": planned})
-
-    def run_trial(state, trial_params):
-        pipe = Pipeline(
-            [
-                ("pre", make_preprocessor(prep.numeric, prep.categorical, state["scale"], state["encode"], prep.text, prep.text_min_df)),
-                ("model", state["cls"](**{**trial_params, **state["extra"]})),
-            ]
-        )
-        if task == "clustering":
-            fitted = clone(pipe)
-            if hasattr(fitted, "fit_predict"):
-                clusters = fitted.fit_predict(X)
-            else:
-                clusters = fitted.fit(X).predict(X)
-            if metric in LABEL_METRICS:
-                return label_metrics(labels, clusters).get(metric)
-            Z = as_matrix(fitted[:-1].transform(X))
-            s = safe_silhouette(Z, clusters, seed)
-            if s is None:
-                raise ValueError("every row landed in one cluster (or each in its own); silhouette is undefined")
-            return s
-        scores = cross_val_score(pipe, X, y, cv=cv, scoring=scorer, error_score="raise")
-        return sign * float(np.mean(scores))
-
     started = time.perf_counter()
     budget_hit = False
     for round_no in range(conf["n_iter"]):
@@ -1444,22 +1581,24 @@ def search(run, spec):
             trial = {"params": to_jsonable(trial_params), "score": None}
             try:
                 with contextlib.redirect_stdout(sys.stderr):
-                    score = run_trial(state, trial_params)
-                if score is None or not math.isfinite(float(score)):
+                    value = score(state, trial_params)
+                if value is None or not math.isfinite(float(value)):
                     raise ValueError("the score is not a finite number")
-                trial["score"] = float(score)
+                trial["score"] = float(value)
             except KeyboardInterrupt:
                 raise
             except MemoryError:
                 trial["error"] = "runtime_error: memory ran out"
+            except ImportError as e:
+                missing = getattr(e, "name", None) or str(e)
+                trial["error"] = f"environment_error: {missing} is not installed for {sys.executable} (pip install {pip_name(missing)})"
             except Exception as e:  # noqa: BLE001 - a failing trial never stops the search
                 cls_name = "value_error" if isinstance(e, (ValueError, TypeError)) else "runtime_error"
                 trial["error"] = f"{cls_name}: {describe_exception(e, 500)}"
             trial["fit_s"] = time.perf_counter() - t
             record = state["record"]
             record["trials"].append(trial)
-            event = {"event": "trial", "candidate": state["id"], **trial}
-            emit(event)
+            emit({"event": "trial", "candidate": state["id"], **trial})
             if trial["score"] is not None:
                 better = GREATER_IS_BETTER[metric]
                 best = record["best_score"]
@@ -1476,9 +1615,8 @@ def search(run, spec):
         record = state["record"]
         if record["best_score"] is None and record["trials"] and "error" not in record:
             record["error"] = record["trials"][-1].get("error") or "no trial produced a score"
-    if not any(c["best_score"] is not None for c in res["search"]["candidates"]):
+    if not any(c["best_score"] is not None for c in run.result["search"]["candidates"]):
         run.warn("No candidate produced a score.")
-    res["complexity"] = {"total_s": time.perf_counter() - run.t0}
 
 
 # --------------------------------------------------------------------------- entry points
@@ -1522,6 +1660,8 @@ def main(argv=None):
         return check()
 
     EVENTS.install()
+    # variant modules import this file as `harness`: they must share this run's module, not a fresh copy
+    sys.modules.setdefault("harness", sys.modules[__name__])
     os.environ.setdefault("MPLCONFIGDIR", os.path.join(os.getcwd(), ".mplconfig"))
     os.environ.setdefault("MPLBACKEND", "Agg")
     if os.getcwd() not in sys.path:

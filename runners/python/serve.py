@@ -9,11 +9,17 @@ slot), then prints one line {"event":"listening","host":H,"port":P} on stdout.
     GET  /health   -> {"status":"ok","task":...,"target":...,"features":[...]}
     POST /predict  {"rows":[{...}]} | {"row":{...}} | [{...}] -> {"predictions":[...]}
 
+Models of a harness variant take that variant's request instead (its module's Served class):
+    images      {"images": ["<base64 image>", ...]}
+    graph       {"nodes": ["<node id>", ...], "new_nodes": [{"features": {...}, "neighbors": [...]}]}
+    timeseries  {"history": [{time, id?, target, ...}, ...], "horizon": n}
+
 Exit codes: 0 after SIGTERM/SIGINT, 1 when the model cannot be loaded.
 """
 
 import argparse
 import contextlib
+import importlib
 import importlib.util
 import json
 import math
@@ -27,6 +33,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 MAX_BODY = 10 * 1024 * 1024
 DRAIN_LIMIT = 64 * 1024 * 1024
+VARIANT_MODULES = {"timeseries": "variant_timeseries", "graph": "variant_graph", "images": "variant_images"}
+
+try:
+    from variant_common import RequestError
+except ImportError:  # a workspace made before variants existed
+
+    class RequestError(ValueError):
+        pass
 
 
 def to_jsonable(obj):
@@ -67,6 +81,15 @@ class Model:
         with open(model_path, "rb") as f, contextlib.redirect_stdout(sys.stderr):
             self.model = pickle.load(f)
         self.lock = threading.Lock()
+        # a variant's model answers its own request shape
+        self.served = None
+        variant = self.meta.get("variant")
+        if variant:
+            if variant not in VARIANT_MODULES:
+                raise ValueError(f"model_meta.json names an unknown variant {variant!r}")
+            module = importlib.import_module(VARIANT_MODULES[variant])
+            with contextlib.redirect_stdout(sys.stderr):
+                self.served = module.Served(self.meta, self.model, self.predict_fn, os.path.join(workspace, out_dir))
 
     @staticmethod
     def _load_solution(path):
@@ -113,6 +136,28 @@ class Model:
             else:
                 data[c] = pd.Series([category_string(v) for v in values], dtype=object)
         return pd.DataFrame(data, columns=self.features)
+
+    def answer(self, payload):
+        """Predictions for a request body: rows for tables, the variant's own shape otherwise."""
+        if self.served is not None:
+            with self.lock, contextlib.redirect_stdout(sys.stderr):
+                return to_jsonable(self.served.predict(payload))
+        return self.predict(rows_from(payload))
+
+    def health(self):
+        body = {
+            "status": "ok",
+            "task": self.meta.get("task"),
+            "target": self.meta.get("target"),
+            "features": self.features,
+            "classes": self.meta.get("classes"),
+        }
+        if self.served is not None:
+            # a variant's model inputs are derived (propagated features, lags): their count says enough
+            body["features"] = len(self.features)
+            body["variant"] = self.meta.get("variant")
+            body.update(self.served.health())
+        return body
 
     def predict(self, rows):
         import numpy as np
@@ -196,16 +241,7 @@ def make_handler(model):
         def do_GET(self):
             path = self.path.split("?", 1)[0].rstrip("/") or "/"
             if path == "/health":
-                self.send_json(
-                    200,
-                    {
-                        "status": "ok",
-                        "task": model.meta.get("task"),
-                        "target": model.meta.get("target"),
-                        "features": model.features,
-                        "classes": model.meta.get("classes"),
-                    },
-                )
+                self.send_json(200, model.health())
             else:
                 self.send_json(404, {"error": f"no such path: {path}; use GET /health or POST /predict"})
 
@@ -243,8 +279,8 @@ def make_handler(model):
                 self.send_json(400, {"error": f"invalid JSON: {e}"})
                 return
             try:
-                predictions = model.predict(rows_from(payload))
-            except BadRequest as e:
+                predictions = model.answer(payload)
+            except (BadRequest, RequestError) as e:
                 self.send_json(400, {"error": str(e)})
                 return
             except Exception as e:  # noqa: BLE001 - a bad row must not take the server down
@@ -267,9 +303,11 @@ def warm_up(model, result_path):
     lazy imports and caches (about 0.3 s), so the server pays it before it says it is ready."""
     try:
         with open(result_path, "r", encoding="utf-8") as f:
-            rows = ((json.load(f).get("sample") or {}).get("rows") or [])[:1]
-        if rows:
-            model.predict(rows)
+            sample = json.load(f).get("sample") or {}
+        if model.served is not None and sample.get("request") is not None:
+            model.answer(sample["request"])
+        elif sample.get("rows"):
+            model.predict(sample["rows"][:1])
     except Exception as e:  # noqa: BLE001 - warming up is best effort; real requests report errors
         sys.stderr.write(f"threadml serve: warm-up skipped ({type(e).__name__}: {e})\n")
 

@@ -19,6 +19,11 @@ n_clusters, positive_class, classes; and helpers:
     ctx.log(message)                                log event
     ctx.report(name, value)                         a claimed metric (checked by the harness)
 
+For images, series and graphs the harness prepares X itself (variant_*.py): an "image" column of
+arrays (ctx.image_size; ctx.preprocessor() is then the image feature extractor), features of the
+history at each forecast origin (ctx.horizon, ctx.season_length, ctx.strategy), or node features
+propagated over the graph (ctx.hops).
+
 Anything printed goes to stderr; only the harness writes events. The fitted model is pickled, so
 keep it free of lambdas and locally defined classes.
 """

@@ -34,30 +34,39 @@ export const TASK_KINDS = [
 ] as const;
 export type TaskKind = (typeof TASK_KINDS)[number];
 export const TABULAR_TASKS: readonly TaskKind[] = ["classification", "regression", "clustering"];
-/** Tasks the scikit-learn harness trains: the tabular ones, and text classification with TF-IDF features. */
-export const TRAINABLE_TASKS: readonly TaskKind[] = [...TABULAR_TASKS, "text_classification"];
+/**
+ * Tasks the harness trains: the tabular ones, text classification (TF-IDF features), and through harness
+ * variants image classification, time-series forecasting and node classification.
+ */
+export const TRAINABLE_TASKS: readonly TaskKind[] = TASK_KINDS;
 
-/** The harness task a trainable task runs as: text classification is classification over TF-IDF features. */
+/** How the harness reads the data of a task (runners/python/variant_*.py beside the harness). */
+export type HarnessVariantName = "tabular" | "timeseries" | "graph" | "images";
+
+export function harnessVariantOf(task: TaskKind): HarnessVariantName {
+  if (task === "time_series_forecasting") return "timeseries";
+  if (task === "node_classification") return "graph";
+  if (task === "image_classification") return "images";
+  return "tabular";
+}
+
+/**
+ * The harness task a task runs as: text, image and node classification are classification (over TF-IDF,
+ * image or propagated graph features), forecasting is regression over features of the history.
+ */
 export function harnessTaskOf(task: TaskKind): "classification" | "regression" | "clustering" {
-  if (task === "text_classification") return "classification";
-  if (task === "classification" || task === "regression" || task === "clustering") return task;
-  throw new Error(`${task} cannot be trained by the harness`);
+  if (task === "text_classification" || task === "image_classification" || task === "node_classification") return "classification";
+  if (task === "time_series_forecasting") return "regression";
+  return task;
 }
 
 /** Tasks judged as classification (stratified splits, class baselines, a positive class). */
 export function isClassification(task: TaskKind): boolean {
-  return task === "classification" || task === "text_classification";
+  return harnessTaskOf(task) === "classification";
 }
 
-/** Why a task kind cannot be trained yet, naming what it would need. */
-export const UNTRAINABLE_NEEDS: Partial<Record<TaskKind, string>> = {
-  image_classification:
-    "Image classification needs a PyTorch harness variant (torch and torchvision on the runner, with images read from a folder or archive), which this version does not have.",
-  time_series_forecasting:
-    "Time-series forecasting needs a forecasting harness variant (time-ordered splits, lag features and a horizon), which this version does not have.",
-  node_classification:
-    "Node classification needs a graph harness variant (PyTorch Geometric on the runner, with an edge list beside the node table), which this version does not have.",
-};
+/** What to install on a runner for the PyTorch models (a small CNN for images). */
+export const TORCH_INSTALL = "torch torchvision";
 
 export const METRIC_NAMES = [
   "accuracy",
@@ -73,9 +82,23 @@ export const METRIC_NAMES = [
   "adjusted_rand_index",
   "nmi",
   "silhouette",
+  "mape",
+  "smape",
 ] as const;
 export type MetricName = (typeof METRIC_NAMES)[number];
-export const LOWER_IS_BETTER: ReadonlySet<string> = new Set(["rmse", "rmsle", "mae"]);
+/** MAPE and sMAPE are fractions (0.1 is 10%), as scikit-learn computes them. */
+export const LOWER_IS_BETTER: ReadonlySet<string> = new Set(["rmse", "rmsle", "mae", "mape", "smape"]);
+
+/** Metrics that fit each task, the default first. */
+export const METRICS_BY_TASK: Record<TaskKind, readonly MetricName[]> = {
+  classification: ["accuracy", "f1", "precision", "recall", "roc_auc"],
+  text_classification: ["accuracy", "f1", "precision", "recall", "roc_auc"],
+  image_classification: ["accuracy", "f1", "precision", "recall", "roc_auc"],
+  node_classification: ["accuracy", "f1", "precision", "recall", "roc_auc"],
+  regression: ["rmse", "rmsle", "mae", "r2"],
+  time_series_forecasting: ["rmse", "mae", "mape", "smape", "rmsle", "r2"],
+  clustering: ["rand_index", "adjusted_rand_index", "nmi", "silhouette"],
+};
 
 /** Complexity measurements the harness makes; constraint names refer to these. */
 export const COMPLEXITY_NAMES = [
@@ -99,6 +122,39 @@ export const Constraint = z.object({
   phrase: z.string().optional(),
 });
 export type Constraint = z.infer<typeof Constraint>;
+
+export const Forecast = z.object({
+  time_column: z.string().min(1),
+  /** One series per value of this column; null for a single series. */
+  id_column: z.string().nullable().default(null),
+  /** Steps ahead, in the data's own frequency. */
+  horizon: z.number().int().min(1).max(10_000),
+  /** How the user put it ("14 days"), for the report. */
+  horizon_phrase: z.string().nullable().default(null),
+  /** Pandas-style alias read from the timestamps ("D", "h", "MS"); null when the harness infers it. */
+  frequency: z.string().nullable().default(null),
+  /** Other numeric columns the forecasts may use (their values at the forecast origin). */
+  exogenous: z.array(z.string()).default([]),
+});
+export type Forecast = z.infer<typeof Forecast>;
+
+export const GraphLayout = z.object({
+  /** File name of the edge list (or of the archive holding both tables). */
+  edges: z.string().min(1),
+  node_id_column: z.string().min(1),
+  source_column: z.string().min(1),
+  target_column: z.string().min(1),
+});
+export type GraphLayout = z.infer<typeof GraphLayout>;
+
+export const ImagesLayout = z.object({
+  /** A labels CSV (file name and label per image), or one folder per class. */
+  layout: z.enum(["labels_csv", "folders"]),
+  /** Names of the labels CSVs (files, or members of the archive). */
+  labels: z.array(z.string()).default([]),
+  filename_column: z.string().nullable().default(null),
+});
+export type ImagesLayout = z.infer<typeof ImagesLayout>;
 
 const lenientEnum = <T extends readonly [string, ...string[]]>(values: T, fallback: T[number]) =>
   z.preprocess(
@@ -187,6 +243,12 @@ export const Requirements = z.object({
     .default(null),
   /** Model families the user asked for, by name as written ("xgboost", "random forest"). */
   requested_models: z.array(z.string()).default([]),
+  /** Time-series forecasting: how the table becomes series, and how far ahead to forecast. */
+  forecast: Forecast.nullable().default(null),
+  /** Node classification: the edge list beside the node table. */
+  graph: GraphLayout.nullable().default(null),
+  /** Image classification: where the labels come from. */
+  images: ImagesLayout.nullable().default(null),
 });
 export type Requirements = z.infer<typeof Requirements>;
 

@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 
@@ -228,4 +229,193 @@ export function writeTextClassificationCsv(file: string, opts: { rows?: number; 
   const columns = ["product_id", "text", "price", "category"];
   writeCsv(file, columns, out);
   return { file, target: "category", columns, rows };
+}
+
+/**
+ * Daily sales of a few stores: a weekly pattern, a slow trend, an autocorrelated `price` that lowers
+ * sales a little, and noise. Columns date, store, price, sales; rows in date order, stores interleaved.
+ * A model on lags and the season beats the seasonal-naive forecast (the value a week before).
+ */
+export function writeSeriesCsv(file: string, opts: { days?: number; stores?: string[]; seed?: number; noise?: number } = {}): DatasetInfo & { time: string; id: string } {
+  const days = opts.days ?? 240;
+  const stores = opts.stores ?? ["north", "south"];
+  const rand = prng(opts.seed ?? 5);
+  const normal = gaussian(rand);
+  const weekly = [0.85, 0.9, 0.95, 1.0, 1.15, 1.35, 0.8];
+  const start = Date.UTC(2023, 0, 2);
+  const prices = stores.map(() => 3);
+  const out: string[][] = [];
+  for (let d = 0; d < days; d++) {
+    const date = new Date(start + d * 86_400_000).toISOString().slice(0, 10);
+    const dow = (new Date(start + d * 86_400_000).getUTCDay() + 6) % 7;
+    stores.forEach((store, s) => {
+      prices[s] = Math.max(2, Math.min(4, prices[s] + normal() * 0.05));
+      const level = (60 + 50 * s) * (1 + 0.002 * d);
+      const sales = level * weekly[dow] * (1 - 0.08 * (prices[s] - 3)) + normal() * (opts.noise ?? 2.5) * (1 + s);
+      out.push([date, store, fmt(prices[s], 3), fmt(Math.max(0, sales), 2)]);
+    });
+  }
+  const columns = ["date", "store", "price", "sales"];
+  writeCsv(file, columns, out);
+  return { file, target: "sales", columns, rows: out.length, time: "date", id: "store" };
+}
+
+/**
+ * A planted-partition graph: `nodes` nodes in `communities` groups, edges far likelier inside a group,
+ * labels that follow the groups (a share left empty: unlabelled nodes) and noisy features that hint at
+ * the group only weakly. Features alone give a mediocre classifier; features propagated over the graph
+ * a good one. Writes the node table (node_id, f1..f6, label) and the edge list (source, target).
+ */
+export function writeGraphCsvs(
+  nodesFile: string,
+  edgesFile: string,
+  opts: { nodes?: number; communities?: number; seed?: number; unlabelled?: number } = {},
+): DatasetInfo & { edges: string; edgeCount: number } {
+  const n = opts.nodes ?? 240;
+  const k = opts.communities ?? 3;
+  const rand = prng(opts.seed ?? 6);
+  const normal = gaussian(rand);
+  const group = Array.from({ length: n }, (_, i) => i % k);
+  const features = 6;
+  const rows: string[][] = [];
+  for (let i = 0; i < n; i++) {
+    const x = Array.from({ length: features }, (_, j) => normal() + (j % k === group[i] ? 0.6 : 0));
+    const label = rand() < (opts.unlabelled ?? 0.25) ? "" : `topic_${group[i]}`;
+    rows.push([`p${1000 + i}`, ...x.map((v) => fmt(v, 3)), label]);
+  }
+  const edges: string[][] = [];
+  const inside = 6 / (n / k);
+  const across = 0.6 / n;
+  for (let i = 0; i < n; i++)
+    for (let j = i + 1; j < n; j++) if (rand() < (group[i] === group[j] ? inside : across)) edges.push([`p${1000 + i}`, `p${1000 + j}`]);
+  const columns = ["node_id", ...Array.from({ length: features }, (_, j) => `f${j + 1}`), "label"];
+  writeCsv(nodesFile, columns, rows);
+  writeCsv(edgesFile, ["source", "target"], edges);
+  return { file: nodesFile, target: "label", columns, rows: n, edges: edgesFile, edgeCount: edges.length };
+}
+
+// Draws the shape images with PIL and packs them; arguments: out, per_class, size, seed, layout.
+const SHAPES_SCRIPT = String.raw`
+import io, os, sys, zipfile, random
+from PIL import Image, ImageDraw
+out, per_class, size, seed, layout = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+rng = random.Random(seed)
+classes = ["circle", "square", "stripes"]
+items = []
+for i in range(per_class * len(classes)):
+    cls = classes[i % len(classes)]
+    img = Image.new("RGB", (size, size), tuple(rng.randint(0, 100) for _ in range(3)))
+    d = ImageDraw.Draw(img)
+    colour = tuple(rng.randint(110, 255) for _ in range(3))
+    s = size * rng.uniform(0.45, 0.7)
+    x, y = rng.uniform(0, size - s), rng.uniform(0, size - s)
+    if cls == "circle":
+        d.ellipse([x, y, x + s, y + s], fill=colour)
+    elif cls == "square":
+        d.rectangle([x, y, x + s, y + s], fill=colour)
+    else:
+        step = rng.choice([3, 4])
+        for k in range(0, size, step):
+            d.line([k, 0, k, size], fill=colour, width=1)
+    px = img.load()
+    for _ in range(size * size // 6):  # speckle noise
+        u, v = rng.randrange(size), rng.randrange(size)
+        px[u, v] = tuple(min(255, max(0, c + rng.randint(-60, 60))) for c in px[u, v])
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    items.append((f"img_{i:04d}.png", cls, buf.getvalue()))
+rng.shuffle(items)
+labels = "filename,label\n" + "".join(f"{n},{c}\n" for n, c, _ in items)
+if layout == "zip+csv":
+    with zipfile.ZipFile(out + ".zip", "w") as zf:
+        for n, c, data in items:
+            zf.writestr(f"images/{n}", data)
+    with open(os.path.join(os.path.dirname(out), "labels.csv"), "w") as f:
+        f.write(labels)
+elif layout == "zip-folders":
+    with zipfile.ZipFile(out + ".zip", "w") as zf:
+        for n, c, data in items:
+            zf.writestr(f"{c}/{n}", data)
+else:
+    for n, c, data in items:
+        os.makedirs(os.path.join(out, c), exist_ok=True)
+        with open(os.path.join(out, c, n), "wb") as f:
+            f.write(data)
+`;
+
+/**
+ * Small synthetic images in three classes (a filled circle, a filled square, vertical stripes) in
+ * random colours, sizes and places, with speckle noise; drawn with PIL, as PNG. Layouts: "zip+csv" is
+ * `<base>.zip` of images/… with labels.csv (filename,label) beside it; "zip-folders" is `<base>.zip`
+ * with one folder per class; "folders" is the folder `<base>` with one subfolder per class.
+ */
+export function writeShapeImages(base: string, opts: { perClass?: number; size?: number; seed?: number; layout?: "zip+csv" | "zip-folders" | "folders"; python?: string } = {}): { path: string; labels: string | null; images: number } {
+  const layout = opts.layout ?? "zip+csv";
+  const perClass = opts.perClass ?? 40;
+  mkdirSync(path.dirname(path.resolve(base)), { recursive: true });
+  const python = opts.python ?? process.env.THREADML_PYTHON ?? "/usr/bin/python3";
+  const run = spawnSync(python, ["-c", SHAPES_SCRIPT, base, String(perClass), String(opts.size ?? 16), String(opts.seed ?? 7), layout], { encoding: "utf8" });
+  if (run.status !== 0) throw new Error(`drawing test images with ${python} failed (needs PIL: python3-pil): ${run.stderr || run.error}`);
+  return {
+    path: layout === "folders" ? base : `${base}.zip`,
+    labels: layout === "zip+csv" ? path.join(path.dirname(path.resolve(base)), "labels.csv") : null,
+    images: perClass * 3,
+  };
+}
+
+/** CRC-32 (zip's checksum), bitwise: test archives are small. */
+function crc32(data: Buffer): number {
+  let crc = 0xffffffff;
+  for (const byte of data) {
+    crc ^= byte;
+    for (let k = 0; k < 8; k++) crc = crc & 1 ? (crc >>> 1) ^ 0xedb88320 : crc >>> 1;
+  }
+  return (crc ^ 0xffffffff) >>> 0;
+}
+
+/**
+ * A zip archive of stored (uncompressed) entries, written byte by byte so that tests can also make the
+ * entries a careful reader must refuse: a `link` is marked as a unix symbolic link, names are kept as given.
+ */
+export function writeZip(file: string, entries: Array<{ name: string; data: Buffer | string; link?: boolean }>): string {
+  const locals: Buffer[] = [];
+  const centrals: Buffer[] = [];
+  let offset = 0;
+  for (const e of entries) {
+    const data = Buffer.isBuffer(e.data) ? e.data : Buffer.from(e.data);
+    const name = Buffer.from(e.name, "utf8");
+    const crc = crc32(data);
+    const local = Buffer.alloc(30);
+    local.writeUInt32LE(0x04034b50, 0);
+    local.writeUInt16LE(20, 4);
+    local.writeUInt16LE(0x800, 6);
+    local.writeUInt32LE(crc, 14);
+    local.writeUInt32LE(data.length, 18);
+    local.writeUInt32LE(data.length, 22);
+    local.writeUInt16LE(name.length, 26);
+    const central = Buffer.alloc(46);
+    central.writeUInt32LE(0x02014b50, 0);
+    central.writeUInt16LE((3 << 8) | 20, 4); // made by unix
+    central.writeUInt16LE(20, 6);
+    central.writeUInt16LE(0x800, 8);
+    central.writeUInt32LE(crc, 16);
+    central.writeUInt32LE(data.length, 20);
+    central.writeUInt32LE(data.length, 24);
+    central.writeUInt16LE(name.length, 28);
+    central.writeUInt32LE(((e.link ? 0o120777 : 0o100644) << 16) >>> 0, 38);
+    central.writeUInt32LE(offset, 42);
+    locals.push(local, name, data);
+    centrals.push(central, name);
+    offset += local.length + name.length + data.length;
+  }
+  const cd = Buffer.concat(centrals);
+  const end = Buffer.alloc(22);
+  end.writeUInt32LE(0x06054b50, 0);
+  end.writeUInt16LE(entries.length, 8);
+  end.writeUInt16LE(entries.length, 10);
+  end.writeUInt32LE(cd.length, 12);
+  end.writeUInt32LE(offset, 16);
+  mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  writeFileSync(file, Buffer.concat([...locals, cd, end]));
+  return file;
 }

@@ -89,10 +89,10 @@ describe("threadml run: requests it declines or cannot serve", () => {
     expect(result.error).toMatch(/machine-learning/);
   });
 
-  it("explains what image tasks would need", async () => {
+  it("names a missing image archive instead of guessing", async () => {
     const { result } = await runCli(["--yes", "Classify the butterfly images in images.zip with a CNN"], { cwd, env });
-    expect(result.status).toBe("rejected");
-    expect(result.error).toMatch(/Image classification needs a PyTorch harness variant \(torch and torchvision/);
+    expect(result.status).toBe("failed");
+    expect(result.error).toMatch(/can't find the data file .*images\.zip/);
   });
 
   it("names the interpreter and what to install when Python cannot run the harness", async () => {

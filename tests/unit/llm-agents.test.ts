@@ -263,7 +263,7 @@ describe("LLM manager: assess", () => {
     expect(a.questions[0].choices.map((c) => c.value)).toEqual(["churn", "city", "customer_id", "age", "income"]);
   });
 
-  it("declines off-topic requests and tasks the harness cannot train yet", async () => {
+  it("declines off-topic requests, and asks image tasks for their images", async () => {
     const off = fakeClient({ "verify-request": reply({ relevant: false, task: null, target: null, decline_reason: "This asks for a cake recipe." }) });
     const a = await createLlmAgents(off, { codeAttempts: 3 }).manager.assess({ conversation: { messages: ["how do I bake a cake?"], files: [], answers: {} }, profile: null });
     expect(a.relevant).toBe(false);
@@ -275,7 +275,9 @@ describe("LLM manager: assess", () => {
       profile: null,
     });
     expect(b.relevant).toBe(true);
-    expect(b.declineReason).toMatch(/Image classification needs a PyTorch harness variant.*torchvision.*which this version does not have/);
+    expect(b.declineReason).toBeNull();
+    expect(b.questions[0]).toMatchObject({ slot: "dataset" });
+    expect(b.questions[0].text).toMatch(/zip archive or a folder of images/);
   });
 
   it("asks for the dataset when none was read, and falls back to the rules on unusable output", async () => {

@@ -599,3 +599,76 @@ describe("text classification", () => {
     expect(parseRequest("Predict the relationship of the text pair with a language model", ["text1", "text2", "label"]).target).toBeNull();
   });
 });
+
+describe("parseRequest: forecasting parameters", () => {
+  const SALES = ["date", "store", "price", "sales"];
+
+  it.each([
+    ["Forecast sales 14 days ahead", { value: 14, unit: "day" }],
+    ["Predict the next 48 hours of load", { value: 48, unit: "hour" }],
+    ["Forecast demand with a horizon of 24 steps", { value: 24, unit: "step" }],
+    ["Forecast with a forecast horizon of 12", { value: 12, unit: "step" }],
+    ["The model should predict the next future sequence with a fixed size (PRED_SEQ_LEN=96, PRED_DIM=21).", { value: 96, unit: "step" }],
+    ["Forecast next month's electricity demand", { value: 1, unit: "month" }],
+    ["A 7-step-ahead forecast of sales", { value: 7, unit: "step" }],
+    ["Forecast three weeks ahead", { value: 3, unit: "week" }],
+    ["Forecast the coming 6 months of revenue", { value: 6, unit: "month" }],
+  ])("%s → horizon %o", (text, horizon) => {
+    expect(parseRequest(text).horizon).toMatchObject(horizon);
+  });
+
+  it("reads no horizon where there is none, and never a horizon as a constraint", () => {
+    expect(parseRequest("Predict Quality in banana.csv, training within 5 minutes").horizon).toBeNull();
+    const r = parseRequest("Forecast the next 30 minutes of load in load.csv; training must not exceed 10 minutes", ["time", "load"]);
+    expect(r.horizon).toMatchObject({ value: 30, unit: "minute" });
+    expect(r.constraints).toEqual([{ name: "train_time_s", op: "<=", target: 600, phrase: "training must not exceed 10 minutes" }]);
+  });
+
+  it("asks for a forecast when the words give a horizon", () => {
+    expect(parseRequest("Predict the next 7 days of sales in sales.csv").task).toBe("time_series_forecasting");
+    expect(parseRequest("Predict sales 14 days ahead").task).toBe("time_series_forecasting");
+    expect(parseRequest("Predict the price of each house").task).toBe("regression");
+  });
+
+  it("finds the forecast target among the columns", () => {
+    expect(parseRequest("Forecast sales 14 days ahead in sales.csv", SALES).target).toBe("sales");
+    expect(parseRequest("Forecast the next 48 hours of load from load.csv", ["timestamp", "load"]).target).toBe("load");
+    expect(parseRequest("Forecast next month's electricity demand from load.csv", ["date", "demand"]).target).toBe("demand");
+    // without columns, a forecast's object is not guessed
+    expect(parseRequest("Forecast the weather for the next 7 days").target).toBeNull();
+  });
+
+  it("reads the time column and the series column", () => {
+    const r = parseRequest("Forecast demand 24 steps ahead, one series per store_id; the time column is ts", ["ts", "store_id", "demand"]);
+    expect(r.timeColumn).toBe("ts");
+    expect(r.seriesColumn).toBe("store_id");
+    expect(parseRequest("Forecast sales for each store for the next 7 days, indexed by date", SALES)).toMatchObject({ timeColumn: "date", seriesColumn: "store" });
+    expect(parseRequest("Use the day column as the time and forecast sales", ["day", "sales"]).timeColumn).toBe("day");
+    expect(parseRequest("Forecast sales using the date column", SALES).timeColumn).toBe("date");
+    // "for each" that names no column is not a series column
+    expect(parseRequest("Forecast sales for each week ahead", SALES).seriesColumn).toBeNull();
+  });
+
+  it("reads MAPE and sMAPE thresholds as fractions", () => {
+    expect(parseRequest("Forecast load 24 hours ahead with MAPE below 10%").constraints).toEqual([{ name: "mape", op: "<", target: 0.1, phrase: "MAPE below 10%" }]);
+    const s = parseRequest("Forecast sales, symmetric mean absolute percentage error under 0.15");
+    expect(s.metric).toBe("smape");
+    expect(s.constraints[0]).toMatchObject({ name: "smape", op: "<", target: 0.15 });
+    expect(parseRequest("Forecast sales, MAE at most 3").metric).toBe("mae");
+  });
+});
+
+describe("parseRequest: image and graph data", () => {
+  it("reads folders written with a trailing slash as data paths", () => {
+    expect(parseRequest("Classify the images in photos/ into their classes").dataPaths).toEqual(["photos/"]);
+    expect(parseRequest('Classify the pets in "./data/pets/" by breed').dataPaths).toEqual(["./data/pets/"]);
+    expect(parseRequest("Use labels.csv and the images in ./shots/ for and/or tests, see https://example.com/x/").dataPaths).toEqual(["labels.csv", "./shots/"]);
+  });
+
+  it("names CNNs, ResNets and PyTorch as model requests", () => {
+    expect(parseRequest("Fine-tune a ResNet on the images in pets.zip").requestedModels).toEqual(["resnet"]);
+    expect(parseRequest("Train a CNN to classify photos").requestedModels).toEqual(["cnn"]);
+    expect(parseRequest("Categorize the clothing images; it should be implemented using PyTorch").requestedModels).toEqual(["pytorch"]);
+    expect(parseRequest("Forecast sales with an LSTM or ARIMA").requestedModels).toEqual(["lstm", "arima"]);
+  });
+});

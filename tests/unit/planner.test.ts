@@ -11,15 +11,17 @@ const plan = (over: Partial<Parameters<OfflineManagerAgent["plan"]>[0]> = {}) =>
 describe("recipe knowledge base", () => {
   it("is valid and covers every approach it lists", () => {
     const kb = loadKnowledgeBase();
-    for (const recipes of [kb.classification, kb.regression, kb.clustering, kb.text_classification]) {
+    for (const recipes of Object.values(kb)) {
       for (const approach of recipes.approaches) expect(recipes.families.some((f) => f.approach === approach)).toBe(true);
       for (const f of recipes.families) {
         expect(f.estimator).toMatch(/^[a-z_.]+\.[A-Z]\w+$/);
+        if (f.strategy) expect(["direct", "recursive"]).toContain(f.strategy);
         if (f.requires.length) expect(recipes.families.some((g) => g.id === f.substitute)).toBe(true);
       }
     }
     expect(retrieveLocal("regression").length).toBeGreaterThan(3);
-    expect(retrieveLocal("image_classification")).toEqual([]);
+    expect(retrieveLocal("image_classification").some((k) => /convolutional/.test(k.text))).toBe(true);
+    expect(retrieveLocal("object_detection")).toEqual([]);
     expect(retrieveLocal("text_classification").some((k) => /TF-IDF/.test(k.text))).toBe(true);
   });
 

@@ -73,20 +73,21 @@ describe("text classification: profile and requirements", () => {
   });
 });
 
-describe("task kinds the harness cannot train", () => {
-  it("lists text classification as trainable", () => {
+describe("task kinds beyond tables", () => {
+  it("lists every task kind as trainable", () => {
     expect(TRAINABLE_TASKS).toContain("text_classification");
-    expect(TRAINABLE_TASKS).not.toContain("image_classification");
+    expect(TRAINABLE_TASKS).toEqual(expect.arrayContaining(["image_classification", "time_series_forecasting", "node_classification"]));
   });
 
   it.each([
-    ["Train a CNN to classify photos of cats and dogs in pets.zip", /Image classification needs a PyTorch harness variant \(torch and torchvision/],
-    ["Forecast next month's electricity demand from load.csv", /Time-series forecasting needs a forecasting harness variant/],
-    ["Node classification on the Cora citation graph with a GCN", /Node classification needs a graph harness variant/],
-  ])("declines %s, naming what it needs", async (message, reason) => {
+    ["Train a CNN to classify photos of cats and dogs in pets.zip", /zip archive or a folder of images/],
+    ["Forecast next month's electricity demand from load.csv", /CSV file with a time column/],
+    ["Node classification on the Cora citation graph with a GCN", /node table and the edge list/],
+  ])("no longer declines %s: it asks for the data that task reads", async (message, question) => {
     const a = await manager.assess({ conversation: { messages: [message], files: [], answers: {} }, profile: null });
     expect(a.relevant).toBe(true);
-    expect(a.declineReason).toMatch(reason);
-    expect(a.declineReason).toMatch(/which this version does not have/);
+    expect(a.declineReason).toBeNull();
+    expect(a.questions[0]).toMatchObject({ slot: "dataset" });
+    expect(a.questions[0].text).toMatch(question);
   });
 });

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { Constraint, Requirements, TASK_KINDS } from "../../../src/schema/requirements.js";
-import { FailureClass, HarnessResult, SearchCandidate } from "../../../runners/contract.js";
+import { FailureClass, ForecastStrategy, HarnessResult, Preprocess, SearchCandidate } from "../../../runners/contract.js";
 
 // Typed inputs and outputs of the five agent roles (manager, prompt, data, model, operation).
 // Each role has an offline implementation (rules, recipes, real data) and an LLM one; both return
@@ -21,6 +21,70 @@ export const ColumnProfile = z.object({
 });
 export type ColumnProfile = z.infer<typeof ColumnProfile>;
 
+/** The time axis of a table with timestamps (or numbered steps): what a forecast needs from the data. */
+export const TimeProfile = z.object({
+  /** The likeliest time column, and every candidate, best first. */
+  column: z.string(),
+  candidates: z.array(z.string()),
+  kind: z.enum(["datetime", "number"]),
+  /** Pandas-style alias of the typical step ("D", "h", "15min", "W", "MS"); null for numbered steps or no clear step. */
+  frequency: z.string().nullable(),
+  /** In words: "daily", "every 15 minutes", "steps of 1". */
+  label: z.string(),
+  /** The typical step: milliseconds for datetimes, units for numbers. */
+  step: z.number().nullable(),
+  /** The column that tells series apart when timestamps repeat, and every candidate. */
+  idColumn: z.string().nullable(),
+  idCandidates: z.array(z.string()),
+  /** Timestamps repeat but no column tells the series apart. */
+  repeated: z.boolean(),
+  series: z.number().int(),
+  /** Points per series. */
+  points: z.object({ min: z.number().int(), max: z.number().int() }),
+  start: z.string(),
+  end: z.string(),
+});
+export type TimeProfile = z.infer<typeof TimeProfile>;
+
+/** A node table with its edge list: how they join. */
+export const GraphProfile = z.object({
+  /** The edge list: a file, or an archive with `edgesMember` inside. */
+  edgesFile: z.string(),
+  edgesMember: z.string().nullable(),
+  edgesDelimiter: z.string(),
+  /** The node table inside the archive that `file` names; null when `file` is the table. */
+  nodesMember: z.string().nullable(),
+  nodeIdColumn: z.string(),
+  sourceColumn: z.string(),
+  targetColumn: z.string(),
+  nodes: z.number().int(),
+  edges: z.number().int(),
+  /** Edges naming a node the table does not have. */
+  unknownEndpoints: z.number().int(),
+  /** Nodes with no edge. */
+  isolated: z.number().int(),
+});
+export type GraphProfile = z.infer<typeof GraphProfile>;
+
+/** Images in a zip archive or a folder, labelled by CSVs or by class folders. */
+export const ImagesProfile = z.object({
+  /** The archive or folder. */
+  source: z.string(),
+  kind: z.enum(["zip", "folder"]),
+  images: z.number().int(),
+  /** Images per file extension. */
+  formats: z.record(z.string(), z.number().int()),
+  /** Labels from CSVs, from class folders, or not found yet ("none": the request check asks for them). */
+  layout: z.enum(["labels_csv", "folders", "none"]),
+  /** The labels CSVs: a file beside the images, or a member of the archive or folder. */
+  labels: z.array(z.object({ file: z.string().nullable(), member: z.string().nullable(), delimiter: z.string() })),
+  filenameColumn: z.string().nullable(),
+  /** Label rows that name an image, and images no label row names. */
+  matched: z.number().int(),
+  unlabelled: z.number().int(),
+});
+export type ImagesProfile = z.infer<typeof ImagesProfile>;
+
 export const DataProfile = z.object({
   file: z.string(),
   name: z.string(),
@@ -33,12 +97,23 @@ export const DataProfile = z.object({
   candidateTargets: z.array(z.string()),
   duplicateRows: z.number().int(),
   delimiter: z.string(),
+  /** The files a run needs (the table or archive first), copied into its workspace. */
+  inputs: z.array(z.string()).optional(),
+  /** Every file the conversation had when this profile was made; a file outside it means a new profile. */
+  given: z.array(z.string()).optional(),
+  /** Set when the table has a time axis. */
+  time: TimeProfile.nullable().optional(),
+  /** Set when an edge list joins the table's rows (nodes). */
+  graph: GraphProfile.nullable().optional(),
+  /** Set for images; `columns` then describe the labels (file name and label per image). */
+  images: ImagesProfile.nullable().optional(),
 });
 export type DataProfile = z.infer<typeof DataProfile>;
 
 /** A question the graph puts to the user through `interrupt()`. */
 export const Question = z.object({
-  slot: z.enum(["dataset", "target", "task", "labels", "approval", "other"]),
+  /** What the answer fills: `time`, `series` and `horizon` are the forecast's time column, series id and steps ahead. */
+  slot: z.enum(["dataset", "target", "task", "labels", "time", "series", "horizon", "approval", "other"]),
   text: z.string(),
   choices: z.array(z.object({ label: z.string(), value: z.string() })).default([]),
   allowFreeText: z.boolean().default(true),
@@ -81,7 +156,7 @@ export const DataPlan = z.object({
   planId: z.string(),
   steps: z.array(z.string()),
   dropColumns: z.array(z.string()),
-  preprocess: z.object({ scale: z.boolean(), encode: z.enum(["onehot", "ordinal"]) }),
+  preprocess: Preprocess,
   findings: z.array(z.string()),
 });
 export type DataPlan = z.infer<typeof DataPlan>;
@@ -99,7 +174,9 @@ export const RankedCandidate = z.object({
   id: z.string(),
   label: z.string(),
   estimator: z.string(),
-  preprocess: z.object({ scale: z.boolean(), encode: z.enum(["onehot", "ordinal"]) }),
+  preprocess: Preprocess,
+  /** Forecasting: how the horizon is forecast. */
+  strategy: ForecastStrategy.optional(),
   params: z.record(z.string(), z.unknown()),
   /** Cross-validated score on the training split, in the metric's natural units. */
   score: z.number().nullable(),
@@ -253,7 +330,8 @@ export interface PromptAgent {
 
 // Decomposition takes every plan at once, so an LLM agent can do it in one call (one per agent, not per plan).
 export interface DataAgent {
-  profile(file: string, options: { maxBytes: number }): Promise<DataProfile>;
+  /** Profiles the conversation's data: `file` first, `others` beside it (an edge list, a labels CSV). */
+  profile(file: string, options: { maxBytes: number; others?: string[] }): Promise<DataProfile>;
   decompose(input: { plans: Plan[]; requirements: Requirements; profile: DataProfile }): Promise<DataPlan[]>;
 }
 

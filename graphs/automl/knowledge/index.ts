@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
-import { ParamSpace, Preprocess } from "../../../runners/contract.js";
+import { ForecastStrategy, ParamSpace, Preprocess } from "../../../runners/contract.js";
 import { fromRoot } from "../../../src/paths.js";
 import type { KnowledgeItem } from "../agents/types.js";
 
@@ -23,6 +23,14 @@ export const Family = z.object({
   /** Cannot take sparse input (TF-IDF of text columns); left out when the data has text. */
   dense_only: z.boolean().default(false),
   strengths: z.string().default(""),
+  /** Forecasting: direct (the step ahead is a feature) or recursive (a one-step model fed its forecasts). */
+  strategy: ForecastStrategy.optional(),
+  /** What to install on the runner for `requires`, as pip names it ("torch torchvision"). */
+  install: z.string().optional(),
+  /** Said on every plan that uses the family. */
+  note: z.string().optional(),
+  /** Said on the first plan when the family's modules are missing and nobody asked for it: what installing them adds. */
+  unavailable_note: z.string().optional(),
 });
 export type Family = z.infer<typeof Family>;
 
@@ -38,6 +46,9 @@ const KnowledgeBase = z.object({
   regression: TaskRecipes,
   clustering: TaskRecipes,
   text_classification: TaskRecipes,
+  time_series_forecasting: TaskRecipes,
+  node_classification: TaskRecipes,
+  image_classification: TaskRecipes,
 });
 export type KnowledgeBase = z.infer<typeof KnowledgeBase>;
 export type RecipeTask = keyof KnowledgeBase;

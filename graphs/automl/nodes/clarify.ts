@@ -4,6 +4,9 @@ import { parseRequest } from "../agents/offline/parse.js";
 import type { GraphDeps } from "../deps.js";
 import { ResumeValue, type InterruptPayload, type State, type Update } from "../state.js";
 
+// Slots whose answer is kept by name (the forecast's time column, series column and horizon among them).
+const ANSWER_SLOTS: string[] = ["target", "labels", "task", "time", "series", "horizon"];
+
 // Asks the first open question and records the answer. interrupt() pauses here; on resume the node
 // runs again from the top and interrupt() returns the answer, so nothing before it has side effects.
 export function clarifyNode(deps: GraphDeps) {
@@ -17,12 +20,12 @@ export function clarifyNode(deps: GraphDeps) {
     const text = resume.text.trim();
     const update: Update = { messages: [text], files: resume.files, route: "ingest" };
     const choice = question.choices.find((c) => c.value.toLowerCase() === text.toLowerCase() || c.label.toLowerCase() === text.toLowerCase());
-    if (question.slot === "target" || question.slot === "labels" || question.slot === "task") {
+    if (ANSWER_SLOTS.includes(question.slot)) {
       update.answers = { [question.slot]: choice?.value ?? text.replace(/^[`'"]|[`'"]$/g, "") };
     } else if (question.slot === "dataset" && resume.files.length === 0) {
-      const paths = parseRequest(text).dataPaths;
-      const path = paths[0] ?? (text.split(/\s+/).length === 1 ? text : null);
-      if (path) update.files = [isAbsolute(path) ? path : resolve(deps.cwd, path)];
+      const found = parseRequest(text).dataPaths;
+      const paths = found.length ? found : text.split(/\s+/).length === 1 ? [text] : [];
+      if (paths.length) update.files = paths.map((p) => (isAbsolute(p) ? p : resolve(deps.cwd, p)));
     }
     return update;
   };

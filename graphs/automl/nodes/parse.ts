@@ -23,6 +23,8 @@ export function parseNode(deps: GraphDeps) {
     }
     if (requirements.task === "regression" && target && target.kind !== "numeric")
       return { status: "failed", error: `The target "${target.name}" is not numeric, so it cannot be regressed. Ask for classification instead.` };
+    if (requirements.task === "time_series_forecasting" && target && target.kind !== "numeric")
+      return { status: "failed", error: `The target "${target.name}" is not numeric, so it cannot be forecast. Name a column of numbers to forecast.` };
     if (requirements.task === "regression" && target && target.unique < 2)
       return { status: "failed", error: `The target "${target.name}" has the same value in every row; there is nothing to predict.` };
     if (requirements.task === "clustering" && requirements.n_clusters !== null && requirements.n_clusters >= profile.rows)

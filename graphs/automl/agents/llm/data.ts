@@ -20,7 +20,7 @@ export class LlmDataAgent implements DataAgent {
 
   constructor(private readonly client: Client) {}
 
-  profile(file: string, options: { maxBytes: number }): Promise<DataProfile> {
+  profile(file: string, options: { maxBytes: number; others?: string[] }): Promise<DataProfile> {
     return this.offline.profile(file, options);
   }
 
@@ -65,7 +65,8 @@ export class LlmDataAgent implements DataAgent {
       if (!mine) return base;
       const family = recipesFor(requirements.task)?.families.find((f) => f.id === plan.models[0]?.family);
       const needsScale = family?.preprocess.scale ?? false;
-      const preprocess = mine.preprocess ? { scale: mine.preprocess.scale || needsScale, encode: mine.preprocess.encode } : base.preprocess;
+      // a raw-input model (the CNN) takes no feature preprocessing, whatever the suggestion
+      const preprocess = mine.preprocess && !family?.preprocess.raw ? { scale: mine.preprocess.scale || needsScale, encode: mine.preprocess.encode } : base.preprocess;
       const suggestions = mine.drop_suggestions.flatMap((s) => {
         const parsed = DropSuggestion.safeParse(s);
         if (!parsed.success) return [];

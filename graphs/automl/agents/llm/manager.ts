@@ -1,9 +1,10 @@
 import { basename } from "node:path";
 import { quote } from "../../../../src/llm/prompts.js";
-import { TASK_KINDS, TRAINABLE_TASKS, type Requirements } from "../../../../src/schema/requirements.js";
+import { TASK_KINDS, type Requirements } from "../../../../src/schema/requirements.js";
 import { better } from "../../constraints.js";
 import { recipesFor, type Family } from "../../knowledge/index.js";
-import { fmt, OfflineManagerAgent, untrainableReason } from "../offline/manager.js";
+import { datasetQuestion, fmt, OfflineManagerAgent, targetChoices } from "../offline/manager.js";
+import { variantQuestions } from "../offline/variants.js";
 import { textFeatureColumns } from "../offline/profile.js";
 import { resolveColumn, understand } from "../offline/prompt.js";
 import type {
@@ -103,38 +104,29 @@ export class LlmManagerAgent implements ManagerAgent {
       return { relevant: false, declineReason: `${why} ${OFF_TOPIC_HINT}`, questions: [], notes: [] };
     }
 
-    const task = normaliseTask(conversation.answers.task) ?? normaliseTask(out.task) ?? u.task;
-    if (task && !TRAINABLE_TASKS.includes(task)) {
-      return {
-        relevant: true,
-        declineReason: `${untrainableReason(task)} If the data can be framed as a table with a column to predict, say so and I'll go on from there.`,
-        questions: [],
-        notes: [],
-      };
-    }
+    // the data can settle what the words left open (images, an edge list, a horizon over a time column)
+    const llmTask = normaliseTask(out.task);
+    const plain = llmTask === "classification" || llmTask === "regression";
+    const fromData = u.task === "image_classification" || u.task === "node_classification" || u.task === "time_series_forecasting";
+    const task = normaliseTask(conversation.answers.task) ?? (plain && fromData ? u.task : llmTask) ?? u.task;
 
     const llmQuestions = out.questions.flatMap((q) => {
       const parsed = QuestionOutput.safeParse(q);
       return parsed.success ? [parsed.data] : [];
     });
-    if (!profile) {
-      return {
-        relevant: true,
-        declineReason: null,
-        questions: [{ slot: "dataset", text: "Which dataset should I use? Send the path of a CSV file (or attach it).", choices: [], allowFreeText: true }],
-        notes: [],
-      };
-    }
+    if (!profile) return { relevant: true, declineReason: null, questions: [datasetQuestion(task)], notes: [] };
 
     const questions: Question[] = [];
     const notes: string[] = [];
-    const columns = profile.columns.map((c) => c.name);
+    const needed = task ? variantQuestions(task, profile, conversation, u.parsed, u.target) : [];
+    const dataset = needed.filter((q) => q.slot === "dataset");
+    if (dataset.length) return { relevant: true, declineReason: null, questions: dataset, notes };
     if (task !== "clustering") {
       const answered = conversation.answers.target;
       const llmTarget = out.target === null ? null : String(out.target);
       const target = answered ? resolveColumn(profile, answered) : (resolveColumn(profile, llmTarget) ?? u.target);
       if (!target) {
-        const ordered = [...profile.candidateTargets, ...columns.filter((c) => !profile.candidateTargets.includes(c))];
+        const ordered = targetChoices(profile, task);
         const wrong = answered ?? llmTarget ?? u.unknownTarget;
         const asked = llmQuestions.find((q) => q.slot === "target")?.text;
         const text = wrong
@@ -154,6 +146,7 @@ export class LlmManagerAgent implements ManagerAgent {
       if (answered && !resolveColumn(profile, answered))
         notes.push(`"${clip(answered, 60)}" is not a column; clustering will be judged by the silhouette score.`);
     }
+    questions.push(...needed);
     return { relevant: true, declineReason: null, questions, notes };
   }
 

@@ -17,6 +17,28 @@ import { askText, clip, isOutputError, nonNumericWishes, type Client } from "./s
 
 export const FALLBACK_NOTE = "fell back to the offline template";
 
+/** How the harness hands this task's data to the solution's slots. */
+export function variantNotes(req: Requirements): string {
+  if (req.task === "time_series_forecasting")
+    return (
+      `Forecasting ${req.forecast?.horizon ?? "?"} steps ahead. The harness builds the rows: X holds features of the history at each forecast origin ` +
+      "(level, lags and rolling statistics relative to the last value and the recent scale, seasonal values, calendar terms, exogenous inputs, the step ahead, and a categorical 'series' column when there are several series); " +
+      "y is the change from the last observed value in units of that recent scale. The harness turns predictions back into values, runs the multi-step forecasts and computes every metric; " +
+      "ctx.horizon, ctx.frequency, ctx.season_length and ctx.strategy describe the setup. Never shuffle or re-split the rows."
+    );
+  if (req.task === "node_classification")
+    return (
+      "Node classification. X holds one row per labelled node: its own features and the features propagated over the graph (columns x:*, h1:*, h2:*, log_degree), all numeric. " +
+      "Treat it as tabular classification; the graph is already in the features."
+    );
+  if (req.task === "image_classification")
+    return (
+      `Image classification. X has one column, "image", holding uint8 arrays of shape (size, size, 3) (ctx.image_size). ctx.preprocessor(scale=...) returns the image feature extractor ` +
+      "(pixels, colour and gradient histograms; a scaler after it when scale=True) to put first in a Pipeline. A model that takes the images themselves (the CNN, variant_images.SmallCNNClassifier) is used without a preprocessor."
+    );
+  return "A table: X holds the feature columns as they are in the data.";
+}
+
 /** Why generated code cannot be run as a solution, or null when it passes the static checks. */
 export function checkCode(code: string, estimator: string): string | null {
   if (!code.trim()) return "the answer held no code";
@@ -221,7 +243,10 @@ export class LlmOperationAgent implements OperationAgent {
       class_name: c.estimator.slice(at + 1),
       label: c.label,
       params: pyLiteral(c.params),
-      preprocess: `scale=${pyLiteral(c.preprocess.scale)}, encode=${JSON.stringify(c.preprocess.encode)}`,
+      preprocess: c.preprocess.raw
+        ? "none: the model takes the images themselves (no ctx.preprocessor)"
+        : `scale=${pyLiteral(c.preprocess.scale)}, encode=${JSON.stringify(c.preprocess.encode)}`,
+      data: variantNotes(req),
       constraints: quote(
         req.constraints.length ? req.constraints.map((k) => `${k.name} ${k.op} ${k.target}`).join("\n") : "(none)",
         1000,

@@ -3,6 +3,7 @@ import {
   COMPLEXITY_NAMES,
   INTENTS,
   METRIC_NAMES,
+  METRICS_BY_TASK,
   MODEL_TYPES,
   Requirements,
   TRAINABLE_TASKS,
@@ -22,14 +23,7 @@ import { askJson, clip, clipAll, columnsForPrompt, conversationForPrompt, modelK
 // requirements schema; the rule parser's normalised numbers win where both exist; names (target, labels,
 // dropped columns) must be real columns; constraint names and units are those the harness measures.
 
-const METRICS_BY_TASK: Record<string, readonly MetricName[]> = {
-  classification: ["accuracy", "f1", "precision", "recall", "roc_auc"],
-  text_classification: ["accuracy", "f1", "precision", "recall", "roc_auc"],
-  regression: ["rmse", "rmsle", "mae", "r2"],
-  clustering: ["rand_index", "adjusted_rand_index", "nmi", "silhouette"],
-};
-
-const UNIT_INTERVAL = new Set(["accuracy", "f1", "precision", "recall", "roc_auc", "r2", "rand_index", "adjusted_rand_index", "nmi", "silhouette"]);
+const UNIT_INTERVAL = new Set(["accuracy", "f1", "precision", "recall", "roc_auc", "r2", "rand_index", "adjusted_rand_index", "nmi", "silhouette", "mape", "smape"]);
 
 const METRIC_ALIASES: Record<string, MetricName> = {
   acc: "accuracy",
@@ -54,6 +48,9 @@ const METRIC_ALIASES: Record<string, MetricName> = {
   ri: "rand_index",
   normalized_mutual_information: "nmi",
   silhouette_score: "silhouette",
+  mean_absolute_percentage_error: "mape",
+  symmetric_mean_absolute_percentage_error: "smape",
+  s_mape: "smape",
 };
 
 /** A metric name as the harness writes it, or null. */
@@ -206,10 +203,13 @@ export async function reconcile(
   const rule = parseRequest(text, columns);
   const u = understand(conversation, profile);
 
-  // Task: an answer, then the LLM (when it is a trainable task), then the rules, then the target's values.
+  // Task: an answer, then the LLM, then the rules, then the target's values. The data settles what a
+  // plain reading misses: images, an edge list, a horizon over a time column.
   const llmTask = normaliseTask(out.task);
+  const fromData = u.task === "image_classification" || u.task === "node_classification" || u.task === "time_series_forecasting";
+  const plain = llmTask === "classification" || llmTask === "regression";
   let task: TaskKind | null =
-    normaliseTask(conversation.answers.task) ?? (llmTask && TRAINABLE_TASKS.includes(llmTask) ? llmTask : null) ?? u.task;
+    normaliseTask(conversation.answers.task) ?? (plain && fromData ? u.task : llmTask && TRAINABLE_TASKS.includes(llmTask) ? llmTask : null) ?? u.task;
   const answeredTarget = resolveColumn(profile, conversation.answers.target);
   const llmTarget = out.target === null ? null : resolveColumn(profile, String(out.target));
   let target = task === "clustering" ? null : (answeredTarget ?? llmTarget ?? u.target);
@@ -231,6 +231,14 @@ export async function reconcile(
   const answers: Record<string, string> = { ...conversation.answers, task };
   if (target) answers.target = target;
   if (labels) answers.labels = labels;
+  // A forecast's time column, series column and horizon: the LLM's reading fills what the rules left open.
+  if (task === "time_series_forecasting") {
+    const llmTime = out.time_column === null ? null : resolveColumn(profile, String(out.time_column));
+    if (!answers.time && !rule.timeColumn && llmTime) answers.time = llmTime;
+    const llmSeries = out.series_column === null ? null : resolveColumn(profile, String(out.series_column));
+    if (!answers.series && !rule.seriesColumn && llmSeries && llmSeries !== target) answers.series = llmSeries;
+    if (!answers.horizon && !rule.horizon && out.horizon !== null) answers.horizon = String(out.horizon);
+  }
   const base = await offlineParse({ ...conversation, answers });
   // The rules see the data: classification over a free-text column is text classification.
   if (task === "classification" && base.task === "text_classification") task = base.task;

@@ -79,6 +79,10 @@ export const ParseOutput = z.object({
   drop_columns: texts,
   constraints: items,
   requested_models: texts,
+  /** Forecasting only: the time column, the column that separates series, and the steps ahead. */
+  time_column: maybeText,
+  series_column: maybeText,
+  horizon: z.number().int().positive().nullable().catch(null),
 });
 export type ParseOutput = z.infer<typeof ParseOutput>;
 

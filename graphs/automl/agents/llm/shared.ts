@@ -76,9 +76,22 @@ export function profileForPrompt(profile: DataProfile, maxChars = 6000): string 
     ...(profile.columns.length > MAX_COLUMNS_IN_PROMPT ? { columns_not_shown: profile.columns.length - MAX_COLUMNS_IN_PROMPT } : {}),
     duplicate_rows: profile.duplicateRows,
     likely_targets: profile.candidateTargets.slice(0, 5),
+    ...variantView(profile),
     columns,
   };
   return quote(JSON.stringify(view), maxChars, "data profile");
+}
+
+/** What the profile found beyond a table: a time axis, an edge list, images. */
+function variantView(profile: DataProfile): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const t = profile.time;
+  if (t) out.time_axis = { column: t.column, step: t.label, series_column: t.idColumn, series: t.series, points_per_series: t.points, from: t.start, to: t.end };
+  const g = profile.graph;
+  if (g) out.graph = { node_id_column: g.nodeIdColumn, edges: g.edges, nodes: g.nodes, edge_columns: [g.sourceColumn, g.targetColumn] };
+  const im = profile.images;
+  if (im) out.images = { count: im.images, formats: im.formats, labels: im.layout, filename_column: im.filenameColumn, unlabelled: im.unlabelled };
+  return out;
 }
 
 /** Column names only, quoted (names come from the data file). */
@@ -101,6 +114,9 @@ export function requirementsForPrompt(req: Requirements, maxChars = 4000): strin
     domain: req.problem.application_domain,
     request: req.problem.description.slice(0, 1200),
     wishes: nonNumericWishes(req),
+    ...(req.forecast ? { forecast: { time_column: req.forecast.time_column, series_column: req.forecast.id_column, horizon: req.forecast.horizon, inputs: req.forecast.exogenous } } : {}),
+    ...(req.graph ? { graph: req.graph } : {}),
+    ...(req.images ? { images: req.images } : {}),
   };
   return quote(JSON.stringify(view), maxChars, "requirements");
 }

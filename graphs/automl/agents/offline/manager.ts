@@ -1,4 +1,4 @@
-import { TRAINABLE_TASKS, UNTRAINABLE_NEEDS, isClassification, type Requirements } from "../../../../src/schema/requirements.js";
+import { isClassification, type Requirements, type TaskKind } from "../../../../src/schema/requirements.js";
 import { better, checkConstraints, compare, degenerateReason, metricTarget } from "../../constraints.js";
 import { recipesFor, type Family } from "../../knowledge/index.js";
 import type {
@@ -18,15 +18,35 @@ import type {
   VerifyImplementationInput,
 } from "../types.js";
 import { parseRequest } from "./parse.js";
+import { variantPlanText } from "./plan-text.js";
 import { textFeatureColumns } from "./profile.js";
 import { understand } from "./prompt.js";
+import { variantQuestions } from "./variants.js";
 
-/** The decline for a task kind the harness cannot train, naming what it would need. */
-export function untrainableReason(task: string): string {
-  return (
-    UNTRAINABLE_NEEDS[task as keyof typeof UNTRAINABLE_NEEDS] ??
-    `${task} cannot be trained by this version; it has no harness variant for it.`
-  ) + " ThreadML trains tabular classification, regression and clustering, and text classification, from a CSV file.";
+/** The dataset question, worded for what the task reads. */
+export function datasetQuestion(task: TaskKind | null): Question {
+  const text =
+    task === "image_classification"
+      ? "Which images should I use? Send a zip archive or a folder of images, with a CSV of file names and labels or one folder per class."
+      : task === "node_classification"
+        ? "Which graph should I use? Send the node table and the edge list (two CSV files, or a zip archive holding both)."
+        : task === "time_series_forecasting"
+          ? "Which dataset should I use? Send the path of a CSV file with a time column (or attach it)."
+          : "Which dataset should I use? Send the path of a CSV file (or attach it).";
+  return { slot: "dataset", text, choices: [], allowFreeText: true };
+}
+
+/** Target choices, likeliest first; numbers first for a forecast. */
+export function targetChoices(profile: DataProfile, task: TaskKind | null): string[] {
+  const names = profile.columns.map((c) => c.name);
+  const ordered = [...profile.candidateTargets, ...names.filter((c) => !profile.candidateTargets.includes(c))];
+  if (task === "time_series_forecasting") {
+    const time = profile.time?.candidates ?? [];
+    const numeric = new Set(profile.columns.filter((c) => c.kind === "numeric" && c.name !== profile.time?.idColumn).map((c) => c.name));
+    return [...ordered.filter((c) => numeric.has(c) && !time.includes(c)), ...ordered.filter((c) => !numeric.has(c) && !time.includes(c))];
+  }
+  if (task === "image_classification" && profile.images?.filenameColumn) return ordered.filter((c) => c !== profile.images!.filenameColumn);
+  return ordered;
 }
 
 export const MIN_ROWS = 20;
@@ -45,23 +65,16 @@ export class OfflineManagerAgent implements ManagerAgent {
         questions: [],
         notes: [],
       };
-    if (u.task && !TRAINABLE_TASKS.includes(u.task))
-      return { relevant: true, declineReason: untrainableReason(u.task), questions: [], notes: [] };
     const questions: Question[] = [];
-    if (!profile) {
-      questions.push({
-        slot: "dataset",
-        text: "Which dataset should I use? Send the path of a CSV file (or attach it).",
-        choices: [],
-        allowFreeText: true,
-      });
-      return { relevant: true, declineReason: null, questions, notes: [] };
-    }
+    if (!profile) return { relevant: true, declineReason: null, questions: [datasetQuestion(u.task)], notes: [] };
     const notes: string[] = [];
-    const columnNames = profile.columns.map((c) => c.name);
     const asked = conversation.answers.target;
+    const needed = u.task ? variantQuestions(u.task, profile, conversation, u.parsed, u.target) : [];
+    // the data a variant cannot do without comes first: the target's choices depend on it
+    const dataset = needed.filter((q) => q.slot === "dataset");
+    if (dataset.length) return { relevant: true, declineReason: null, questions: dataset, notes };
     if (u.task !== "clustering" && !u.target) {
-      const ordered = [...profile.candidateTargets, ...columnNames.filter((c) => !profile.candidateTargets.includes(c))];
+      const ordered = targetChoices(profile, u.task);
       const intro = asked
         ? `"${asked}" is not a column of ${profile.name}.`
         : u.unknownTarget
@@ -74,6 +87,7 @@ export class OfflineManagerAgent implements ManagerAgent {
         allowFreeText: true,
       });
     }
+    questions.push(...needed);
     if (u.task === "clustering" && conversation.answers.labels && !u.labelsColumn)
       notes.push(`"${conversation.answers.labels}" is not a column; clustering will be judged by the silhouette score.`);
     return { relevant: true, declineReason: null, questions, notes };
@@ -110,9 +124,11 @@ export class OfflineManagerAgent implements ManagerAgent {
       }
       if (!isInstalled(family)) {
         const sub = family.substitute ? byId.get(family.substitute) : undefined;
+        const missing = family.requires.filter((m) => installed[m] !== true);
+        const install = family.install ? ` (install ${family.install} there to train it: pip install ${family.install})` : "";
         notices.push(
-          `${family.label} was requested but the Python module ${family.requires.join(", ")} is not installed on the runner; ` +
-            (sub ? `using ${sub.label} from the same family instead.` : "skipping it."),
+          `${family.label} was requested but the Python module ${missing.join(", ")} is not installed on the runner${install}; ` +
+            (sub ? `using ${sub.label}${sub.approach === family.approach ? " from the same family" : ""} instead.` : "skipping it."),
         );
         if (sub && !preferred.includes(sub)) preferred.push(sub);
       } else if (!preferred.includes(family)) preferred.push(family);
@@ -143,12 +159,32 @@ export class OfflineManagerAgent implements ManagerAgent {
       extra.push(
         `${unoffered.map(humanKey).join(", ")} ${unoffered.length === 1 ? "is" : "are"} not offered for ${taskName(requirements.task)} in this version; the plans use the families that are.`,
       );
+    // what installing a missing module would add (PyTorch for images), unless a notice already said it
+    for (const f of recipes.families) {
+      if (f.unavailable_note && !isInstalled(f) && !notices.some((n) => n.startsWith(f.label))) extra.push(f.unavailable_note);
+    }
     if (extra.length) plans[0] = { ...plans[0], notices: [...plans[0].notices, ...extra] };
     return plans;
   }
 
   private describePlan(n: number, approach: string, models: Family[], req: Requirements, profile: DataProfile, notices: string[]): Plan {
     const first = models[0];
+    const label = models.map((m) => m.label).join(" or ");
+    const noted = [...notices, ...models.flatMap((m) => (m.note ? [m.note] : []))];
+    const variant = variantPlanText(req, profile, first);
+    if (variant)
+      return {
+        id: `plan-${n}`,
+        title: label,
+        approach,
+        summary: `${capitalise(approach)} approach: ${label} for ${taskName(req.task)} of "${req.target}"${variant.goal}.`,
+        preprocessing: variant.steps,
+        models: models.map((m) => ({ family: m.id, label: m.label, estimator: m.estimator })),
+        training: variant.training,
+        inference: variant.inference,
+        rationale: models.map((m) => `${m.label}: ${m.strengths}`).join("; "),
+        notices: noted,
+      };
     const text = textFeatureColumns(profile, req);
     const categorical = profile.columns.filter(
       (c) => c.kind !== "numeric" && c.name !== req.target && c.name !== req.labels_column && !req.drop_columns.includes(c.name) && !text.includes(c.name),
@@ -163,7 +199,6 @@ export class OfflineManagerAgent implements ManagerAgent {
       first.preprocess.scale && (hasNumeric || !text.length) ? "standardise numeric columns" : null,
       isClassification(req.task) ? "stratified train / validation / test split (70 / 15 / 15)" : "train / validation / test split (70 / 15 / 15)",
     ].filter((s): s is string => s !== null);
-    const label = models.map((m) => m.label).join(" or ");
     const target = req.task === "clustering" ? `${req.n_clusters ?? "a searched number of"} clusters` : `"${req.target}"`;
     return {
       id: `plan-${n}`,
@@ -175,7 +210,7 @@ export class OfflineManagerAgent implements ManagerAgent {
       training: `random search over each model's hyperparameters with ${req.task === "clustering" ? "repeated fits" : "3-fold cross-validation"} on the training split, then a refit of the best configuration`,
       inference: "served over HTTP as JSON rows in, predictions out",
       rationale: models.map((m) => `${m.label}: ${m.strengths}`).join("; "),
-      notices,
+      notices: noted,
     };
   }
 

@@ -23,7 +23,14 @@ export class OfflineModelAgent implements ModelAgent {
         const key = family.estimator.endsWith("GaussianMixture") ? "n_components" : "n_clusters";
         space[key] = { type: "int", low: 2, high: 8 };
       }
-      candidates.push({ id, estimator: family.estimator, preprocess: family.preprocess, params: family.params, space });
+      candidates.push({
+        id,
+        estimator: family.estimator,
+        preprocess: family.preprocess,
+        params: family.params,
+        space,
+        ...(requirements.task === "time_series_forecasting" ? { strategy: family.strategy ?? "direct" } : {}),
+      });
       labels[id] = family.label;
     }
     if (candidates.length === 0) throw new Error(`${plan.id} names no known model family`);
@@ -41,6 +48,7 @@ export class OfflineModelAgent implements ModelAgent {
         estimator: cand.estimator,
         preprocess: cand.preprocess,
         params: r?.best_params ?? cand.params,
+        ...(cand.strategy ? { strategy: cand.strategy } : {}),
         score: r?.best_score ?? null,
         trials: r?.trials.length ?? 0,
         ...(r?.error || !r ? { error: r?.error ?? "not evaluated within the search budget" } : {}),

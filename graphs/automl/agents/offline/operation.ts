@@ -36,10 +36,18 @@ export function renderSolution(candidate: RankedCandidate, req: Requirements, pl
     .map(([k, v]) => `    ${JSON.stringify(k)}: ${pyLiteral(v)},`)
     .join("\n");
   const fitCall = req.task === "clustering" ? "model.fit(train.X)" : "model.fit(train.X, train.y)";
+  // a raw model (a CNN) takes the variant's input itself: the images, not features of them
+  const model = candidate.preprocess.raw
+    ? `    return ${cls}(**params)`
+    : `    return Pipeline([
+        ("preprocess", ctx.preprocessor(**PREPROCESS)),
+        ("model", ${cls}(**params)),
+    ])`;
   const header = [
     `ThreadML solution for ${planId}: ${candidate.label}.`,
     "",
     `Task: ${req.task}${req.target ? ` of "${req.target}"` : ""}, judged by ${req.metric.name}.`,
+    ...(req.forecast ? [`Forecast: ${req.forecast.horizon} steps ahead, ${candidate.strategy ?? "direct"} strategy; the harness builds the history features and runs the forecasts.`] : []),
     ...notes.map((n) => `Note: ${n}`),
     "The harness owns loading, the splits, metrics, timing and saving; this file fills its slots.",
   ];
@@ -68,10 +76,7 @@ def build(ctx):
         for key in ("n_clusters", "n_components"):
             if _accepts(key):
                 params.setdefault(key, ctx.n_clusters)
-    return Pipeline([
-        ("preprocess", ctx.preprocessor(**PREPROCESS)),
-        ("model", ${cls}(**params)),
-    ])
+${model}
 
 
 def fit(model, train, valid, ctx):
@@ -88,6 +93,7 @@ def predict(model, X):
 
 const SIZE_KEYS: Record<string, (v: number) => number> = {
   n_estimators: (v) => Math.max(20, Math.floor(v / 2)),
+  epochs: (v) => Math.max(3, Math.floor(v / 2)),
   max_iter: (v) => Math.max(30, Math.floor(v / 2)),
   iterations: (v) => Math.max(30, Math.floor(v / 2)),
   max_leaf_nodes: (v) => Math.max(7, Math.floor(v / 2)),

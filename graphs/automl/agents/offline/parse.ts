@@ -16,9 +16,17 @@ export interface ParsedRequest {
   dropColumns: string[]; // "ignore the id column", "exclude X and Y", "don't use X"
   constraints: Constraint[]; // metric thresholds and complexity limits, in harness units
   requestedModels: string[]; // normalized keys
-  dataPaths: string[]; // file paths/names mentioned, in order, deduped
+  dataPaths: string[]; // file paths/names mentioned, in order, deduped (folders end with "/")
   domain: string; // e.g. "agriculture" when words hint at it, else ""
+  /** Forecasting: how far ahead, as written ("14 days ahead" → 14 day); `step` when no time unit was given. */
+  horizon: { value: number; unit: HorizonUnit; phrase: string } | null;
+  /** Forecasting: the time column named ("the date column", "indexed by timestamp"). */
+  timeColumn: string | null;
+  /** Forecasting: the column that separates series ("one series per store"); only names of real columns. */
+  seriesColumn: string | null;
 }
+
+export type HorizonUnit = "step" | "second" | "minute" | "hour" | "day" | "week" | "month" | "quarter" | "year";
 
 type Intent = ParsedRequest["intent"];
 type Op = Constraint["op"];
@@ -32,6 +40,8 @@ type Span = { start: number; end: number };
 const METRIC_SYNONYMS: { metric: MetricName; re: RegExp }[] = [
   { metric: "rmsle", re: /\brmsle\b|\broot[\s-]+mean[\s-]+squared?[\s-]+log(?:arithmic)?[\s-]+error\b/gi },
   { metric: "rmse", re: /\brmse\b|\broot[\s-]+mean[\s-]+squared?[\s-]+error\b/gi },
+  { metric: "smape", re: /\bs[\s-]?mape\b|\bsymmetric\s+mean[\s-]+absolute[\s-]+percent(?:age)?[\s-]+error\b/gi },
+  { metric: "mape", re: /\bmape\b|\bmean[\s-]+absolute[\s-]+percent(?:age)?[\s-]+error\b/gi },
   { metric: "mae", re: /\bmae\b|\bmean[\s-]+absolute[\s-]+error\b/gi },
   { metric: "r2", re: /\br2\b|\br\s?\^\s?2\b|\br²|\br[\s-]squared?\b|\bcoefficient\s+of\s+determination\b/gi },
   { metric: "adjusted_rand_index", re: /\badjusted[\s-]+rand(?:[\s-]+(?:index|score))?\b|\bari\b/gi },
@@ -47,7 +57,7 @@ const METRIC_SYNONYMS: { metric: MetricName; re: RegExp }[] = [
 
 /** Metrics that live in [0, 1]: "95%" or a bare "95" means 0.95 for these. */
 const UNIT_INTERVAL_METRICS = new Set<MetricName>([
-  "accuracy", "f1", "precision", "recall", "roc_auc", "r2", "rand_index", "adjusted_rand_index", "nmi", "silhouette",
+  "accuracy", "f1", "precision", "recall", "roc_auc", "r2", "rand_index", "adjusted_rand_index", "nmi", "silhouette", "mape", "smape",
 ]);
 
 const METRIC_FAMILY: Record<string, MetricName[]> = {
@@ -56,7 +66,7 @@ const METRIC_FAMILY: Record<string, MetricName[]> = {
   text_classification: ["accuracy", "f1", "precision", "recall", "roc_auc"],
   node_classification: ["accuracy", "f1", "precision", "recall", "roc_auc"],
   regression: ["rmse", "rmsle", "mae", "r2"],
-  time_series_forecasting: ["rmse", "rmsle", "mae", "r2"],
+  time_series_forecasting: ["rmse", "rmsle", "mae", "mape", "smape", "r2"],
   clustering: ["rand_index", "adjusted_rand_index", "nmi", "silhouette"],
 };
 
@@ -67,6 +77,9 @@ const METRIC_FAMILY: Record<string, MetricName[]> = {
 const MODEL_SYNONYMS: { key: string; re: RegExp }[] = [
   { key: "gcn", re: /\bgcn\b|\bgraph[\s-]+convolutional(?:[\s-]+neural)?[\s-]+networks?\b/gi },
   { key: "cnn", re: /\bcnns?\b|\bconvolutional[\s-]+neural[\s-]+net(?:work)?s?\b|\bconvnets?\b/gi },
+  { key: "pytorch", re: /\bpy[\s-]?torch\b/gi },
+  { key: "lstm", re: /\blstms?\b|\bgrus?\b|\brnns?\b|\brecurrent[\s-]+neural[\s-]+net(?:work)?s?\b/gi },
+  { key: "arima", re: /\bs?arima(?:x)?\b|\bautoregressive(?:[\s-]+models?)?\b/gi },
   { key: "hist_gradient_boosting", re: /\bhist(?:ogram)?[\s-]*(?:based[\s-]+)?gradient[\s-]*boost\w*(?:[\s-]+(?:trees|classifier|regressor))?/gi },
   { key: "lightgbm", re: /\blight[\s-]?gbm\b|\blgbm\b|\blgb\b/gi },
   { key: "xgboost", re: /\bxg[\s-]?boost\b|\bxgb\b/gi },
@@ -667,6 +680,7 @@ function detectTask(text: string): TaskKind | null {
   }
   if (/\bgraph\b/i.test(t) && /\bnodes?\b/i.test(t) && STRONG_CLASSIFY.test(t)) return "node_classification";
   if (/\bforecast(?:s|ing|er|ers)?\b|\btime[\s-]?series\b|\bfuture\s+sequences?\b/i.test(t)) return "time_series_forecasting";
+  if (HORIZON_TASK.test(t)) return "time_series_forecasting";
   const classifyish = STRONG_CLASSIFY.test(t) || /\brecogni[sz]\w*|\bidentif\w*|\bspecies\b|\bsentiment\b|\bentailment\b|\bspam\b/i.test(t);
   if (/\b(?:images?|photos?|pictures?|pixels?|cnns?|resnet[\w-]*|convolutional|computer\s+vision)\b/i.test(t) && classifyish) return "image_classification";
   if (
@@ -796,13 +810,19 @@ function findModels(text: string): string[] {
 }
 
 const PATH_EXT_RE = /[\w-]\.(?:csv|tsv|zip|json|jsonl|parquet|txt)(?:\.(?:gz|zip|bz2))?$/i;
+/** A folder written with a trailing slash ("photos/", "./data/pets/"). */
+const FOLDER_RE = /^(?:~|\.{1,2})?\/?(?:[\w.-]+\/)+$/;
+
+function isDataPath(token: string): boolean {
+  return PATH_EXT_RE.test(token) || (FOLDER_RE.test(token) && !token.includes("//") && /[A-Za-z]/.test(token));
+}
 
 /** File-name tokens: quoted strings (may hold spaces) and bare words ending in a data extension. */
 function findPathSpans(text: string): (Span & { path: string })[] {
   const hits: (Span & { path: string })[] = [];
   for (const m of text.matchAll(/(["'`])([^"'`\n]{1,200}?)\1/g)) {
     const inner = m[2].trim();
-    if (!PATH_EXT_RE.test(inner)) continue;
+    if (!isDataPath(inner)) continue;
     const start = m.index ?? 0;
     hits.push({ start, end: start + m[0].length, path: inner });
   }
@@ -811,8 +831,8 @@ function findPathSpans(text: string): (Span & { path: string })[] {
   for (const m of text.matchAll(/[^\s"'`<>()[\]{}|,;]+/g)) {
     const start = m.index ?? 0;
     if (quoted.some((h) => start >= h.start && start < h.end)) continue;
-    const token = m[0].replace(/[.:!?]+$/, "");
-    if (!PATH_EXT_RE.test(token)) continue;
+    const token = /\/$/.test(m[0]) ? m[0] : m[0].replace(/[.:!?]+$/, "");
+    if (!isDataPath(token)) continue;
     hits.push({ start, end: start + token.length, path: token });
   }
   return hits.sort((a, b) => a.start - b.start);
@@ -871,7 +891,7 @@ function findTarget(text: string, columns: string[] | undefined, task: TaskKind 
   // ("the category of each paper", "the next sequence") is not a column name. Text classification
   // runs on a table, so there a name counts when it is one of the file's columns.
   const hasColumns = (columns ?? []).length > 0;
-  if (task && !["classification", "regression"].includes(task) && !(task === "text_classification" && hasColumns)) return null;
+  if (task && !["classification", "regression"].includes(task) && !(task !== "clustering" && hasColumns)) return null;
 
   const afterVerb = firstNameAfter(
     text,
@@ -879,6 +899,15 @@ function findTarget(text: string, columns: string[] | undefined, task: TaskKind 
     columns,
   );
   if (afterVerb) return afterVerb;
+  // "forecast the next 48 hours of load", "14 days of sales": the quantity after the horizon
+  if (hasColumns) {
+    const ofHorizon = firstNameAfter(
+      text,
+      [new RegExp(`\\b(?:next|coming|following|upcoming)?\\s*(?:\\d{1,5}|${NUMBER_WORD_SRC})\\s+(?:${HORIZON_UNIT_SRC})\\s+(?:ahead\\s+)?of\\s+(?:the\\s+)?`, "gi")],
+      columns,
+    );
+    if (ofHorizon) return ofHorizon;
+  }
 
   // "classify the support tickets into their category": the grouping after "into", when it is a column.
   if (hasColumns) {
@@ -1005,6 +1034,101 @@ function findDomain(text: string): string {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Forecasting: horizon, time column, series
+// ---------------------------------------------------------------------------------------------
+
+const HORIZON_UNIT_SRC =
+  "time[\\s-]?steps?|steps?|periods?|points?|values?|observations?|seconds?|secs?|minutes?|mins?|hours?|hrs?|days?|weeks?|months?|quarters?|years?";
+const COUNT_SRC = `\\d{1,5}|${NUMBER_WORD_SRC}`;
+
+/** Words that ask for a forecast even without "forecast": "14 days ahead", "predict the next 7 days". */
+const HORIZON_TASK = new RegExp(
+  `\\b(?:${COUNT_SRC})[\\s-]*(?:${HORIZON_UNIT_SRC})[\\s-]+ahead\\b|\\bpred_seq_len\\b|\\b(?:forecast|forecasting)\\s+horizon\\b|` +
+    `\\b(?:predict|estimate|project)\\w*\\b[^.?!\\n]{0,60}\\b(?:next|coming|following|upcoming)\\s+(?:${COUNT_SRC})\\s+(?:${HORIZON_UNIT_SRC})\\b`,
+  "i",
+);
+
+function horizonUnit(word: string | undefined): HorizonUnit {
+  const w = (word ?? "").toLowerCase().replace(/[\s-]/g, "");
+  if (!w || /^(?:timesteps?|steps?|periods?|points?|values?|observations?)$/.test(w)) return "step";
+  if (/^(?:seconds?|secs?)$/.test(w)) return "second";
+  if (/^(?:minutes?|mins?)$/.test(w)) return "minute";
+  if (/^(?:hours?|hrs?)$/.test(w)) return "hour";
+  if (/^days?$/.test(w)) return "day";
+  if (/^weeks?$/.test(w)) return "week";
+  if (/^months?$/.test(w)) return "month";
+  if (/^quarters?$/.test(w)) return "quarter";
+  return "year";
+}
+
+function count(raw: string): number | null {
+  const n = /^\d+$/.test(raw) ? Number(raw) : NUMBER_WORDS[raw.toLowerCase()];
+  return n !== undefined && Number.isInteger(n) && n >= 1 && n <= 10_000 ? n : null;
+}
+
+/** How far ahead to forecast: "14 days ahead", "the next 48 hours", "a horizon of 24", "PRED_SEQ_LEN=96", "next month". */
+function findHorizon(text: string): ParsedRequest["horizon"] {
+  const unit = `(${HORIZON_UNIT_SRC})`;
+  const n = `(${COUNT_SRC})`;
+  const rules: Array<{ re: RegExp; value: (m: RegExpExecArray) => number | null; unit: (m: RegExpExecArray) => HorizonUnit }> = [
+    { re: /\bpred(?:iction)?_seq_len\s*[=:]\s*(\d{1,5})/i, value: (m) => count(m[1]), unit: () => "step" },
+    { re: new RegExp(`\\bhorizon\\s*(?:of|is|=|:|should\\s+be)?\\s*(?:the\\s+next\\s+)?${n}(?:\\s*${unit}\\b)?`, "i"), value: (m) => count(m[1]), unit: (m) => horizonUnit(m[2]) },
+    { re: new RegExp(`\\b${n}[\\s-]*${unit}[\\s-]+(?:ahead|into\\s+the\\s+future|in\\s+advance)\\b`, "i"), value: (m) => count(m[1]), unit: (m) => horizonUnit(m[2]) },
+    { re: new RegExp(`\\b(?:next|coming|following|upcoming|future)\\s+${n}\\s+${unit}\\b`, "i"), value: (m) => count(m[1]), unit: (m) => horizonUnit(m[2]) },
+    { re: /\b(?:next|coming|following)\s+(day|week|month|quarter|year|hour)(?!s)\b/i, value: () => 1, unit: (m) => horizonUnit(m[1]) },
+  ];
+  for (const rule of rules) {
+    const m = rule.re.exec(text);
+    if (!m) continue;
+    const value = rule.value(m);
+    if (value !== null) return { value, unit: rule.unit(m), phrase: m[0].trim() };
+  }
+  return null;
+}
+
+/** The time column named in the text: "the date column", "time column is ts", "indexed by timestamp", "use ds as the time". */
+function findTimeColumn(text: string, columns: string[] | undefined): string | null {
+  const quoted = /(['"`])([^'"`\n]{1,60})\1\s+(?:column\s+)?(?:is|as)\s+(?:the\s+)?(?:time|date|timestamp)\b/i.exec(text);
+  if (quoted) {
+    const r = resolveColumn(quoted[2], columns);
+    if (r) return r;
+  }
+  const named = firstNameAfter(
+    text,
+    [
+      /\b(?:time|date|timestamp|datetime)\s+(?:column|index|field|variable)\s*(?:is|=|:|named|called)?\s*/gi,
+      /\b(?:indexed|ordered|sorted)\s+by\s+(?:the\s+)?/gi,
+      /\b(?:use|using|treat)\s+(?:the\s+)?(?=\S+\s+(?:column\s+)?as\s+(?:the\s+)?(?:time|date|timestamp)\b)/gi,
+    ],
+    columns,
+  );
+  if (named) return named;
+  const word = /\b(?:the\s+)?([A-Za-z_][\w-]*)\s+(?:column\s+)?(?:is|as)\s+(?:the|my|our)\s+(?:time|date|timestamp)(?:\s+(?:column|index))?\b/i.exec(text);
+  if (word && !NAME_STOP.has(word[1].toLowerCase())) return resolveColumn(word[1], columns);
+  // "the date column": a name right before "column" that is a column of the file
+  if (columns) {
+    for (const m of allMatches(text, /\b(?:the\s+)?([A-Za-z_][\w-]*)\s+column\b/gi)) {
+      const r = resolveColumn(m[1], columns);
+      if (r && /^(?:date|time|timestamp|datetime|ds|dt|day|period|month|week|year|hour)s?$/i.test(m[1])) return r;
+    }
+  }
+  return null;
+}
+
+/** The column that separates series: "one series per store_id", "series id column is region", "for each sensor". */
+function findSeriesColumn(text: string, columns: string[]): string | null {
+  return firstNameAfter(
+    text,
+    [
+      /\b(?:series|group)\s+(?:id\s+)?(?:column|key|identifier|id)\s*(?:is|=|:|named|called)?\s*/gi,
+      /\b(?:one\s+series|a\s+(?:separate\s+)?(?:series|forecast))\s+(?:per|for\s+each|for\s+every)\s+(?:the\s+)?/gi,
+      /\b(?:per|for\s+each|for\s+every|grouped\s+by|split\s+by|separately\s+for\s+each)\s+(?:the\s+)?/gi,
+    ],
+    columns,
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
 // Entry point
 // ---------------------------------------------------------------------------------------------
 
@@ -1023,6 +1147,9 @@ function emptyResult(): ParsedRequest {
     requestedModels: [],
     dataPaths: [],
     domain: "",
+    horizon: null,
+    timeColumn: null,
+    seriesColumn: null,
   };
 }
 
@@ -1069,6 +1196,9 @@ export function parseRequest(text: string, columns?: string[]): ParsedRequest {
     result.nClusters = findClusterCount(noPaths, task);
     result.dropColumns = findDropColumns(noPaths, colsOrUndef).filter((c) => c !== result.target);
     result.domain = findDomain(norm.replace(/[_.]/g, " "));
+    result.horizon = findHorizon(noPaths);
+    result.timeColumn = findTimeColumn(noPaths, colsOrUndef);
+    result.seriesColumn = colsOrUndef ? findSeriesColumn(noPaths, colsOrUndef) : null;
     return result;
   } catch {
     // A malformed message must not stop the conversation; fall back to what is certain.

@@ -1,5 +1,6 @@
 import { createReadStream, promises as fs } from "node:fs";
 import { basename } from "node:path";
+import { Readable } from "node:stream";
 import { parse } from "csv-parse";
 import type { ColumnProfile, DataProfile } from "../types.js";
 
@@ -9,6 +10,11 @@ export class DataError extends Error {
 }
 
 const MISSING = new Set(["", "na", "n/a", "nan", "null", "none", "?", "-"]);
+
+/** A cell the profile counts as missing. */
+export function isMissing(value: string): boolean {
+  return MISSING.has(value.trim().toLowerCase());
+}
 const UNIQUE_CAP = 2000;
 const TARGET_HINTS = /^(target|label|labels|class|y|outcome|result|quality|price|churn|status|grade|category|species|age|score|defects?)$/i;
 const ID_NAME = /(^id$|_id$|^id_|uuid|^index$|^unnamed: ?0$|^row ?(id|number)$|^customer ?id$)/i;
@@ -134,8 +140,33 @@ export function rankTargets(columns: ColumnProfile[]): string[] {
     .map(({ c }) => c.name);
 }
 
-/** Reads a delimited text file and profiles every column. Throws DataError with a user-facing message. */
-export async function profileCsv(file: string, options: { maxBytes: number }): Promise<DataProfile> {
+/** A delimited table to profile: a file, or a member of an archive held in memory. */
+export interface TableSource {
+  /** What `DataProfile.file` records (the file, or the archive holding the member). */
+  file: string;
+  /** The name the user knows it by. */
+  name: string;
+  bytes: number;
+  head(bytes: number): Promise<string>;
+  stream(): Readable;
+}
+
+export function fileSource(file: string, bytes: number): TableSource {
+  return { file, name: basename(file), bytes, head: (n) => readHead(file, n), stream: () => createReadStream(file) };
+}
+
+export function bufferSource(file: string, name: string, data: Buffer): TableSource {
+  return {
+    file,
+    name,
+    bytes: data.length,
+    head: async (n) => data.subarray(0, n).toString("utf8"),
+    stream: () => Readable.from([data]),
+  };
+}
+
+/** Checks the file a user named before reading it: present, a file, within the size limit, not empty. */
+export async function checkedFile(file: string, maxBytes: number): Promise<number> {
   let stat;
   try {
     stat = await fs.stat(file);
@@ -143,17 +174,30 @@ export async function profileCsv(file: string, options: { maxBytes: number }): P
     throw new DataError(`I can't find the data file ${file}. Check the path, or attach the file again.`);
   }
   if (!stat.isFile()) throw new DataError(`${file} is not a file.`);
-  const limitMb = Math.round(options.maxBytes / 1048576);
-  if (stat.size > options.maxBytes)
+  const limitMb = Math.round(maxBytes / 1048576);
+  if (stat.size > maxBytes)
     throw new DataError(
       `${basename(file)} is ${(stat.size / 1048576).toFixed(1)} MB, over the ${limitMb} MB limit. Send a smaller sample or raise limits.maxUploadMb.`,
     );
   if (stat.size === 0) throw new DataError(`${basename(file)} is empty: it has no header and no rows.`);
-  if (!/\.(csv|tsv|txt|data)$/i.test(file))
-    throw new DataError(`${basename(file)} is not a CSV file. The offline engine reads comma- or tab-separated text with a header row.`);
+  return stat.size;
+}
 
-  const head = await readHead(file, 65536);
-  if (head.includes("\u0000")) throw new DataError(`${basename(file)} looks binary, not like CSV text.`);
+export const TABLE_EXTENSION = /\.(csv|tsv|txt|data)$/i;
+
+/** Reads a delimited text file and profiles every column. Throws DataError with a user-facing message. */
+export async function profileCsv(file: string, options: { maxBytes: number }): Promise<DataProfile> {
+  const bytes = await checkedFile(file, options.maxBytes);
+  if (!TABLE_EXTENSION.test(file))
+    throw new DataError(`${basename(file)} is not a CSV file. The offline engine reads comma- or tab-separated text with a header row.`);
+  return profileTable(fileSource(file, bytes));
+}
+
+/** Profiles every column of a delimited table. */
+export async function profileTable(source: TableSource): Promise<DataProfile> {
+  const name = source.name;
+  const head = await source.head(65536);
+  if (head.includes("\u0000")) throw new DataError(`${name} looks binary, not like CSV text.`);
   const delimiter = sniffDelimiter(head);
 
   let header: string[] | null = null;
@@ -161,15 +205,13 @@ export async function profileCsv(file: string, options: { maxBytes: number }): P
   let rows = 0;
   const seenRows = new Set<string>();
   let duplicateRows = 0;
-  const parser = createReadStream(file).pipe(
-    parse({ delimiter, bom: true, skip_empty_lines: true, relax_quotes: false, trim: false }),
-  );
+  const parser = source.stream().pipe(parse({ delimiter, bom: true, skip_empty_lines: true, relax_quotes: false, trim: false }));
   try {
     for await (const record of parser as AsyncIterable<string[]>) {
       if (!header) {
         header = record.map((h, i) => h.trim() || `column_${i + 1}`);
         const dup = header.find((h, i) => header!.indexOf(h) !== i);
-        if (dup) throw new DataError(`${basename(file)} has the column name "${dup}" twice; column names must be unique.`);
+        if (dup) throw new DataError(`${name} has the column name "${dup}" twice; column names must be unique.`);
         accs = header.map(() => newAcc());
         continue;
       }
@@ -184,15 +226,15 @@ export async function profileCsv(file: string, options: { maxBytes: number }): P
   } catch (err) {
     if (err instanceof DataError) throw err;
     const message = (err as Error).message.replace(/^Invalid Record Length: /, "");
-    throw new DataError(`${basename(file)} is not valid CSV: ${message}`);
+    throw new DataError(`${name} is not valid CSV: ${message}`);
   }
-  if (!header) throw new DataError(`${basename(file)} is empty: it has no header and no rows.`);
-  if (rows === 0) throw new DataError(`${basename(file)} has a header but no data rows.`);
-  const columns = header.map((name, i) => columnProfile(name, accs[i], rows));
+  if (!header) throw new DataError(`${name} is empty: it has no header and no rows.`);
+  if (rows === 0) throw new DataError(`${name} has a header but no data rows.`);
+  const columns = header.map((col, i) => columnProfile(col, accs[i], rows));
   return {
-    file,
-    name: basename(file),
-    bytes: stat.size,
+    file: source.file,
+    name,
+    bytes: source.bytes,
     rows,
     sampled: false,
     columns,
@@ -200,6 +242,20 @@ export async function profileCsv(file: string, options: { maxBytes: number }): P
     duplicateRows,
     delimiter,
   };
+}
+
+/** Rows of a table as records of the named columns (the profile's second pass for times, ids and edges). */
+export async function* tableRows(source: TableSource, delimiter: string, columns: string[]): AsyncGenerator<string[]> {
+  const parser = source.stream().pipe(parse({ delimiter, bom: true, skip_empty_lines: true, relax_quotes: false, trim: false, relax_column_count: true }));
+  let index: number[] | null = null;
+  for await (const record of parser as AsyncIterable<string[]>) {
+    if (!index) {
+      const header = record.map((h, i) => h.trim() || `column_${i + 1}`);
+      index = columns.map((c) => header.indexOf(c));
+      continue;
+    }
+    yield index.map((i) => (i >= 0 ? (record[i] ?? "").trim() : ""));
+  }
 }
 
 async function readHead(file: string, bytes: number): Promise<string> {

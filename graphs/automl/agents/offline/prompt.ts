@@ -1,5 +1,6 @@
 import {
   METRIC_NAMES,
+  METRICS_BY_TASK,
   Requirements,
   TRAINABLE_TASKS,
   defaultMetric,
@@ -10,6 +11,7 @@ import {
 import type { Conversation, DataProfile, PromptAgent } from "../types.js";
 import { parseRequest, type ParsedRequest } from "./parse.js";
 import { textFeatureColumns } from "./profile.js";
+import { forecastOf, graphOf, imagesOf, imageTarget, readForecast, taskFromData } from "./variants.js";
 
 /** Everything the conversation has said so far, read with the answers to questions on top. */
 export interface Understanding {
@@ -54,6 +56,13 @@ export function understand(conversation: Conversation, profile: DataProfile | nu
     task = "clustering";
     taskReason = "you asked for groups";
   }
+  if (!answeredTask) {
+    const fromData = taskFromData(task, profile, parsed);
+    if (fromData.task !== task) {
+      task = fromData.task;
+      taskReason = fromData.reason;
+    }
+  }
   if (!task && target && profile) ({ task, reason: taskReason } = taskFromTarget(profile, target));
   if (task === "classification" && profile) {
     const promoted = withTextFeatures(task, profile, target, parsed.dropColumns);
@@ -62,8 +71,11 @@ export function understand(conversation: Conversation, profile: DataProfile | nu
       taskReason = [taskReason, promoted.reason].filter(Boolean).join("; ");
     }
   }
-  const written = profile && !target ? parseRequest(conversation.messages.join("\n")).target : null;
-  return { parsed, unknownTarget: written, task, target: task === "clustering" ? null : target, labelsColumn, taskReason };
+  // images: the labels table's one label column, or the class folders, when the words named none
+  const imageLabel = task === "image_classification" && profile && !target ? imageTarget(profile) : null;
+  const chosen = target ?? imageLabel;
+  const written = profile && !chosen ? parseRequest(conversation.messages.join("\n")).target : null;
+  return { parsed, unknownTarget: written, task, target: task === "clustering" ? null : chosen, labelsColumn, taskReason };
 }
 
 /**
@@ -82,11 +94,35 @@ export function withTextFeatures(task: TaskKind, profile: DataProfile, target: s
   return { task: "text_classification", reason: `${text.map((c) => `"${c}"`).join(", ")} ${text.length === 1 ? "is" : "are"} free text` };
 }
 
-const DOMAIN_BY_TASK: Partial<Record<TaskKind, string>> = {
+const DOMAIN_BY_TASK: Record<TaskKind, string> = {
   classification: "tabular classification",
   regression: "tabular regression",
   clustering: "tabular clustering",
   text_classification: "text classification",
+  image_classification: "image classification",
+  time_series_forecasting: "time-series forecasting",
+  node_classification: "node classification",
+};
+
+const AREA_BY_TASK: Partial<Record<TaskKind, Requirements["problem"]["area"]>> = {
+  text_classification: "natural language processing",
+  image_classification: "computer vision",
+  time_series_forecasting: "time-series analysis",
+  node_classification: "graph machine learning",
+};
+
+const MODALITY_BY_TASK: Partial<Record<TaskKind, string[]>> = {
+  text_classification: ["tabular", "text"],
+  image_classification: ["image"],
+  time_series_forecasting: ["time series"],
+  node_classification: ["graph", "tabular"],
+};
+
+const DATA_TYPE_BY_TASK: Partial<Record<TaskKind, string>> = {
+  text_classification: "tabular with text",
+  image_classification: "images",
+  time_series_forecasting: "time series",
+  node_classification: "graph (node table and edge list)",
 };
 
 /** Rule-based parsing into the requirements schema; validated strictly before it is returned. */
@@ -105,19 +141,23 @@ export class OfflinePromptAgent implements PromptAgent {
       if (col && col.unique >= 2 && col.unique <= 50) nClusters = col.unique;
     }
     const metricName = p.metric && isMetricFor(task, p.metric) ? p.metric : defaultMetric(task, labels !== null);
-    const suspects = profile.columns.filter((c) => c.suspect !== null && c.name !== u.target && c.name !== labels).map((c) => c.name);
-    const drop = [...new Set([...p.dropColumns, ...suspects])].filter((c) => c !== u.target);
+    const forecastReading = task === "time_series_forecasting" ? readForecast(conversation, profile, p) : null;
+    // columns a variant reads for itself are never dropped: the time and series columns, the node ids
+    const kept = new Set([u.target, labels, forecastReading?.time, forecastReading?.series].filter((c): c is string => !!c));
+    const suspects = profile.columns.filter((c) => c.suspect !== null && !kept.has(c.name)).map((c) => c.name);
+    const drop = task === "image_classification" ? [] : [...new Set([...p.dropColumns, ...suspects])].filter((c) => !kept.has(c));
+    const forecast = forecastReading ? forecastOf(forecastReading, profile, u.target, drop) : null;
+    if (task === "time_series_forecasting" && !forecast) throw new Error("the forecast still lacks its time column, target or horizon");
     const performance = p.constraints.filter((c) => (METRIC_NAMES as readonly string[]).includes(c.name));
     const complexity = p.constraints.filter((c) => !performance.includes(c));
     const positive = p.positiveClass ?? (targetColumn && isClassification(task) ? guessPositive(targetColumn.top.map((t) => t.value)) : null);
     const text = conversation.messages.join("\n");
-    const isText = task === "text_classification";
 
     return Requirements.parse({
       user: { intent: p.intent === "unclear" ? "build" : p.intent, expertise: "unknown" },
       problem: {
-        area: isText ? "natural language processing" : "tabular data analysis",
-        downstream_task: DOMAIN_BY_TASK[task] ?? task,
+        area: AREA_BY_TASK[task] ?? "tabular data analysis",
+        downstream_task: DOMAIN_BY_TASK[task],
         application_domain: p.domain,
         description: text.slice(0, 2000),
         performance_metrics: [
@@ -129,7 +169,7 @@ export class OfflinePromptAgent implements PromptAgent {
       dataset: [
         {
           name: profile.name,
-          modality: isText ? ["tabular", "text"] : ["tabular"],
+          modality: MODALITY_BY_TASK[task] ?? ["tabular"],
           target_variables: u.target ? [u.target] : [],
           specification: `${profile.rows} rows × ${profile.columns.length} columns`,
           description: "",
@@ -151,21 +191,17 @@ export class OfflinePromptAgent implements PromptAgent {
       labels_column: labels,
       drop_columns: drop,
       constraints: p.constraints.filter((c) => c.name !== "n_params"),
-      data_card: { rows: profile.rows, columns: profile.columns.length, data_type: isText ? "tabular with text" : "tabular", domain: p.domain },
+      data_card: { rows: profile.rows, columns: profile.columns.length, data_type: DATA_TYPE_BY_TASK[task] ?? "tabular", domain: p.domain },
       requested_models: p.requestedModels,
+      forecast,
+      graph: task === "node_classification" ? graphOf(profile) : null,
+      images: task === "image_classification" ? imagesOf(profile) : null,
     });
   }
 }
 
-const METRICS_BY_TASK: Record<string, string[]> = {
-  classification: ["accuracy", "f1", "precision", "recall", "roc_auc"],
-  text_classification: ["accuracy", "f1", "precision", "recall", "roc_auc"],
-  regression: ["rmse", "rmsle", "mae", "r2"],
-  clustering: ["rand_index", "adjusted_rand_index", "nmi", "silhouette"],
-};
-
 function isMetricFor(task: TaskKind, metric: string): boolean {
-  return METRICS_BY_TASK[task]?.includes(metric) ?? false;
+  return (METRICS_BY_TASK[task] as readonly string[]).includes(metric);
 }
 
 function unitOf(name: string): string {

@@ -18,16 +18,16 @@ export const Attachment = z.object({
 });
 export type Attachment = z.infer<typeof Attachment>;
 
-/** What the data profiler reads. */
-export const DATA_EXTENSIONS = [".csv", ".tsv", ".txt", ".data"];
-const DATA_TYPES = /^(text\/[\w.+-]+|application\/(csv|vnd\.ms-excel|octet-stream))(\s*;.*)?$/i;
+/** What the data profiler reads: tables, and zip archives (labelled images, or a graph's node and edge tables). */
+export const DATA_EXTENSIONS = [".csv", ".tsv", ".txt", ".data", ".zip"];
+const DATA_TYPES = /^(text\/[\w.+-]+|application\/(csv|vnd\.ms-excel|octet-stream|zip|x-zip-compressed))(\s*;.*)?$/i;
 
 export type Verdict = { ok: true } | { ok: false; reason: string };
 
 export function checkAttachment(a: Attachment, maxBytes: number): Verdict {
   const ext = extname(a.name).toLowerCase();
   if (!DATA_EXTENSIONS.includes(ext)) return { ok: false, reason: `${a.name} is not a data file I can read (send ${DATA_EXTENSIONS.join(", ")})` };
-  if (a.contentType && !DATA_TYPES.test(a.contentType)) return { ok: false, reason: `${a.name} is ${a.contentType}, not a text data file` };
+  if (a.contentType && !DATA_TYPES.test(a.contentType)) return { ok: false, reason: `${a.name} is ${a.contentType}, not a data file I can read` };
   if (a.size > maxBytes) return { ok: false, reason: `${a.name} is ${mb(a.size)}, over the ${mb(maxBytes)} limit` };
   if (a.size === 0) return { ok: false, reason: `${a.name} is empty` };
   return { ok: true };

@@ -85,7 +85,7 @@ export function renderQuestion(q: Question, options: RenderOptions): DiscordMess
   const reply = options.readsReplies ? "reply in this thread" : "reply with a mention of me";
   const free = q.allowFreeText && q.slot !== "dataset";
   let hint: string;
-  if (q.slot === "dataset") hint = `Attach the CSV file to a message in this thread (${options.readsReplies ? "a plain reply is enough" : "mention me in it"}).`;
+  if (q.slot === "dataset") hint = `Attach the file (a CSV, or a zip of labelled images or of a graph's node and edge tables) to a message in this thread (${options.readsReplies ? "a plain reply is enough" : "mention me in it"}).`;
   else if (q.choices.length) hint = `Pick one below${free ? `, press **Type an answer…**, or ${reply}` : ""}.`;
   else hint = free ? `Press **Type an answer…**, or ${reply}.` : "";
   const content = clip([q.text, hint].filter(Boolean).join("\n"), LIMITS.content);

@@ -126,7 +126,8 @@ describe("attachments", () => {
     expect(checkAttachment(a({ contentType: "application/vnd.ms-excel" }), 2000)).toEqual({ ok: true });
     expect(checkAttachment(a({ contentType: null }), 2000)).toEqual({ ok: true });
     expect(checkAttachment(a({ name: "d.xlsx" }), 2000)).toMatchObject({ ok: false, reason: expect.stringMatching(/not a data file/) });
-    expect(checkAttachment(a({ contentType: "image/png" }), 2000)).toMatchObject({ ok: false, reason: "data.csv is image/png, not a text data file" });
+    expect(checkAttachment(a({ contentType: "image/png" }), 2000)).toMatchObject({ ok: false, reason: "data.csv is image/png, not a data file I can read" });
+    expect(checkAttachment(a({ name: "shapes.zip", contentType: "application/zip" }), 2000)).toEqual({ ok: true });
     expect(checkAttachment(a({ size: 3 * 1048576 }), 2 * 1048576)).toMatchObject({ ok: false, reason: "data.csv is 3 MB, over the 2 MB limit" });
     expect(checkAttachment(a({ size: 0 }), 2000)).toMatchObject({ ok: false, reason: "data.csv is empty" });
   });

@@ -75,7 +75,7 @@ describe("question cards", () => {
     expect(controls(m.components)[0].label).toHaveLength(80);
     const d = renderQuestion(question(0, { slot: "dataset", text: "Which dataset should I use?" }), { readsReplies: false });
     expect(controls(d.components).map((c) => c.label)).toEqual(["Cancel"]);
-    expect(d.content).toMatch(/Attach the CSV file to a message in this thread \(mention me in it\)/);
+    expect(d.content).toMatch(/Attach the file \(a CSV, or a zip[^)]*\) to a message in this thread \(mention me in it\)/);
   });
 
 });

@@ -16,7 +16,13 @@ import type { ModelServer, Runner } from "../runners/types.js";
 import { ConfigError } from "./config.js";
 import type { Logger } from "./logger.js";
 
-export type StartInput = { text: string; files?: string[]; requester?: string | null };
+export type StartInput = {
+  text: string;
+  files?: string[];
+  requester?: string | null;
+  /** Read paths typed in the text from this machine (default true: the terminal and CLI). Chat platforms pass false. */
+  localPaths?: boolean;
+};
 
 export type Outcome =
   | { kind: "interrupt"; payload: InterruptPayload; state: State }
@@ -145,7 +151,7 @@ export class Engine {
     return this.outcomeOf(
       await ("kind" in input
         ? this.graph.invoke(new Command({ resume: input }) as Parameters<AutoMLGraph["invoke"]>[0], config)
-        : this.graph.invoke({ messages: [input.text], files: (input.files ?? []).map((f) => resolve(this.cwd, f)), requester: input.requester ?? null }, config)),
+        : this.graph.invoke({ messages: [input.text], files: (input.files ?? []).map((f) => resolve(this.cwd, f)), requester: input.requester ?? null, localPaths: input.localPaths ?? true }, config)),
     );
   }
 

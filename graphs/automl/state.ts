@@ -68,6 +68,8 @@ export const AutoMLState = Annotation.Root({
   files: Annotation<string[]>({ reducer: (a, b) => [...new Set([...a, ...b])], default: () => [] }),
   answers: mergeRecord<string>(),
   requester: last<string | null>(null),
+  /** Whether paths typed in messages may be read from this machine: the terminal and CLI, never chat users. */
+  localPaths: last<boolean>(true),
   /** Random per conversation: with the run count it names run workspaces, so a resumed node finds its own job again. */
   runKey: last<string>(""),
   profile: last<DataProfile | null>(null),

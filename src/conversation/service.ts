@@ -195,7 +195,7 @@ export class ConversationService {
       }
       info = this.newThread(adapter, event.thread, event.user, info ? info.generation + 1 : 0);
       if (lease) info.lease = lease;
-      await this.step(info, { text: event.text, files: event.files, requester: event.user });
+      await this.step(info, { text: event.text, files: event.files, requester: event.user, localPaths: adapter.platform === "shell" });
       return;
     }
     if (!this.allowed(info.requester, event.user)) return this.refuse(adapter, event.thread, event.user);

@@ -72,6 +72,21 @@ describe("AutoML graph", () => {
     await expect(fetch(`${url}/health`)).rejects.toThrow();
   });
 
+  it("does not read a path typed by a chat user from this machine, and asks for the file instead", async () => {
+    const e = engine();
+    const o = await e.advance("test:chat-path", { text: `Predict Quality in ${data}`, localPaths: false });
+    expect(o.kind === "interrupt" && o.payload.kind).toBe("question");
+    expect(o.state.profile).toBeNull();
+    const question = o.kind === "interrupt" && o.payload.kind === "question" ? o.payload.question : null;
+    expect(question?.slot).toBe("dataset");
+    expect(`${question?.text} ${o.state.dataError ?? ""}`).toMatch(/attach/i);
+    // A path given as the answer is not read either; an attached file is.
+    const again = await e.advance("test:chat-path", { kind: "answer", text: data, files: [] });
+    expect(again.state.profile).toBeNull();
+    const attached = await e.advance("test:chat-path", { kind: "answer", text: "here it is", files: [data] });
+    expect(attached.kind === "interrupt" && attached.payload.kind).toBe("approval");
+  });
+
   it("cancels at the plan card without running anything", async () => {
     const e = engine();
     const o = await e.advance("test:cancel-card", { text: "Predict Quality in bananas.csv" });

@@ -277,7 +277,7 @@ describe("LLM manager: assess", () => {
     expect(b.relevant).toBe(true);
     expect(b.declineReason).toBeNull();
     expect(b.questions[0]).toMatchObject({ slot: "dataset" });
-    expect(b.questions[0].text).toMatch(/zip archive or a folder of images/);
+    expect(b.questions[0].text).toMatch(/Attach a zip archive of images/);
   });
 
   it("asks for the dataset when none was read, and falls back to the rules on unusable output", async () => {

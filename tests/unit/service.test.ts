@@ -208,7 +208,7 @@ describe("ConversationService: starting and routing", () => {
   it("starts a conversation on a mention and posts the plans", async () => {
     const { engine, adapter, send } = setup();
     await send(message("predict quality in bananas.csv", { mention: true, files: ["/data/bananas.csv"] }));
-    expect(engine.calls).toEqual([{ threadId: keyOf(), input: { text: "predict quality in bananas.csv", files: ["/data/bananas.csv"], requester: "alice" } }]);
+    expect(engine.calls).toEqual([{ threadId: keyOf(), input: { text: "predict quality in bananas.csv", files: ["/data/bananas.csv"], requester: "alice", localPaths: false } }]);
     expect(adapter.posts).toHaveLength(1);
     expect(adapter.posts[0].thread).toEqual(ref());
     expect(adapter.posts[0].message).toEqual({ kind: "plans", plans: PLANS, recommended: "best", notices: [] });
@@ -472,7 +472,7 @@ describe("ConversationService: finishing, new conversations and undeploy", () =>
     expect(adapter.posts.at(-1)!.message).toEqual({ kind: "report", report });
 
     await send(message("now predict ripeness", { mention: true }));
-    expect(engine.calls[2]).toEqual({ threadId: `${keyOf()}#1`, input: { text: "now predict ripeness", files: [], requester: "alice" } });
+    expect(engine.calls[2]).toEqual({ threadId: `${keyOf()}#1`, input: { text: "now predict ripeness", files: [], requester: "alice", localPaths: false } });
     await send(action("approve", "best"));
     expect(engine.calls[3].threadId).toBe(`${keyOf()}#1`);
 

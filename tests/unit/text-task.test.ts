@@ -80,7 +80,7 @@ describe("task kinds beyond tables", () => {
   });
 
   it.each([
-    ["Train a CNN to classify photos of cats and dogs in pets.zip", /zip archive or a folder of images/],
+    ["Train a CNN to classify photos of cats and dogs in pets.zip", /Attach a zip archive of images/],
     ["Forecast next month's electricity demand from load.csv", /CSV file with a time column/],
     ["Node classification on the Cora citation graph with a GCN", /node table and the edge list/],
   ])("no longer declines %s: it asks for the data that task reads", async (message, question) => {

@@ -22,7 +22,7 @@ export function clarifyNode(deps: GraphDeps) {
     const choice = question.choices.find((c) => c.value.toLowerCase() === text.toLowerCase() || c.label.toLowerCase() === text.toLowerCase());
     if (ANSWER_SLOTS.includes(question.slot)) {
       update.answers = { [question.slot]: choice?.value ?? text.replace(/^[`'"]|[`'"]$/g, "") };
-    } else if (question.slot === "dataset" && resume.files.length === 0) {
+    } else if (question.slot === "dataset" && resume.files.length === 0 && state.localPaths) {
       const found = parseRequest(text).dataPaths;
       const paths = found.length ? found : text.split(/\s+/).length === 1 ? [text] : [];
       if (paths.length) update.files = paths.map((p) => (isAbsolute(p) ? p : resolve(deps.cwd, p)));

@@ -22,7 +22,9 @@ export function ingestNode(deps: GraphDeps) {
 }
 
 async function ingest(deps: GraphDeps, state: State): Promise<Partial<State>> {
-  const mentioned = parseRequest(state.messages.join("\n")).dataPaths;
+  const typed = parseRequest(state.messages.join("\n")).dataPaths;
+  // A chat user must attach data: a typed path would read files of the machine ThreadML runs on.
+  const mentioned = state.localPaths ? typed : [];
   const known = new Set(state.files.map((f) => basename(f.replace(/\/+$/, ""))));
   const fromText = mentioned.filter((p) => !known.has(basename(p.replace(/\/+$/, "")))).map((p) => (isAbsolute(p) ? p : resolve(deps.cwd, p)));
   const files = [...new Set([...state.files, ...fromText.filter((p) => existsSync(p))])];

@@ -25,14 +25,15 @@ import { variantQuestions } from "./variants.js";
 
 /** The dataset question, worded for what the task reads. */
 export function datasetQuestion(task: TaskKind | null): Question {
+  // Chat users attach files; only the terminal and the CLI read a typed path from this machine.
   const text =
     task === "image_classification"
-      ? "Which images should I use? Send a zip archive or a folder of images, with a CSV of file names and labels or one folder per class."
+      ? "Which images should I use? Attach a zip archive of images, with a CSV of file names and labels or one folder per class (in the terminal, send its path or a folder's)."
       : task === "node_classification"
-        ? "Which graph should I use? Send the node table and the edge list (two CSV files, or a zip archive holding both)."
+        ? "Which graph should I use? Attach the node table and the edge list (two CSV files, or a zip archive holding both; in the terminal, send their paths)."
         : task === "time_series_forecasting"
-          ? "Which dataset should I use? Send the path of a CSV file with a time column (or attach it)."
-          : "Which dataset should I use? Send the path of a CSV file (or attach it).";
+          ? "Which dataset should I use? Attach a CSV file with a time column (in the terminal, send its path)."
+          : "Which dataset should I use? Attach a CSV file (in the terminal, send its path).";
   return { slot: "dataset", text, choices: [], allowFreeText: true };
 }
 

@@ -74,7 +74,7 @@ export interface Runner {
   /** Writes spec.json into the workspace, runs the harness there and resolves when it has ended. */
   run(ws: Workspace, options: RunOptions): Promise<RunOutcome>;
   /** Starts the model server for a trained workspace; resolves once it listens. */
-  serve(ws: Workspace, options?: { signal?: AbortSignal }): Promise<ModelServer>;
+  serve(ws: Workspace, options?: { signal?: AbortSignal; onNotice?: (text: string) => void }): Promise<ModelServer>;
   /** Which of these optional Python modules the runner's interpreter can import. */
   modules?(names: string[]): Promise<Record<string, boolean>>;
   /** Stops every server and job this runner started. */

@@ -67,9 +67,17 @@ export function keepServing(config: LangGraphRunnableConfig): boolean {
   return config.configurable?.serve !== false;
 }
 
-export function runnerNameOf(config: LangGraphRunnableConfig, deps: GraphDeps): string {
+/** The runner of this conversation: named by the caller (`--runner`), else chosen in the thread, else the default. */
+export function runnerNameOf(config: LangGraphRunnableConfig, deps: GraphDeps, state?: { answers: Record<string, string> }): string {
   const name = config.configurable?.runner;
-  return typeof name === "string" && name ? name : deps.config.defaultRunner;
+  if (typeof name === "string" && name) return name;
+  const chosen = state?.answers.runner;
+  return chosen && runnerNames(deps).includes(chosen) ? chosen : deps.config.defaultRunner;
+}
+
+/** Every runner a conversation can use, the default first. */
+export function runnerNames(deps: GraphDeps): string[] {
+  return [...new Set([deps.config.defaultRunner, "local", ...Object.keys(deps.config.runners)])];
 }
 
 type NodeFn<S> = (state: S, config: LangGraphRunnableConfig) => Promise<Update>;

@@ -34,7 +34,8 @@ function runnerFailure(job: JobRequest, id: string, err: unknown, workspace = ""
     dir,
     candidateId: job.candidateId,
     result: null,
-    failure: /not usable|python|module|sandbox|bubblewrap/i.test(message) ? "environment_error" : "runtime_error",
+    // The runner itself failing (no interpreter, no sandbox, an unreachable or untrusted host) is no code bug to fix.
+    failure: /not usable|python|module|sandbox|bubblewrap|connection to|cannot reach|host key|refused the login/i.test(message) ? "environment_error" : "runtime_error",
     message,
     cancelled: false,
     durationS: 0,
@@ -55,7 +56,7 @@ function runId(threadId: string, runKey: string, kind: string, n: number): strin
 export async function runJob(deps: GraphDeps, state: State, config: LangGraphRunnableConfig, job: JobRequest): Promise<RunRecord> {
   const threadId = threadIdOf(config);
   const req = state.requirements!;
-  const runner = deps.runner(runnerNameOf(config, deps));
+  const runner = deps.runner(runnerNameOf(config, deps, state));
   const id = runId(threadId, state.runKey, job.kind, state.runs.length + 1);
   let ws;
   let inputs;

@@ -6,6 +6,7 @@ import type { State } from "../../graphs/automl/state.js";
 import { loadConfig } from "../../src/config.js";
 import { Engine, type Outcome } from "../../src/engine.js";
 import { createLogger } from "../../src/logger.js";
+import { LocalRunner } from "../../runners/local/index.js";
 import { requirePython } from "../helpers/cli.js";
 import { writeClassificationCsv } from "../helpers/datasets.js";
 import { tempDir } from "../helpers/tmp.js";
@@ -85,6 +86,43 @@ describe("AutoML graph", () => {
     expect(again.state.profile).toBeNull();
     const attached = await e.advance("test:chat-path", { kind: "answer", text: "here it is", files: [data] });
     expect(attached.kind === "interrupt" && attached.payload.kind).toBe("approval");
+  });
+
+  it("asks where to train when several runners are configured, and uses the one chosen", async () => {
+    const config = loadConfig(
+      {},
+      {
+        dataDir: join(tmp.dir, ".threadml"),
+        search: { budgetS: 2, trialsPerFamily: 2, sampleRows: 800, cvFolds: 3 },
+        runners: { gpu1: { kind: "ssh", host: "gpu1.lab.example", user: "threadml" } },
+      },
+    );
+    const local = new LocalRunner({ dataDir: join(tmp.dir, ".threadml") });
+    const asked: string[] = [];
+    // gpu1 is the local runner under another name, recording which runner the plans were made for.
+    const gpu1 = Object.assign(Object.create(local) as LocalRunner, {
+      modules: (names: string[]) => {
+        asked.push("gpu1");
+        return local.modules(names);
+      },
+    });
+    const e = new Engine({ config, logger: createLogger("silent"), cwd: tmp.dir, runners: { local, gpu1 } });
+    engines.push(e);
+    const o = await e.advance("test:runner-choice", { text: "Predict Quality in bananas.csv" });
+    const question = o.kind === "interrupt" && o.payload.kind === "question" ? o.payload.question : null;
+    expect(question?.slot).toBe("runner");
+    expect(question?.choices.map((c) => c.value)).toEqual(["local", "gpu1"]);
+    expect(question?.choices[1].label).toBe("gpu1 (threadml@gpu1.lab.example)");
+    const plans = await e.advance("test:runner-choice", { kind: "answer", text: "gpu1", files: [] });
+    expect(plans.kind === "interrupt" && plans.payload.kind).toBe("approval");
+    expect(asked).toEqual(["gpu1"]);
+
+    // Naming a configured runner in the request is a choice; --runner (the caller's) skips the question.
+    const named = await e.advance("test:runner-named", { text: "Predict Quality in bananas.csv, train on gpu1" });
+    expect(named.kind === "interrupt" && named.payload.kind).toBe("approval");
+    expect(named.state.answers.runner).toBe("gpu1");
+    const given = await e.advance("test:runner-given", { text: "Predict Quality in bananas.csv" }, { runner: "local" });
+    expect(given.kind === "interrupt" && given.payload.kind).toBe("approval");
   });
 
   it("cancels at the plan card without running anything", async () => {

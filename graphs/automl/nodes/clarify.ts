@@ -5,7 +5,7 @@ import type { GraphDeps } from "../deps.js";
 import { ResumeValue, type InterruptPayload, type State, type Update } from "../state.js";
 
 // Slots whose answer is kept by name (the forecast's time column, series column and horizon among them).
-const ANSWER_SLOTS: string[] = ["target", "labels", "task", "time", "series", "horizon"];
+const ANSWER_SLOTS: string[] = ["target", "labels", "task", "time", "series", "horizon", "runner"];
 
 // Asks the first open question and records the answer. interrupt() pauses here; on resume the node
 // runs again from the top and interrupt() returns the answer, so nothing before it has side effects.

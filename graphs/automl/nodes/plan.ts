@@ -4,7 +4,7 @@ import type { State } from "../state.js";
 /** P diverse plans from the knowledge base, steered by revision feedback and earlier failures. */
 export function planNode(deps: GraphDeps) {
   return stage<State>(deps, "plan", async (state, config) => {
-    const installed = await deps.installedModules(runnerNameOf(config, deps));
+    const installed = await deps.installedModules(runnerNameOf(config, deps, state));
     try {
       const plans = await deps.agents.manager.plan({
         requirements: state.requirements!,

@@ -90,7 +90,8 @@ return 0`,
   },
   // KEYS: lease, fence. ARGV: owner id, ttl ms, fence ttl s ("0": none).
   // Returns the new fencing token, or false when the lease is held. A fence counter that is new (or
-  // expired) starts at the server's clock in milliseconds, so tokens keep rising even after expiry.
+  // expired) starts at the server's clock in microseconds (16 digits, exact in a double), so tokens
+  // keep rising even after expiry, also for a counter re-created within the same millisecond.
   leaseAcquire: {
     keys: 2,
     lua: `
@@ -100,7 +101,7 @@ if redis.call('EXISTS', KEYS[2]) == 1 then
   token = redis.call('INCR', KEYS[2])
 else
   local t = redis.call('TIME')
-  token = t[1] .. string.format('%03d', math.floor(tonumber(t[2]) / 1000))
+  token = t[1] .. string.format('%06d', tonumber(t[2]))
   redis.call('SET', KEYS[2], token)
 end
 if ARGV[3] ~= '0' then redis.call('EXPIRE', KEYS[2], ARGV[3]) end

@@ -1,0 +1,210 @@
+import type { ActionsBlock, Button, ContextBlock, KnownBlock, ModalView, SectionBlock } from "@slack/types";
+import type { Plan, Question } from "../../graphs/automl/agents/types.js";
+import { fmt } from "../../graphs/automl/agents/offline/manager.js";
+import type { Report } from "../../graphs/automl/state.js";
+import { STAGE_LABELS, progressBar, type StatusView } from "../../src/conversation/status.js";
+import { renderStatusLine } from "../shell/render.js";
+import type { Decision, Outbound } from "../types.js";
+import { ACTION, REVISE_BLOCK, REVISE_INPUT, REVISE_VIEW } from "./ids.js";
+import type { ReviseMetadata } from "./payloads.js";
+
+// Block Kit renderings of the outbound message kinds. Pure functions: easy to test, and every Slack
+// limit (block count, text lengths) is applied here, once.
+
+export interface Rendered {
+  /** Notification and fallback text. */
+  text: string;
+  blocks: KnownBlock[];
+}
+
+const LIMITS = { blocks: 50, section: 3000, header: 150, button: 75, value: 2000, fields: 10, field: 2000, buttons: 10, options: 100, fallback: 3000 };
+
+/** Cuts text to `max` characters, marking the cut. */
+export function clip(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
+
+/** Escapes the three characters mrkdwn treats as markup. */
+export const esc = (text: string) => text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+
+/** A user mention when `id` looks like a Slack user id, else the name as given. */
+const who = (id: string) => (/^[UW][A-Z0-9]{2,}$/.test(id) ? `<@${id}>` : esc(id));
+
+const section = (text: string, accessory?: Button): SectionBlock => ({
+  type: "section",
+  text: { type: "mrkdwn", text: clip(text, LIMITS.section) },
+  ...(accessory ? { accessory } : {}),
+});
+
+const context = (...texts: string[]): ContextBlock => ({
+  type: "context",
+  elements: texts.slice(0, 10).map((t) => ({ type: "mrkdwn" as const, text: clip(t, LIMITS.section) })),
+});
+
+function button(actionId: string, label: string, value: string, style?: "primary" | "danger"): Button {
+  return {
+    type: "button",
+    action_id: actionId,
+    text: { type: "plain_text", text: clip(label, LIMITS.button), emoji: true },
+    value: clip(value, LIMITS.value),
+    ...(style ? { style } : {}),
+  };
+}
+
+/** A code block: mrkdwn still needs its markup characters escaped inside. */
+const code = (text: string) => `\`\`\`${esc(text)}\`\`\``;
+
+function table(rows: string[][]): string {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  return rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i])).join("  ").trimEnd()).join("\n");
+}
+
+const finish = (text: string, blocks: KnownBlock[]): Rendered => ({ text: clip(text, LIMITS.fallback), blocks: blocks.slice(0, LIMITS.blocks) });
+
+export function renderQuestion(q: Question, answered = false): Rendered {
+  const blocks: KnownBlock[] = [section(esc(q.text))];
+  const fallback = [q.text, ...q.choices.map((c, i) => `${i + 1}) ${c.label}`)].join("\n");
+  if (answered) return finish(fallback, [...blocks, context("✔ Answered; the conversation continues below.")]);
+  if (q.choices.length && q.choices.length <= LIMITS.buttons) {
+    const actions: ActionsBlock = { type: "actions", elements: q.choices.map((c, i) => button(`${ACTION.answer}.${i}`, c.label, c.value)) };
+    blocks.push(actions);
+  } else if (q.choices.length) {
+    blocks.push({
+      type: "actions",
+      elements: [
+        {
+          type: "static_select",
+          action_id: ACTION.answer,
+          placeholder: { type: "plain_text", text: "Choose…" },
+          options: q.choices.slice(0, LIMITS.options).map((c) => ({ text: { type: "plain_text" as const, text: clip(c.label, LIMITS.button) }, value: clip(c.value, 150) })),
+        },
+      ],
+    });
+  }
+  const hint = !q.choices.length ? "Reply in this thread." : q.allowFreeText ? "Click a choice, or reply in this thread with your answer." : "Click a choice.";
+  blocks.push(context(hint));
+  return finish(fallback, blocks);
+}
+
+export function renderPlans(plans: Plan[], recommended: string, notices: string[], decided?: Decision): Rendered {
+  const count = `${plans.length} plan${plans.length === 1 ? "" : "s"}`;
+  const blocks: KnownBlock[] = [
+    section(decided ? `*I had ${count}:*` : `*I have ${count}.* Approve to evaluate every plan and build the best, build one plan, revise, or cancel.`),
+  ];
+  plans.forEach((p, i) => {
+    const lines = [`*Plan ${i + 1} — ${esc(p.title)}*${p.id === recommended ? " (recommended)" : ""}`, esc(p.summary)];
+    if (p.preprocessing.length) lines.push(`*Data:* ${esc(p.preprocessing.join("; "))}`);
+    lines.push(`*Training:* ${esc(p.training)}`, `*Why:* ${esc(p.rationale)}`);
+    blocks.push({ type: "divider" }, section(lines.join("\n"), decided ? undefined : button(`${ACTION.approve}.plan.${i + 1}`, `Build plan ${i + 1}`, p.id)));
+  });
+  if (notices.length) blocks.push(context(...notices.map((n) => `Note: ${esc(n)}`)));
+  if (decided) blocks.push(context(`*Decision:* ${who(decided.by)} ${esc(decided.text)}.`));
+  else {
+    const cancel = button(ACTION.cancel, "Cancel", "cancel", "danger");
+    cancel.confirm = {
+      title: { type: "plain_text", text: "Cancel this request?" },
+      text: { type: "plain_text", text: "Nothing will be trained." },
+      confirm: { type: "plain_text", text: "Cancel it" },
+      deny: { type: "plain_text", text: "Keep it" },
+    };
+    blocks.push({
+      type: "actions",
+      elements: [button(`${ACTION.approve}.best`, "Approve: build the best", "best", "primary"), button(ACTION.revise, "Revise…", "revise"), cancel],
+    });
+  }
+  const titles = plans.map((p, i) => `${i + 1}) ${p.title}`).join("; ");
+  const text = decided ? `Plans: ${titles}. Decision: ${decided.text}.` : `I have ${count}: ${titles}. Approve, revise or cancel.`;
+  return finish(text, blocks);
+}
+
+const MARK = { pending: "▫️", running: "⏳", done: "✅", failed: "❌" } as const;
+
+export function renderStatus(view: StatusView, final = false): Rendered {
+  const title = view.current ? STAGE_LABELS[view.current] : "Working";
+  const bar = view.progress ? ` \`${progressBar(view.progress.done, view.progress.total)}\` ${esc(view.progress.label)}` : "";
+  const blocks: KnownBlock[] = [section(`*${title}*${bar}`)];
+  if (view.stages.length) blocks.push(section(view.stages.map((s) => `${MARK[s.state]} ${STAGE_LABELS[s.stage]}`).join("\n")));
+  // Validation and test metrics are what the user watches; others (timings, sizes) follow if room is left.
+  const names = Object.keys(view.metrics);
+  const shown = [...names.filter((n) => /^(valid|test)_/.test(n)), ...names.filter((n) => !/^(valid|test)_/.test(n))].slice(0, LIMITS.fields);
+  if (shown.length)
+    blocks.push({ type: "section", fields: shown.map((n) => ({ type: "mrkdwn" as const, text: clip(`*${esc(n)}*\n${fmt(view.metrics[n])}`, LIMITS.field) })) });
+  if (view.notices.length) blocks.push(context(...view.notices.slice(-3).map((n) => `Note: ${esc(n)}`)));
+  // While a stage runs it can be stopped: the button, an :x: reaction on this message, or a `cancel` reply.
+  if (!final && view.stages.some((s) => s.state === "running")) {
+    blocks.push({ type: "actions", elements: [button(ACTION.cancel, "Cancel", "cancel", "danger")] });
+    blocks.push(context("Or react with :x: to this message, or reply `cancel`."));
+  }
+  return finish(renderStatusLine(view), blocks);
+}
+
+export function renderReport(report: Report): Rendered {
+  const blocks: KnownBlock[] = [{ type: "header", text: { type: "plain_text", text: clip(report.title, LIMITS.header), emoji: true } }];
+  if (report.summary.length) blocks.push(section(esc(report.summary.join("\n"))));
+  const metricNames = Object.keys(report.metrics);
+  if (metricNames.length) blocks.push(section(`*Test-split metrics*\n${code(table([["metric", "value"], ...metricNames.map((m) => [m, fmt(report.metrics[m])])]))}`));
+  if (report.constraints.length) {
+    const rows = report.constraints.map((c) => [c.name, `${c.op} ${c.target}`, fmt(c.actual), c.met === null ? "not measured" : c.met ? "✅ met" : "❌ NOT met"]);
+    blocks.push(section(`*Constraints*\n${code(table([["constraint", "target", "actual", "met"], ...rows]))}`));
+  }
+  if (report.endpoint) {
+    const e = report.endpoint;
+    blocks.push(section(`*Endpoint:* ${esc(e.url)} (${e.serving ? "serving" : "stopped"}; check ${e.check.ok ? "ok ✅" : "failed ❌"})`));
+    if (report.curl && e.serving) blocks.push(section(`*Try it:*\n${code(report.curl)}`));
+  }
+  const a = report.artifacts;
+  const files = [a.model && `model: \`${esc(a.model)}\``, a.code && `code: \`${esc(a.code)}\``, a.report && `report: \`${esc(a.report)}\``].filter((f): f is string => !!f);
+  if (a.plots.length) files.push(`${a.plots.length} plot${a.plots.length === 1 ? "" : "s"}: attached below`);
+  if (files.length) blocks.push(context(...files));
+  if (report.llm)
+    blocks.push(context(`LLM: ${report.llm.calls} calls, ${report.llm.prompt_tokens + report.llm.completion_tokens} tokens, about $${report.llm.cost_usd.toFixed(4)}`));
+  if (report.notices.length) blocks.push(context(...report.notices.map((n) => `Note: ${esc(n)}`)));
+  const endpoint = report.endpoint?.serving ? ` Endpoint: ${report.endpoint.url}` : "";
+  return finish(`${report.title}.${endpoint}`, blocks);
+}
+
+export function renderText(text: string): Rendered {
+  return finish(text, [section(esc(text))]);
+}
+
+export function render(message: Outbound): Rendered {
+  switch (message.kind) {
+    case "text":
+      return renderText(message.text);
+    case "question":
+      return renderQuestion(message.question);
+    case "plans":
+      return renderPlans(message.plans, message.recommended, message.notices, message.decided);
+    case "status":
+      return renderStatus(message.status);
+    case "report":
+      return renderReport(message.report);
+  }
+}
+
+/** The modal that takes revision feedback; the thread and the plan card ride along in private_metadata. */
+export function reviseModal(meta: ReviseMetadata): ModalView {
+  return {
+    type: "modal",
+    callback_id: REVISE_VIEW,
+    private_metadata: JSON.stringify(meta),
+    title: { type: "plain_text", text: "Revise the plans" },
+    submit: { type: "plain_text", text: "Re-plan" },
+    close: { type: "plain_text", text: "Back" },
+    blocks: [
+      {
+        type: "input",
+        block_id: REVISE_BLOCK,
+        label: { type: "plain_text", text: "What should change?" },
+        element: {
+          type: "plain_text_input",
+          action_id: REVISE_INPUT,
+          multiline: true,
+          min_length: 1,
+          max_length: 2000,
+          placeholder: { type: "plain_text", text: "e.g. use a random forest, no logistic regression" },
+        },
+      },
+    ],
+  };
+}

@@ -1,0 +1,156 @@
+import { describe, expect, it } from "vitest";
+import { renderPlans, renderQuestion, renderReport, renderStatus, reviseModal, type Rendered } from "../../adapters/slack/blocks.js";
+import { ReviseMetadata } from "../../adapters/slack/payloads.js";
+import type { Plan, Question } from "../../graphs/automl/agents/types.js";
+import type { Report } from "../../graphs/automl/state.js";
+import type { StatusView } from "../../src/conversation/status.js";
+import { blockText, elements, type Block } from "../helpers/fake-slack.js";
+
+const plan = (i: number, over: Partial<Plan> = {}): Plan => ({
+  id: `plan-${i}`,
+  title: `Model family ${i}`,
+  approach: "ensemble",
+  summary: `Summary ${i}`,
+  preprocessing: ["scale numbers"],
+  models: [{ family: "random_forest", label: "Random forest", estimator: "RandomForestClassifier" }],
+  training: "3-fold CV",
+  inference: "batch",
+  rationale: "works on tables",
+  notices: [],
+  ...over,
+});
+
+const question = (n: number, over: Partial<Question> = {}): Question => ({
+  slot: "target",
+  text: "Which column should I predict?",
+  choices: Array.from({ length: n }, (_, i) => ({ label: `column ${i}`, value: `c${i}` })),
+  allowFreeText: true,
+  ...over,
+});
+
+const report = (over: Partial<Report> = {}): Report => ({
+  status: "deployed",
+  title: "Model deployed",
+  summary: ["Random forest; accuracy 0.97."],
+  metrics: { accuracy: 0.97123, f1: 0.95 },
+  constraints: [
+    { name: "accuracy", op: ">=", target: 0.9, actual: 0.97, met: true },
+    { name: "latency_ms", op: "<=", target: 5, actual: 9, met: false },
+  ],
+  endpoint: { url: "http://127.0.0.1:4000", check: { ok: true, prediction: ["Good"] }, serving: true },
+  curl: "curl -s -X POST http://127.0.0.1:4000/predict -d '{\"rows\":[{\"a\":1}]}'",
+  artifacts: { model: "/w/model.pkl", code: "/w/solution.py", report: "/w/report.md", plots: ["/w/confusion.png"] },
+  notices: [],
+  llm: null,
+  ...over,
+});
+
+const blocks = (r: Rendered) => r.blocks as unknown as Block[];
+const actionIds = (r: Rendered) => elements(blocks(r)).map((e) => e.action_id);
+
+/** Slack's documented limits, checked on everything we render. */
+function withinLimits(r: Rendered): void {
+  expect(r.blocks.length).toBeLessThanOrEqual(50);
+  for (const b of blocks(r)) {
+    const text = (b.text as { text?: string } | undefined)?.text;
+    if (b.type === "section" && text) expect(text.length).toBeLessThanOrEqual(3000);
+    if (b.type === "header") expect(text!.length).toBeLessThanOrEqual(150);
+  }
+  for (const e of elements(blocks(r))) {
+    if (e.text) expect(e.text.text.length).toBeLessThanOrEqual(75);
+    if (e.value) expect(e.value.length).toBeLessThanOrEqual(2000);
+  }
+}
+
+describe("Slack Block Kit rendering", () => {
+  it("renders a question's choices as buttons with a free-text hint, and closes it when answered", () => {
+    const open = renderQuestion(question(3));
+    expect(actionIds(open)).toEqual(["threadml.answer.0", "threadml.answer.1", "threadml.answer.2"]);
+    expect(elements(blocks(open)).map((e) => e.value)).toEqual(["c0", "c1", "c2"]);
+    expect(blockText(blocks(open))).toMatch(/or reply in this thread/);
+    expect(open.text).toMatch(/1\) column 0/);
+    const answered = renderQuestion(question(3), true);
+    expect(actionIds(answered)).toEqual([]);
+    expect(blockText(blocks(answered))).toMatch(/Answered/);
+  });
+
+  it("switches to a menu for many choices and keeps labels within Slack's limits", () => {
+    const many = renderQuestion(question(140, { allowFreeText: false }));
+    const [menu] = elements(blocks(many));
+    expect(menu).toMatchObject({ type: "static_select", action_id: "threadml.answer" });
+    expect((menu.options as unknown[]).length).toBe(100);
+    expect(blockText(blocks(many))).toMatch(/Click a choice\.$/m);
+    const long = renderQuestion({ ...question(1), choices: [{ label: "x".repeat(200), value: "v" }] });
+    withinLimits(long);
+    expect(elements(blocks(long))[0].text!.text).toMatch(/…$/);
+  });
+
+  it("escapes mrkdwn in text that comes from data or models", () => {
+    const r = renderQuestion({ ...question(0), text: "Predict <b> & <@U123>?" });
+    expect(blockText(blocks(r))).toContain("Predict &lt;b&gt; &amp; &lt;@U123&gt;?");
+  });
+
+  it("renders plan cards with per-plan and card-level actions, and a decided card without any", () => {
+    const plans = [plan(1), plan(2, { title: "Boosting <fast>" }), plan(3)];
+    const open = renderPlans(plans, "plan-2", ["XGBoost is not installed"]);
+    expect(actionIds(open)).toEqual(["threadml.approve.plan.1", "threadml.approve.plan.2", "threadml.approve.plan.3", "threadml.approve.best", "threadml.revise", "threadml.cancel"]);
+    expect(elements(blocks(open)).find((e) => e.action_id === "threadml.approve.plan.2")?.value).toBe("plan-2");
+    const text = blockText(blocks(open));
+    expect(text).toMatch(/Plan 2 — Boosting &lt;fast&gt;\* \(recommended\)/);
+    expect(text).toMatch(/Note: XGBoost is not installed/);
+    expect(elements(blocks(open)).find((e) => e.action_id === "threadml.cancel")?.confirm).toBeTruthy();
+
+    const decided = renderPlans(plans, "best", [], { by: "UALICE0001", text: "approved plan 2 (Boosting)" });
+    expect(actionIds(decided)).toEqual([]);
+    expect(blockText(blocks(decided))).toMatch(/Decision:\* <@UALICE0001> approved plan 2 \(Boosting\)\./);
+    withinLimits(renderPlans(Array.from({ length: 5 }, (_, i) => plan(i, { summary: "s".repeat(5000) })), "best", ["n".repeat(4000)]));
+  });
+
+  it("renders the status checklist, progress bar and metrics, with Cancel while a stage runs", () => {
+    const view: StatusView = {
+      stages: [
+        { stage: "execute", state: "done" },
+        { stage: "train", state: "running" },
+      ],
+      current: "train",
+      progress: { label: "fit", done: 3, total: 10 },
+      metrics: { train_seconds: 1.5, ...Object.fromEntries(Array.from({ length: 12 }, (_, i) => [`valid_m${i}`, i / 10])) },
+      notices: ["a", "b", "c", "d"],
+    };
+    const r = renderStatus(view);
+    const text = blockText(blocks(r));
+    expect(text).toMatch(/\*Train\* `\[######--------------\] 3\/10` fit/);
+    expect(text).toMatch(/✅ Evaluate plans\n⏳ Train/);
+    const fields = (blocks(r).find((b) => "fields" in b)!.fields as Array<{ text: string }>).map((f) => f.text);
+    expect(fields).toHaveLength(10);
+    expect(fields.every((f) => f.startsWith("*valid_"))).toBe(true);
+    expect(text).not.toMatch(/Note: a/);
+    expect(actionIds(r)).toEqual(["threadml.cancel"]);
+    expect(actionIds(renderStatus(view, true))).toEqual([]);
+    expect(actionIds(renderStatus({ ...view, stages: [{ stage: "train", state: "done" }] }))).toEqual([]);
+  });
+
+  it("renders the report: metrics and constraints tables, endpoint, curl and plots", () => {
+    const r = renderReport(report());
+    const text = blockText(blocks(r));
+    expect(blocks(r)[0]).toMatchObject({ type: "header", text: { text: "Model deployed" } });
+    expect(text).toMatch(/accuracy +0\.971/);
+    expect(text).toMatch(/accuracy +&gt;= 0\.9 +0\.970 +✅ met/);
+    expect(text).toMatch(/latency_ms +&lt;= 5 +9\.000 +❌ NOT met/);
+    expect(text).toMatch(/Endpoint:\* http:\/\/127\.0\.0\.1:4000 \(serving; check ok/);
+    expect(text).toMatch(/```curl -s -X POST/);
+    expect(text).toMatch(/1 plot: attached below/);
+    expect(r.text).toBe("Model deployed. Endpoint: http://127.0.0.1:4000");
+    const stopped = blockText(blocks(renderReport(report({ endpoint: { url: "http://x", check: { ok: false, prediction: null }, serving: false } }))));
+    expect(stopped).not.toMatch(/curl/);
+    expect(stopped).toMatch(/stopped; check failed/);
+    withinLimits(renderReport(report({ title: "t".repeat(400), summary: ["s".repeat(9000)] })));
+  });
+
+  it("builds the revise modal within Slack's limits, carrying the thread in its metadata", () => {
+    const modal = reviseModal({ channel: "C1", thread: "1.2", message: "1.3" });
+    expect(modal.title.text.length).toBeLessThanOrEqual(24);
+    expect(modal.callback_id).toBe("threadml.revise");
+    expect(ReviseMetadata.parse(JSON.parse(modal.private_metadata!))).toEqual({ channel: "C1", thread: "1.2", message: "1.3" });
+  });
+});

@@ -108,9 +108,11 @@ export class Engine {
     return runner;
   }
 
+  // One controller per step of a thread: a cancel that comes before the first job of the step, or between
+  // two jobs, still stops every job the step starts after it. Each advance() or resume() starts afresh.
   private controller(threadId: string): AbortController {
     let c = this.controllers.get(threadId);
-    if (!c || c.signal.aborted) {
+    if (!c) {
       c = new AbortController();
       this.controllers.set(threadId, c);
     }
@@ -119,7 +121,7 @@ export class Engine {
 
   /** Stops the thread's running job (if any); the graph then finishes as cancelled. */
   cancel(threadId: string): void {
-    this.controllers.get(threadId)?.abort(new Error("cancelled by the user"));
+    this.controller(threadId).abort(new Error("cancelled by the user"));
   }
 
   async stopServer(threadId: string): Promise<boolean> {
@@ -148,6 +150,7 @@ export class Engine {
   /** Starts a conversation or resumes a paused one, and runs it until it pauses or ends. */
   async advance(threadId: string, input: StartInput | ResumeValue, options: AdvanceOptions = {}): Promise<Outcome> {
     const config = graphConfig(threadId, options);
+    this.controllers.delete(threadId);
     return this.outcomeOf(
       await ("kind" in input
         ? this.graph.invoke(new Command({ resume: input }) as Parameters<AutoMLGraph["invoke"]>[0], config)
@@ -170,6 +173,7 @@ export class Engine {
   /** Runs a conversation on from its last checkpoint (after a restart), until it pauses or ends. */
   async resume(threadId: string, options: AdvanceOptions = {}): Promise<Outcome> {
     const config = graphConfig(threadId, options);
+    this.controllers.delete(threadId);
     return this.outcomeOf(await this.graph.invoke(null, config));
   }
 

@@ -150,6 +150,21 @@ describe("AutoML graph", () => {
     expect(state.endpoint).toBeNull();
   });
 
+  it("keeps a cancel that arrives before the step's first job starts", async () => {
+    const e = engine();
+    const t = "test:cancel-early";
+    e.onEvent((id, ev) => {
+      if (id === t && ev.type === "stage" && ev.stage === "decompose" && ev.state === "start") e.cancel(t);
+    });
+    await e.advance(t, { text: "Predict Quality in bananas.csv" });
+    const state = done(await e.advance(t, { kind: "approve", planId: "best" }));
+    expect(state.status).toBe("cancelled");
+    expect(state.runs.every((r) => r.kind !== "full")).toBe(true);
+    // The next conversation in the engine is not cancelled by the old request.
+    const next = await e.advance("test:cancel-early-next", { text: "Predict Quality in bananas.csv" });
+    expect(next.kind === "interrupt" && next.payload.kind).toBe("approval");
+  });
+
   it("classifies a solution that hangs as solution_stuck and recovers through the fix loop", async () => {
     const offline = createOfflineAgents();
     // An operation agent whose first code never finishes; its fixes come from the offline agent.

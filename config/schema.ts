@@ -129,6 +129,11 @@ export const Config = z.object({
   seed: z.coerce.number().int().default(42),
   /** Host the model server binds to. */
   serveHost: z.string().default("127.0.0.1"),
+  /**
+   * With a chat platform, graph work, training jobs and model servers run this much nicer (0-19) than
+   * the thread that acknowledges platform events, so acknowledgements stay prompt under load; 0 turns it off.
+   */
+  workNice: z.coerce.number().int().min(0).max(19).default(10),
   /** Users (platform ids) who may approve, revise or cancel any conversation besides its requester. */
   approvers: z.array(z.string()).default([]),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),

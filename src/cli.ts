@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import os from "node:os";
 import { Command, Option } from "commander";
 import type { InterruptPayload, State } from "../graphs/automl/state.js";
 import { createChatAdapters } from "../adapters/index.js";
@@ -128,7 +129,17 @@ async function startCommand(): Promise<number> {
   const check = await engine.runner(config.defaultRunner).check();
   if (!check.ok) process.stderr.write(`Warning: ${check.message}\n`);
   await service.start();
-  if (chat.length) process.stderr.write(`ThreadML is listening on ${chat.map((a) => a.platform).join(" and ")}; Ctrl-C stops it.\n`);
+  if (chat.length) {
+    // On Linux this lowers the calling (main) thread only: the Slack connection thread keeps acknowledging
+    // at full priority, and training jobs and model servers started from here inherit the lower one.
+    if (config.workNice > 0)
+      try {
+        os.setPriority(0, Math.max(os.getPriority(0), config.workNice));
+      } catch (err) {
+        logger.warn({ err }, "could not lower the priority of graph work");
+      }
+    process.stderr.write(`ThreadML is listening on ${chat.map((a) => a.platform).join(" and ")}; Ctrl-C stops it.\n`);
+  }
   process.once("SIGINT", () => finish());
   process.once("SIGTERM", () => finish());
   await done;

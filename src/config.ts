@@ -21,6 +21,7 @@ const ENV_MAP: Array<[string, string[]]> = [
   ["THREADML_SEARCH_BUDGET_S", ["search", "budgetS"]],
   ["THREADML_SERVE_HOST", ["serveHost"]],
   ["THREADML_APPROVERS", ["approvers"]],
+  ["THREADML_WORK_NICE", ["workNice"]],
   ["LOG_LEVEL", ["logLevel"]],
   ["REDIS_URL", ["redis", "url"]],
   ["SLACK_BOT_TOKEN", ["slack", "botToken"]],

@@ -1,7 +1,7 @@
 import type { LangGraphRunnableConfig } from "@langchain/langgraph";
 import type { Config } from "../../config/schema.js";
 import type { Logger } from "../../src/logger.js";
-import { LlmUnavailableError } from "../../src/llm/errors.js";
+import { LlmCancelledError, LlmUnavailableError } from "../../src/llm/errors.js";
 import { withUsage } from "../../src/llm/usage.js";
 import type { ModelServer, Runner } from "../../runners/types.js";
 import type { Agents, Plan } from "./agents/types.js";
@@ -88,12 +88,15 @@ export function stage<S>(deps: GraphDeps, name: Stage, fn: NodeFn<S>): NodeFn<S>
     const threadId = threadIdOf(config);
     const started = performance.now();
     deps.emit(threadId, { type: "stage", stage: name, state: "start" });
-    const { result: update, usage } = await withUsage(() =>
-      fn(state, config).catch((err: unknown): Update => {
-        // An LLM endpoint that stays down ends the conversation with its own clear message.
-        if (err instanceof LlmUnavailableError) return { status: "failed", error: err.message };
-        throw err;
-      }),
+    const { result: update, usage } = await withUsage(
+      () =>
+        fn(state, config).catch((err: unknown): Update => {
+          // An LLM endpoint that stays down ends the conversation with its own clear message.
+          if (err instanceof LlmUnavailableError) return { status: "failed", error: err.message };
+          if (err instanceof LlmCancelledError) return { status: "cancelled", error: "Cancelled by the user." };
+          throw err;
+        }),
+      deps.jobSignal(threadId),
     );
     const seconds = (performance.now() - started) / 1000;
     const failed = update.status === "failed";

@@ -3,9 +3,9 @@ import { ChatOpenAI } from "@langchain/openai";
 import type { z } from "zod";
 import type { LlmConfig, LlmRole } from "../../config/schema.js";
 import type { Logger } from "../logger.js";
-import { LlmOutputError, LlmUnavailableError } from "./errors.js";
+import { LlmCancelledError, LlmOutputError, LlmUnavailableError } from "./errors.js";
 import { extractJson } from "./json.js";
-import { recordUsage } from "./usage.js";
+import { recordUsage, scopeSignal } from "./usage.js";
 
 // One client for every agent: it talks to any OpenAI-compatible endpoint through ChatOpenAI, retries what
 // is worth retrying, turns failures into the two errors the engine understands, and meters usage.
@@ -55,7 +55,17 @@ class CallerError {
   constructor(readonly error: unknown) {}
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** Waits `ms`, or less when `signal` aborts first (the loop then sees the cancel). */
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+    signal?.addEventListener("abort", done, { once: true });
+  });
 
 /** True when `err` is an instance of a class called `name` (class identity breaks across package copies). */
 function isKind(err: unknown, name: string): boolean {
@@ -278,8 +288,12 @@ export class LlmClient {
     mayRetry: () => boolean,
   ): Promise<{ value: T; attempts: number }> {
     const timeoutMs = this.config.timeoutS * 1000;
+    const cancel = scopeSignal();
     for (let n = 1; ; n++) {
+      if (cancel?.aborted) throw new LlmCancelledError(req.step);
       const controller = new AbortController();
+      const onCancel = () => controller.abort(new LlmCancelledError(req.step));
+      cancel?.addEventListener("abort", onCancel, { once: true });
       let timedOut = false;
       let timer: NodeJS.Timeout | undefined;
       const arm = () => {
@@ -294,6 +308,7 @@ export class LlmClient {
         return { value: await attempt(controller.signal, arm), attempts: n };
       } catch (err) {
         if (err instanceof CallerError) throw err.error;
+        if (cancel?.aborted) throw new LlmCancelledError(req.step);
         const failure = this.classify(err, timedOut);
         if (failure.retryAfterMs !== undefined && failure.retryAfterMs > this.maxRetryAfterMs) {
           failure.retryable = false;
@@ -318,9 +333,10 @@ export class LlmClient {
           { step: req.step, role: req.role, attempt: n, reason: failure.reason, delayMs: delay },
           "LLM call failed; retrying",
         );
-        await sleep(delay);
+        await sleep(delay, cancel);
       } finally {
         clearTimeout(timer);
+        cancel?.removeEventListener("abort", onCancel);
       }
     }
   }

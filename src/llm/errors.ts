@@ -58,3 +58,11 @@ export class LlmOutputError extends Error {
     this.output = output.length > 2000 ? `${output.slice(0, 2000)}…` : output;
   }
 }
+
+/** The conversation was cancelled while an LLM request was in flight (or waiting to be retried). */
+export class LlmCancelledError extends Error {
+  override name = "LlmCancelledError";
+  constructor(readonly step: string) {
+    super(`The ${step} step was cancelled.`);
+  }
+}

@@ -12,18 +12,24 @@ export interface Usage {
 
 export const zeroUsage = (): Usage => ({ calls: 0, prompt_tokens: 0, completion_tokens: 0 });
 
-const scope = new AsyncLocalStorage<Usage>();
+// The same scope carries the conversation's cancel signal, so a cancel also stops an LLM request in flight.
+const scope = new AsyncLocalStorage<{ usage: Usage; signal?: AbortSignal }>();
 
-/** Runs `fn` in a fresh usage scope and returns what the LLM calls inside it used. */
-export async function withUsage<T>(fn: () => Promise<T>): Promise<{ result: T; usage: Usage }> {
+/** Runs `fn` in a fresh usage scope (cancelled with `signal`) and returns what the LLM calls inside it used. */
+export async function withUsage<T>(fn: () => Promise<T>, signal?: AbortSignal): Promise<{ result: T; usage: Usage }> {
   const usage = zeroUsage();
-  const result = await scope.run(usage, fn);
+  const result = await scope.run({ usage, signal }, fn);
   return { result, usage };
+}
+
+/** The cancel signal of the current scope, if any. */
+export function scopeSignal(): AbortSignal | undefined {
+  return scope.getStore()?.signal;
 }
 
 /** Adds one LLM call to the current scope (a no-op outside any scope). */
 export function recordUsage(tokens: { prompt_tokens?: number; completion_tokens?: number }): void {
-  const usage = scope.getStore();
+  const usage = scope.getStore()?.usage;
   if (!usage) return;
   usage.calls += 1;
   usage.prompt_tokens += tokens.prompt_tokens ?? 0;

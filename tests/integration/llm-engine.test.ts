@@ -172,6 +172,25 @@ describe("LLM engine, end to end", () => {
     expect(server.requests.filter((r) => r.step === "verify-request")).toHaveLength(2);
   });
 
+  it("stops an LLM request in flight when the conversation is cancelled, without retrying it", async () => {
+    const server = await serve((r) => (r.step === "plan" ? { hang: true } : competent(r)));
+    // Without the cancel this would wait 2 × 30 s and end as failed.
+    const e = await engineFor(server, { llm: { baseUrl: server.baseUrl, model: "scripted", maxRetries: 1, timeoutS: 30 } });
+    const poll = setInterval(() => {
+      if (server.requests.some((r) => r.step === "plan")) {
+        clearInterval(poll);
+        e.cancel("cancel-llm");
+      }
+    }, 20);
+    const state = done(await e.advance("cancel-llm", { text: "Predict Quality in bananas.csv" }));
+    clearInterval(poll);
+    expect(state.status).toBe("cancelled");
+    expect(state.error).toMatch(/Cancelled/);
+    const plans = server.requests.filter((r) => r.step === "plan").length;
+    expect(plans).toBeGreaterThan(0);
+    expect(plans).toBeLessThanOrEqual(3);
+  });
+
   it("goes on after a 429 that clears, and counts the call once", async () => {
     let limited = true;
     const server = await serve((r) => {

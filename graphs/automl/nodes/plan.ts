@@ -1,3 +1,4 @@
+import { LlmCancelledError, LlmUnavailableError } from "../../../src/llm/errors.js";
 import { runnerNameOf, stage, threadIdOf, type GraphDeps } from "../deps.js";
 import type { State } from "../state.js";
 
@@ -23,6 +24,8 @@ export function planNode(deps: GraphDeps) {
       const notices = [...new Set(numbered.flatMap((p) => p.notices))];
       return { plans: numbered, approvedPlan: null, planSerial: state.planSerial + plans.length, notices };
     } catch (err) {
+      // An unreachable endpoint and a cancel carry their own message (see stage()).
+      if (err instanceof LlmUnavailableError || err instanceof LlmCancelledError) throw err;
       return { status: "failed", error: `I could not make a plan: ${(err as Error).message}` };
     }
   });

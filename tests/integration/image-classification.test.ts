@@ -1,11 +1,11 @@
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { chmodSync, copyFileSync, cpSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { spawnSync, type ChildProcess } from "node:child_process";
+import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { HarnessResult, HarnessSpec, type HarnessSpecInput } from "../../runners/contract.js";
+import type { HarnessSpecInput } from "../../runners/contract.js";
 import { requirePython, runCli } from "../helpers/cli.js";
 import { writeShapeImages, writeZip } from "../helpers/datasets.js";
+import { harnessWorkspace, postPredict, runHarness, startServe, PYTHON } from "../helpers/harness.js";
 import { tempDir } from "../helpers/tmp.js";
 
 // Image classification end to end: the harness's images variant on small synthetic pictures (circles,
@@ -13,8 +13,6 @@ import { tempDir } from "../helpers/tmp.js";
 // handling; the model server taking base64 images; the environment_error a CNN gets on a runner without
 // PyTorch; and the CLI from plain words to a checked endpoint, offering scikit-learn models instead.
 
-const PYTHON = process.env.THREADML_PYTHON || "/usr/bin/python3";
-const PY_DIR = fileURLToPath(new URL("../../runners/python/", import.meta.url));
 const tmp = tempDir("threadml-images-");
 const cwd = tmp.dir;
 const servers: ChildProcess[] = [];
@@ -51,47 +49,9 @@ afterAll(() => {
   for (const s of servers) s.kill("SIGTERM");
 });
 
-function workspace(name: string, solution: string, data: Record<string, string>): string {
-  const dir = join(cwd, name);
-  mkdirSync(dir, { recursive: true });
-  for (const f of readdirSync(PY_DIR)) if (f.endsWith(".py")) copyFileSync(join(PY_DIR, f), join(dir, f));
-  for (const [dest, source] of Object.entries(data)) cpSync(source, join(dir, dest), { recursive: true });
-  writeFileSync(join(dir, "solution.py"), solution);
-  return dir;
-}
-
-function runHarness(dir: string, spec: HarnessSpecInput, prelude?: string): Promise<{ code: number | null; stderr: string; result: HarnessResult }> {
-  writeFileSync(join(dir, "spec.json"), JSON.stringify(HarnessSpec.parse(spec)));
-  const args = prelude ? ["-c", `${prelude}; import runpy; sys.argv = ['harness.py']; runpy.run_path('harness.py', run_name='__main__')`] : ["harness.py"];
-  return new Promise((resolve, reject) => {
-    const child = spawn(PYTHON, args, { cwd: dir, env: { ...process.env, OMP_NUM_THREADS: "1" }, stdio: ["ignore", "ignore", "pipe"] });
-    let stderr = "";
-    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stderr, result: HarnessResult.parse(JSON.parse(readFileSync(join(dir, "out", "result.json"), "utf8"))) }));
-  });
-}
-
-function serve(dir: string): Promise<string> {
-  const child = spawn(PYTHON, ["serve.py", "--port", "0"], { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
-  servers.push(child);
-  return new Promise((resolve, reject) => {
-    let buf = "";
-    child.stdout!.setEncoding("utf8").on("data", (d: string) => {
-      buf += d;
-      if (buf.includes("\n")) {
-        const ev = JSON.parse(buf.split("\n")[0]) as { host: string; port: number };
-        resolve(`http://${ev.host}:${ev.port}`);
-      }
-    });
-    child.on("exit", (code) => reject(new Error(`serve.py exited (${code})`)));
-  });
-}
-
-async function post(url: string, body: unknown): Promise<{ status: number; body: { predictions?: string[]; error?: string } }> {
-  const res = await fetch(`${url}/predict`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
-  return { status: res.status, body: (await res.json()) as { predictions?: string[]; error?: string } };
-}
+const workspace = (name: string, solution: string, data: Record<string, string>) => harnessWorkspace(join(cwd, name), solution, data);
+const serve = (dir: string) => startServe(dir, servers);
+const post = (url: string, body: unknown) => postPredict<string>(url, body);
 
 const base = { mode: "train", task: "classification", variant: "images", target: "label", metric: "accuracy" } as const;
 const csvLabels: NonNullable<HarnessSpecInput["images"]> = { labels: [{ file: "labels.csv" }], filename_column: "filename", size: 16 };

@@ -1,11 +1,11 @@
-import { spawn, type ChildProcess } from "node:child_process";
-import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import type { ChildProcess } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { HarnessResult, HarnessSpec, type HarnessSpecInput } from "../../runners/contract.js";
+import type { HarnessSpecInput } from "../../runners/contract.js";
 import { requirePython, runCli } from "../helpers/cli.js";
 import { writeGraphCsvs, writeZip } from "../helpers/datasets.js";
+import { harnessWorkspace, postPredict, runHarness, startServe } from "../helpers/harness.js";
 import { tempDir } from "../helpers/tmp.js";
 
 // Node classification end to end: the harness's graph variant on a planted-partition graph whose labels
@@ -13,8 +13,6 @@ import { tempDir } from "../helpers/tmp.js";
 // graph (SGC) must beat the same model on the features alone; the model server labels nodes by id and a
 // new node by its features and neighbours; the CLI goes from two CSVs to a checked endpoint.
 
-const PYTHON = process.env.THREADML_PYTHON || "/usr/bin/python3";
-const PY_DIR = fileURLToPath(new URL("../../runners/python/", import.meta.url));
 const tmp = tempDir("threadml-graph-");
 const cwd = tmp.dir;
 const env = { THREADML_DATA_DIR: join(cwd, ".threadml"), THREADML_SEARCH_BUDGET_S: "3" };
@@ -38,46 +36,9 @@ afterAll(() => {
   for (const s of servers) s.kill("SIGTERM");
 });
 
-function workspace(name: string, data: Record<string, string>): string {
-  const dir = join(cwd, name);
-  mkdirSync(dir, { recursive: true });
-  for (const f of readdirSync(PY_DIR)) if (f.endsWith(".py")) copyFileSync(join(PY_DIR, f), join(dir, f));
-  for (const [dest, source] of Object.entries(data)) copyFileSync(source, join(dir, dest));
-  writeFileSync(join(dir, "solution.py"), SGC);
-  return dir;
-}
-
-function runHarness(dir: string, spec: HarnessSpecInput): Promise<{ code: number | null; stderr: string; result: HarnessResult }> {
-  writeFileSync(join(dir, "spec.json"), JSON.stringify(HarnessSpec.parse(spec)));
-  return new Promise((resolve, reject) => {
-    const child = spawn(PYTHON, ["harness.py"], { cwd: dir, env: { ...process.env, OMP_NUM_THREADS: "1" }, stdio: ["ignore", "ignore", "pipe"] });
-    let stderr = "";
-    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stderr, result: HarnessResult.parse(JSON.parse(readFileSync(join(dir, "out", "result.json"), "utf8"))) }));
-  });
-}
-
-function serve(dir: string): Promise<string> {
-  const child = spawn(PYTHON, ["serve.py", "--port", "0"], { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
-  servers.push(child);
-  return new Promise((resolve, reject) => {
-    let buf = "";
-    child.stdout!.setEncoding("utf8").on("data", (d: string) => {
-      buf += d;
-      if (buf.includes("\n")) {
-        const ev = JSON.parse(buf.split("\n")[0]) as { host: string; port: number };
-        resolve(`http://${ev.host}:${ev.port}`);
-      }
-    });
-    child.on("exit", (code) => reject(new Error(`serve.py exited (${code})`)));
-  });
-}
-
-async function post(url: string, body: unknown): Promise<{ status: number; body: { predictions?: string[]; error?: string } }> {
-  const res = await fetch(`${url}/predict`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
-  return { status: res.status, body: (await res.json()) as { predictions?: string[]; error?: string } };
-}
+const workspace = (name: string, data: Record<string, string>) => harnessWorkspace(join(cwd, name), SGC, data);
+const serve = (dir: string) => startServe(dir, servers);
+const post = (url: string, body: unknown) => postPredict<string>(url, body);
 
 const graphSpec = { node_id_column: "node_id", source_column: "source", target_column: "target" };
 const base = { mode: "train", task: "classification", target: "label", metric: "accuracy" } as const;

@@ -1,19 +1,17 @@
-import { spawn, type ChildProcess } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import type { ChildProcess } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { HarnessResult, HarnessSpec, type HarnessSpecInput } from "../../runners/contract.js";
+import type { HarnessSpecInput } from "../../runners/contract.js";
 import { requirePython, runCli } from "../helpers/cli.js";
 import { writeSeriesCsv } from "../helpers/datasets.js";
+import { harnessWorkspace, postPredict, runHarness, startServe } from "../helpers/harness.js";
 import { tempDir } from "../helpers/tmp.js";
 
 // Forecasting end to end: the harness's timeseries variant on a generated seasonal series (time-ordered
 // split, direct and recursive forecasts, a seasonal-naive baseline, rolling-origin search), the model
 // server's history-in / forecast-out endpoint, and the headless CLI from plain words to a checked endpoint.
 
-const PYTHON = process.env.THREADML_PYTHON || "/usr/bin/python3";
-const PY_DIR = fileURLToPath(new URL("../../runners/python/", import.meta.url));
 const tmp = tempDir("threadml-ts-");
 const cwd = tmp.dir;
 const env = { THREADML_DATA_DIR: join(cwd, ".threadml"), THREADML_SEARCH_BUDGET_S: "3" };
@@ -44,48 +42,9 @@ afterAll(() => {
   for (const s of servers) s.kill("SIGTERM");
 });
 
-function workspace(name: string, solution: string, data: Record<string, string> = { "sales.csv": join(cwd, "sales.csv") }): string {
-  const dir = join(cwd, name);
-  mkdirSync(dir, { recursive: true });
-  for (const f of readdirSync(PY_DIR)) if (f.endsWith(".py")) copyFileSync(join(PY_DIR, f), join(dir, f));
-  for (const [dest, source] of Object.entries(data)) copyFileSync(source, join(dir, dest));
-  writeFileSync(join(dir, "solution.py"), solution);
-  return dir;
-}
-
-function runHarness(dir: string, spec: HarnessSpecInput): Promise<{ code: number | null; stderr: string; result: HarnessResult }> {
-  writeFileSync(join(dir, "spec.json"), JSON.stringify(HarnessSpec.parse(spec)));
-  return new Promise((resolve, reject) => {
-    const child = spawn(PYTHON, ["harness.py"], { cwd: dir, env: { ...process.env, OMP_NUM_THREADS: "1" }, stdio: ["ignore", "ignore", "pipe"] });
-    let stderr = "";
-    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stderr, result: HarnessResult.parse(JSON.parse(readFileSync(join(dir, "out", "result.json"), "utf8"))) }));
-  });
-}
-
-/** Starts serve.py on a trained workspace; resolves with its base URL. */
-function serve(dir: string): Promise<string> {
-  const child = spawn(PYTHON, ["serve.py", "--port", "0"], { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
-  servers.push(child);
-  return new Promise((resolve, reject) => {
-    let buf = "";
-    child.stdout!.setEncoding("utf8").on("data", (d: string) => {
-      buf += d;
-      const line = buf.split("\n")[0];
-      if (buf.includes("\n")) {
-        const ev = JSON.parse(line) as { host: string; port: number };
-        resolve(`http://${ev.host}:${ev.port}`);
-      }
-    });
-    child.on("exit", (code) => reject(new Error(`serve.py exited (${code})`)));
-  });
-}
-
-async function post(url: string, body: unknown): Promise<{ status: number; body: { predictions?: Array<Record<string, unknown>>; error?: string } }> {
-  const res = await fetch(`${url}/predict`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
-  return { status: res.status, body: (await res.json()) as { predictions?: Array<Record<string, unknown>>; error?: string } };
-}
+const workspace = (name: string, solution: string, data: Record<string, string> = { "sales.csv": join(cwd, "sales.csv") }) => harnessWorkspace(join(cwd, name), solution, data);
+const serve = (dir: string) => startServe(dir, servers);
+const post = (url: string, body: unknown) => postPredict<Record<string, unknown>>(url, body);
 
 const base = { task: "regression", variant: "timeseries", data: "sales.csv", target: "sales", metric: "rmse" } as const;
 

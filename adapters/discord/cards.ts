@@ -1,5 +1,5 @@
 import type { CardMessage } from "./actions.js";
-import { BoundedMap } from "./recent.js";
+import { BoundedMap } from "../bounded.js";
 
 // The card each thread waits on. A click counts only on that card: an answered, decided or superseded card
 // is stale. After a restart the registry is empty, and the first card clicked in a thread becomes current.

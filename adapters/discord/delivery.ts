@@ -2,7 +2,7 @@ import { MessageFlags, type APIActionRowComponent, type APIComponentInMessageAct
 import type { MessageRef } from "../types.js";
 import { EditQueue } from "./edits.js";
 import { InteractionTokens, isTokenError, type Replyable, type Tracked } from "./interactions.js";
-import { BoundedMap } from "./recent.js";
+import { BoundedMap } from "../bounded.js";
 import type { DiscordMessage } from "./render.js";
 
 // Where a post or an edit goes: through the thread's latest interaction while its token lives (follow-ups,

@@ -10,7 +10,7 @@ import { Delivery } from "./delivery.js";
 import { ids, parseCustomId } from "./ids.js";
 import { interactionFields, messageFields, routeMessage, stripMention, threadName } from "./inbound.js";
 import type { Replyable } from "./interactions.js";
-import { BoundedMap } from "./recent.js";
+import { BoundedMap } from "../bounded.js";
 import { render, renderModal } from "./render.js";
 
 // Discord as a chat platform: a mention in a channel starts a thread, the conversation lives in it, questions

@@ -8,7 +8,7 @@ import type { StatusView } from "../../src/conversation/status.js";
 import type { AdapterContext } from "../index.js";
 import { threadKey, type ChatAdapter, type Inbound, type MessageRef, type Outbound, type ThreadRef } from "../types.js";
 import { connectSlack, startError, type SlackConnection, type SlackMode } from "./app.js";
-import { BoundedMap, RecentKeys } from "./bounded.js";
+import { BoundedMap, RecentKeys } from "../bounded.js";
 import { render, renderQuestion, renderStatus, renderText, reviseModal, type Rendered } from "./blocks.js";
 import { EditQueue } from "./edits.js";
 import { downloadFile, threadFolder, trustedOrigins } from "./files.js";

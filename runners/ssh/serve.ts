@@ -1,13 +1,12 @@
 import http from "node:http";
 import net from "node:net";
-import type { SshRunnerConfig } from "../../config/schema.js";
 import { parseEventLine } from "../contract.js";
-import type { ModelServer, Workspace } from "../types.js";
+import type { ModelServer } from "../types.js";
 import type { ConnLogger, SshConnection } from "./connection.js";
-import type { GpuChoice } from "./gpu.js";
 import { jobDir, parseJobState, phaseOf, retireScript, startScript, stateScript, stopScript, wrapperScript } from "./job.js";
 import { withReconnect, type ReconnectHooks } from "./reconnect.js";
 import { readTail, readText, stat, writeText } from "./sftp.js";
+import type { RunContext } from "./run.js";
 import { pjoin, q } from "./shell.js";
 
 // The model server on the host: started detached like a job, checked with GET /health through the
@@ -16,16 +15,9 @@ import { pjoin, q } from "./shell.js";
 
 const LISTEN_TIMEOUT_MS = 60_000;
 
-export interface ServeContext {
-  conn: SshConnection;
-  runner: string;
-  config: SshRunnerConfig;
-  log: ConnLogger;
-  python: string;
-  ws: Workspace;
+export interface ServeContext extends Pick<RunContext, "conn" | "runner" | "config" | "log" | "python" | "ws" | "pickGpus"> {
   signal?: AbortSignal;
   onNotice?: (text: string) => void;
-  pickGpus(): Promise<GpuChoice>;
 }
 
 /** A model server on the host, with what the thread should be told about reaching it. */

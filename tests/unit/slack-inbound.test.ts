@@ -3,7 +3,7 @@ import { parse as parseYaml } from "yaml";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { boltLogger, slackMode } from "../../adapters/slack/app.js";
-import { BoundedMap, RecentKeys } from "../../adapters/slack/bounded.js";
+import { BoundedMap, RecentKeys } from "../../adapters/bounded.js";
 import { EditQueue } from "../../adapters/slack/edits.js";
 import { refusal, safeFileName, trustedOrigins } from "../../adapters/slack/files.js";
 import { BOT_SCOPES, EVENT_SUBSCRIPTIONS } from "../../adapters/slack/ids.js";

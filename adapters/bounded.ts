@@ -1,5 +1,5 @@
 // Small memory-bounded collections: a long-running bot sees an unbounded number of events and messages,
-// and only recent ones matter (Slack retries within minutes, buttons are clicked soon after posting).
+// and only recent ones matter (platforms retry within minutes, buttons are clicked soon after posting).
 
 /** A Map that forgets its oldest entries beyond `limit`. */
 export class BoundedMap<K, V> extends Map<K, V> {
@@ -12,6 +12,13 @@ export class BoundedMap<K, V> extends Map<K, V> {
     super.set(key, value);
     while (this.size > this.limit) this.delete(this.keys().next().value as K);
     return this;
+  }
+
+  /** Records `key`; true when it was already there (a duplicate delivery). */
+  seen(key: K, value: V): boolean {
+    if (this.has(key)) return true;
+    this.set(key, value);
+    return false;
   }
 }
 

@@ -664,7 +664,7 @@ describe("LLM operation agent", () => {
       "fix draft 3 was rejected: it returned the failing code unchanged",
       "fell back to the offline template after 3 failed attempts",
     ]);
-    expect(third!.code).toMatch(/ThreadML solution for plan-3/);
+    expect(third!.code).toMatch(/^PLAN = "plan-3"$/m);
 
     // On the template, the offline rules make further fixes, with no call.
     const before = client.calls.length;

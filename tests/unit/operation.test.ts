@@ -1,6 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { OfflineOperationAgent, pyLiteral, renderSolution, shrinkParams } from "../../graphs/automl/agents/offline/operation.js";
+import { OfflineOperationAgent, renderSolution, shrinkParams } from "../../graphs/automl/agents/offline/operation.js";
+import { pyLiteral } from "../../graphs/automl/python-source.js";
 import type { Instructions, RankedCandidate } from "../../graphs/automl/agents/types.js";
 import { decisionFromText } from "../../graphs/automl/nodes/approve.js";
 import { recipesFor } from "../../graphs/automl/knowledge/index.js";

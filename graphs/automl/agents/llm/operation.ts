@@ -1,7 +1,8 @@
 import { extractCode } from "../../../../src/llm/json.js";
 import { quote, type PromptVars } from "../../../../src/llm/prompts.js";
 import type { Requirements } from "../../../../src/schema/requirements.js";
-import { OfflineOperationAgent, pyLiteral, renderSolution } from "../offline/operation.js";
+import { OfflineOperationAgent, renderSolution } from "../offline/operation.js";
+import { pyLiteral } from "../../python-source.js";
 import type {
   FixInput,
   Implementation,
@@ -245,7 +246,7 @@ export class LlmOperationAgent implements OperationAgent {
       params: pyLiteral(c.params),
       preprocess: c.preprocess.raw
         ? "none: the model takes the images themselves (no ctx.preprocessor)"
-        : `scale=${pyLiteral(c.preprocess.scale)}, encode=${JSON.stringify(c.preprocess.encode)}`,
+        : `scale=${pyLiteral(c.preprocess.scale)}, encode=${pyLiteral(c.preprocess.encode)}`,
       data: variantNotes(req),
       constraints: quote(
         req.constraints.length ? req.constraints.map((k) => `${k.name} ${k.op} ${k.target}`).join("\n") : "(none)",

@@ -1,6 +1,7 @@
 import type { Requirements } from "../../../../src/schema/requirements.js";
-import type { FailureClass } from "../../../../runners/contract.js";
-import { recipesFor } from "../../knowledge/index.js";
+import { ForecastStrategy, type FailureClass } from "../../../../runners/contract.js";
+import { loadKnowledgeBase, recipesFor } from "../../knowledge/index.js";
+import { pyImportPath, pyLiteral, pyStr } from "../../python-source.js";
 import type {
   FixInput,
   Implementation,
@@ -12,28 +13,20 @@ import type {
 // The offline operation agent writes solution.py from a template: the chosen estimator with its
 // searched hyperparameters, placed into the harness's build / fit / predict slots.
 
-/** A JSON value as a Python literal. */
-export function pyLiteral(value: unknown): string {
-  if (value === null || value === undefined) return "None";
-  if (value === true) return "True";
-  if (value === false) return "False";
-  if (typeof value === "number") return Number.isFinite(value) ? String(value) : "None";
-  if (typeof value === "string") return JSON.stringify(value);
-  if (Array.isArray(value)) return `[${value.map(pyLiteral).join(", ")}]`;
-  if (typeof value === "object")
-    return `{${Object.entries(value as Record<string, unknown>).map(([k, v]) => `${JSON.stringify(k)}: ${pyLiteral(v)}`).join(", ")}}`;
-  return "None";
+/** Top-level packages the recipes' estimators come from; no other import is ever generated. */
+function estimatorRoots(): Set<string> {
+  return new Set(Object.values(loadKnowledgeBase()).flatMap((r) => r.families.map((f) => f.estimator.split(".")[0])));
 }
 
-function splitPath(estimator: string): { module: string; cls: string } {
-  const at = estimator.lastIndexOf(".");
-  return { module: estimator.slice(0, at), cls: estimator.slice(at + 1) };
-}
-
+/**
+ * solution.py for a candidate. Every value that came from the user, the data or an LLM (target,
+ * labels, notes, plan id, metric, parameters) enters only as a literal in the constants block; the
+ * docstring is fixed text, and the estimator is spliced as code only after pyImportPath accepts it.
+ */
 export function renderSolution(candidate: RankedCandidate, req: Requirements, planId: string, notes: string[]): string {
-  const { module, cls } = splitPath(candidate.estimator);
+  const { module, name: cls } = pyImportPath(candidate.estimator, estimatorRoots());
   const params = Object.entries(candidate.params)
-    .map(([k, v]) => `    ${JSON.stringify(k)}: ${pyLiteral(v)},`)
+    .map(([k, v]) => `    ${pyStr(k)}: ${pyLiteral(v)},`)
     .join("\n");
   const fitCall = req.task === "clustering" ? "model.fit(train.X)" : "model.fit(train.X, train.y)";
   // a raw model (a CNN) takes the variant's input itself: the images, not features of them
@@ -43,20 +36,31 @@ export function renderSolution(candidate: RankedCandidate, req: Requirements, pl
         ("preprocess", ctx.preprocessor(**PREPROCESS)),
         ("model", ${cls}(**params)),
     ])`;
-  const header = [
-    `ThreadML solution for ${planId}: ${candidate.label}.`,
-    "",
-    `Task: ${req.task}${req.target ? ` of "${req.target}"` : ""}, judged by ${req.metric.name}.`,
-    ...(req.forecast ? [`Forecast: ${req.forecast.horizon} steps ahead, ${candidate.strategy ?? "direct"} strategy; the harness builds the history features and runs the forecasts.`] : []),
-    ...notes.map((n) => `Note: ${n}`),
-    "The harness owns loading, the splits, metrics, timing and saving; this file fills its slots.",
+  const about = [
+    `PLAN = ${pyStr(planId)}`,
+    `CANDIDATE = ${pyStr(candidate.label)}`,
+    `TASK = ${pyStr(req.task)}`,
+    `TARGET = ${pyLiteral(req.target)}`,
+    `METRIC = ${pyStr(req.metric.name)}`,
+    notes.length ? `NOTES = [\n${notes.map((n) => `    ${pyStr(n)},`).join("\n")}\n]` : "NOTES = []",
   ];
-  return `"""${header.join("\n")}
-"""
+  // The docstring takes only values that cannot carry text: a whole number and a known strategy.
+  const steps = Number(req.forecast?.horizon);
+  const strategy = ForecastStrategy.safeParse(candidate.strategy ?? "direct").data ?? "direct";
+  const forecastDoc = req.forecast
+    ? `\nForecast: ${Number.isSafeInteger(steps) ? steps : "?"} steps ahead, ${strategy} strategy; the harness builds the history features and runs the forecasts.\n`
+    : "";
+  return `"""ThreadML solution, written from the offline template.
+
+PLAN, CANDIDATE, TASK, TARGET, METRIC and NOTES below say what it was written for.
+The harness owns loading, the splits, metrics, timing and saving; this file fills its slots.
+${forecastDoc}"""
 import inspect
 
 from sklearn.pipeline import Pipeline
 from ${module} import ${cls}
+
+${about.join("\n")}
 
 PARAMS = {
 ${params}

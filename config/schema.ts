@@ -11,8 +11,12 @@ export const LimitsConfig = z.object({
   wallTimeS: positive.default(600),
   /** CPU-seconds limit of one run. */
   cpuS: positive.default(1800),
-  /** Address-space limit of one run (MiB). */
+  /** Memory of one run in MiB: all its processes together where cgroups (or the watchdog) allow, and each one's address space. */
   memoryMb: positiveInt.default(4096),
+  /** Processes and threads one run may have at once. */
+  pids: positiveInt.default(256),
+  /** MiB one run may add to its workspace (also the largest file it may write). */
+  diskMb: positiveInt.default(2048),
   /** Largest accepted data file (MiB). */
   maxUploadMb: positive.default(200),
 });
@@ -97,6 +101,12 @@ export const Config = z.object({
   /** "auto" uses bubblewrap when it is installed; "off" runs under limits only (with a warning). */
   sandbox: z.enum(["auto", "bubblewrap", "off"]).default("auto"),
   limits: LimitsConfig.default(LimitsConfig.parse({})),
+  retention: z
+    .object({
+      /** Workspaces (<dataDir>/runs) and job records (<dataDir>/jobs) of runs idle this many days are removed; 0 keeps them. */
+      runsDays: z.coerce.number().min(0).default(7),
+    })
+    .default({ runsDays: 7 }),
   planning: z
     .object({
       /** Number of diverse plans (P). */
@@ -129,6 +139,8 @@ export const Config = z.object({
   seed: z.coerce.number().int().default(42),
   /** Host the model server binds to. */
   serveHost: z.string().default("127.0.0.1"),
+  /** Bearer token for the model server: "auto" when serveHost is not a loopback address, "always", or "off". */
+  serveToken: z.enum(["auto", "always", "off"]).default("auto"),
   /**
    * With a chat platform, graph work, training jobs and model servers run this much nicer (0-19) than
    * the thread that acknowledges platform events, so acknowledgements stay prompt under load; 0 turns it off.

@@ -125,7 +125,8 @@ export const ImagesSpec = z.object({
 export type ImagesSpec = z.infer<typeof ImagesSpec>;
 
 export const HarnessSpec = z.object({
-  mode: z.enum(["train", "search"]),
+  /** score: the trusted scorer, which loads no generated code (test labels live only there). */
+  mode: z.enum(["train", "search", "score"]),
   task: HarnessTask,
   /** How the data is read and split; each non-tabular variant has its settings under its own name. */
   variant: HarnessVariant.default("tabular"),
@@ -154,6 +155,13 @@ export const HarnessSpec = z.object({
   solution: z.string().default("solution.py"),
   out_dir: z.string().default("out"),
   plots: z.boolean().default(true),
+  /**
+   * The test split was held out on the host: `data` holds only training and validation rows. A train run
+   * predicts `features` (the test rows without labels) with the saved model into out/predictions.json.
+   */
+  holdout: z.object({ features: z.string().nullable().default(null) }).nullable().default(null),
+  /** Score mode: `data` is the held-out test rows with labels; `predictions` a train run's out/predictions.json. */
+  score: z.object({ predictions: z.string().min(1) }).nullable().default(null),
   search: z
     .object({
       candidates: z.array(SearchCandidate).min(1),
@@ -215,7 +223,7 @@ export type CandidateResult = z.infer<typeof CandidateResult>;
 
 export const HarnessResult = z.object({
   status: z.enum(["ok", "error"]),
-  mode: z.enum(["train", "search"]),
+  mode: z.enum(["train", "search", "score"]),
   task: HarnessTask,
   /** Train mode: metrics on the held-out test split, computed by the harness. */
   metrics: MetricMap.default({}),

@@ -5,11 +5,24 @@ import type { Logger } from "../src/logger.js";
 import { LocalRunner } from "./local/index.js";
 import type { Runner } from "./types.js";
 
+/** The local runner as the config describes it (one place, so every entry point gets the same settings). */
+export function localRunnerFor(config: Config, logger: Logger, dataDir: string): LocalRunner {
+  return new LocalRunner({
+    dataDir,
+    python: config.python,
+    sandbox: config.sandbox,
+    serveHost: config.serveHost,
+    serveToken: config.serveToken,
+    retention: config.retention,
+    logger,
+  });
+}
+
 /** The built-in local runner plus every runner named in the config; SSH support loads only when one is configured. */
 export async function createRunners(config: Config, logger: Logger, cwd: string): Promise<Record<string, Runner>> {
   const dataDir = path.resolve(cwd, config.dataDir);
   const runners: Record<string, Runner> = {
-    local: new LocalRunner({ dataDir, python: config.python, sandbox: config.sandbox, serveHost: config.serveHost, logger }),
+    local: localRunnerFor(config, logger, dataDir),
   };
   for (const [name, rc] of Object.entries(config.runners)) {
     if (rc.kind === "local") {

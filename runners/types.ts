@@ -1,4 +1,5 @@
 import type { HarnessEvent, HarnessResult, HarnessSpecInput } from "./contract.js";
+import type { HostArtifacts } from "./intake.js";
 
 // The Runner interface: where generated code runs. The local runner (runners/local) and the SSH runner
 // implement it; graph nodes only ever see this interface.
@@ -8,8 +9,15 @@ export interface Limits {
   wallTimeS: number;
   /** CPU-seconds limit (RLIMIT_CPU). */
   cpuS: number;
-  /** Address-space limit in MiB (RLIMIT_AS). */
+  /**
+   * Memory limit in MiB: the run's total where the runner can bound it (cgroups, or the local runner's
+   * watchdog), and always each process's address space (RLIMIT_AS).
+   */
   memoryMb: number;
+  /** Processes (and threads) the run may have at once. */
+  pids?: number;
+  /** MiB the run may add to its workspace (and the largest file it may write, RLIMIT_FSIZE). */
+  diskMb?: number;
 }
 
 export interface WorkspaceInput {
@@ -41,6 +49,8 @@ export interface RunOptions {
 export interface RunOutcome {
   /** The validated result.json, or null when the harness wrote none (crash, kill, sandbox failure). */
   result: HarnessResult | null;
+  /** Host-owned copies of what the run left (runners/intake.ts); null without a result. */
+  artifacts?: HostArtifacts | null;
   exitCode: number | null;
   signal: string | null;
   timedOut: boolean;
@@ -54,6 +64,8 @@ export interface ModelServer {
   url: string;
   host: string;
   port: number;
+  /** Bearer token every request must send (`Authorization: Bearer <token>`); absent when none is needed. */
+  token?: string;
   stop(): Promise<void>;
 }
 

@@ -9,7 +9,7 @@ import { buildAutoMLGraph, type AutoMLGraph } from "../graphs/automl/graph.js";
 import { optionalModules } from "../graphs/automl/knowledge/index.js";
 import { createRetriever } from "../graphs/automl/knowledge/sources.js";
 import type { InterruptPayload, ResumeValue, State } from "../graphs/automl/state.js";
-import { createRunners } from "../runners/index.js";
+import { createRunners, localRunnerFor } from "../runners/index.js";
 import { FENCE_CONFIGURABLE } from "./store/redis-checkpointer.js";
 import { LocalRunner } from "../runners/local/index.js";
 import type { ModelServer, Runner } from "../runners/types.js";
@@ -72,13 +72,7 @@ export class Engine {
       throw new ConfigError("The LLM engine and configured runners load asynchronously: create the engine with createEngine().");
     const agents = options.agents ?? createOfflineAgents();
     this.runners = options.runners ?? {
-      local: new LocalRunner({
-        dataDir: resolve(this.cwd, options.config.dataDir),
-        python: options.config.python,
-        sandbox: options.config.sandbox,
-        serveHost: options.config.serveHost,
-        logger: options.logger,
-      }),
+      local: localRunnerFor(options.config, options.logger, resolve(this.cwd, options.config.dataDir)),
     };
     const deps: GraphDeps = {
       agents,

@@ -38,6 +38,17 @@ export function better(metric: string, a: number | null, b: number | null): bool
   return LOWER_IS_BETTER.has(metric) ? a < b : a > b;
 }
 
+/**
+ * A test score far better than the cross-validation evidence for the same candidate: with the scorer
+ * computing it from held-out labels this is no forgery, but it is surprising enough to say (small
+ * test split, a lucky draw, or a data problem such as duplicated rows across the split).
+ */
+export function implausibleGain(metric: string, test: number | null | undefined, cv: number | null | undefined): string | null {
+  if (test === null || test === undefined || cv === null || cv === undefined || !Number.isFinite(test) || !Number.isFinite(cv)) return null;
+  const far = LOWER_IS_BETTER.has(metric) ? cv > 0 && test < cv * 0.5 : test - cv > 0.15;
+  return far ? `The test ${metric} (${test.toFixed(3)}) is far better than cross-validation promised (${cv.toFixed(3)}); check for rows duplicated across the split before relying on it.` : null;
+}
+
 /** The user's threshold on the primary metric, if they gave one. */
 export function metricTarget(requirements: Requirements): Constraint | null {
   return requirements.constraints.find((c) => c.name === requirements.metric.name) ?? null;

@@ -19,14 +19,15 @@ export function sampleRequest(sample: NonNullable<HarnessResult["sample"]>): unk
 }
 
 /** A real request to the deployed model: health first, then a prediction on held-out rows. */
-export async function checkEndpoint(url: string, sample: HarnessResult["sample"]): Promise<Endpoint["check"]> {
+export async function checkEndpoint(url: string, sample: HarnessResult["sample"], token?: string): Promise<Endpoint["check"]> {
+  const auth: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
   try {
-    const health = await fetch(`${url}/health`, { signal: AbortSignal.timeout(10_000) });
+    const health = await fetch(`${url}/health`, { headers: auth, signal: AbortSignal.timeout(10_000) });
     if (!health.ok) return { ok: false, prediction: null, error: `GET /health answered ${health.status}` };
     if (!sample || (sample.rows.length === 0 && sample.request === undefined)) return { ok: false, prediction: null, error: "no held-out row to check with" };
     const res = await fetch(`${url}/predict`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { "content-type": "application/json", ...auth },
       body: JSON.stringify(sampleRequest(sample)),
       signal: AbortSignal.timeout(30_000),
     });

@@ -1,7 +1,12 @@
 import type { LangGraphRunnableConfig } from "@langchain/langgraph";
 import type { HarnessEvent, HarnessSpecInput } from "../../runners/contract.js";
 import type { RunRecord } from "./agents/types.js";
-import { harnessInputs } from "./harness-inputs.js";
+import path from "node:path";
+import type { FailureClass, HarnessResult } from "../../runners/contract.js";
+import type { HostArtifacts } from "../../runners/intake.js";
+import type { Limits, RunOutcome, Runner } from "../../runners/types.js";
+import { harnessInputs, type HarnessInputs } from "./harness-inputs.js";
+import { holdoutFiles, type HoldoutFiles } from "./holdout.js";
 import { runnerNameOf, threadIdOf, type GraphDeps, type Stage } from "./deps.js";
 import { classifyOutcome } from "./failures.js";
 import type { State } from "./state.js";
@@ -40,6 +45,7 @@ function runnerFailure(job: JobRequest, id: string, err: unknown, workspace = ""
     cancelled: false,
     durationS: 0,
     claims: {},
+    artifacts: null,
   };
 }
 
@@ -52,6 +58,51 @@ function runId(threadId: string, runKey: string, kind: string, n: number): strin
   return `${safe}-${runKey || Date.now().toString(36)}-${kind}-${n}`;
 }
 
+/**
+ * For plain tables: the held-out test split made on the host. Every run gets only the training rows in
+ * place of the table; a full run also gets the test rows' features (no labels) to predict.
+ */
+async function withHoldout(deps: GraphDeps, state: State, inputs: HarnessInputs, full: boolean): Promise<HoldoutFiles | null> {
+  const req = state.requirements!;
+  if ((inputs.spec.variant ?? "tabular") !== "tabular") return null;
+  const profile = state.profile!;
+  const held = await holdoutFiles({
+    file: profile.file,
+    delimiter: profile.delimiter,
+    hidden: [req.target, req.labels_column].filter((c): c is string => typeof c === "string"),
+    stratify: inputs.spec.task === "classification" ? req.target : null,
+    testFraction: TEST_FRACTION,
+    seed: deps.config.seed,
+    dir: path.resolve(deps.cwd, deps.config.dataDir, "holdout"),
+  });
+  inputs.files = inputs.files.map((f) => (f.source === profile.file ? { ...f, source: held.train } : f));
+  if (full) inputs.files.push({ source: held.features, dest: HELD_FEATURES });
+  inputs.spec.holdout = { features: full ? HELD_FEATURES : null };
+  return held;
+}
+
+const TEST_FRACTION = 0.15;
+const HELD_FEATURES = "data/held-out-features.csv";
+
+/** Runs the scorer on the held-out labels and the train run's predictions (host copies only). */
+async function scoreHeldOut(
+  deps: GraphDeps,
+  runner: Runner,
+  o: { id: string; held: HoldoutFiles; inputs: HarnessInputs; limits: Limits; signal: AbortSignal; outcome: RunOutcome },
+): Promise<{ failure: FailureClass | null; message: string; result: HarnessResult | null; artifacts: HostArtifacts | null }> {
+  const predictions = o.outcome.artifacts?.predictions;
+  if (!predictions) return { failure: "runtime_error", message: "The training run wrote no predictions for the held-out test rows (out/predictions.json).", result: null, artifacts: null };
+  const data = o.inputs.spec.data;
+  const ws = await runner.prepare({ runId: `${o.id}-score`, files: [{ source: o.held.truth, dest: data }, { source: predictions, dest: "predictions.json" }], texts: {} });
+  const { holdout: _h, ...spec } = o.inputs.spec;
+  const outcome = await runner.run(ws, { spec: { ...spec, mode: "score", score: { predictions: "predictions.json" }, plots: true }, limits: o.limits, signal: o.signal }).catch((err: unknown) => err as Error);
+  if (outcome instanceof Error) return { failure: "environment_error", message: `The scorer could not run: ${outcome.message}`, result: null, artifacts: null };
+  const classified = classifyOutcome(outcome, o.limits.wallTimeS);
+  if (classified.failure !== "success" || !outcome.result) return { failure: classified.failure === "cancelled" ? "runtime_error" : classified.failure, message: classified.message, result: null, artifacts: null };
+  deps.logger.info({ run: ws.runId, metrics: outcome.result.metrics }, "held-out rows scored");
+  return { failure: null, message: "", result: outcome.result, artifacts: outcome.artifacts ?? null };
+}
+
 /** Runs the harness for this conversation on its runner and turns the outcome into a RunRecord. */
 export async function runJob(deps: GraphDeps, state: State, config: LangGraphRunnableConfig, job: JobRequest): Promise<RunRecord> {
   const threadId = threadIdOf(config);
@@ -60,10 +111,12 @@ export async function runJob(deps: GraphDeps, state: State, config: LangGraphRun
   const id = runId(threadId, state.runKey, job.kind, state.runs.length + 1);
   let ws;
   let inputs;
+  let held: HoldoutFiles | null = null;
   try {
     // the strategy of the model being built (forecasts); a search gives each candidate its own
     const strategy = job.kind === "search" ? undefined : state.instructions?.candidate.strategy;
     inputs = harnessInputs(state.profile!, req, deps.config.seed, strategy);
+    held = await withHoldout(deps, state, inputs, job.kind === "full");
     ws = await runner.prepare({ runId: id, files: inputs.files, texts: job.code ? { "solution.py": job.code } : {} });
   } catch (err) {
     return runnerFailure(job, id, err);
@@ -75,7 +128,7 @@ export async function runJob(deps: GraphDeps, state: State, config: LangGraphRun
     else if (event.event === "metric" && event.split !== "claimed") deps.emit(threadId, { type: "metric", name: event.name, value: event.value, split: event.split });
     else if (event.event === "log" && event.level !== "info") deps.logger.debug({ threadId, run: ws.runId }, event.message);
   };
-  const limits = { wallTimeS: deps.config.limits.wallTimeS, cpuS: deps.config.limits.cpuS, memoryMb: deps.config.limits.memoryMb };
+  const limits = { wallTimeS: deps.config.limits.wallTimeS, cpuS: deps.config.limits.cpuS, memoryMb: deps.config.limits.memoryMb, pids: deps.config.limits.pids, diskMb: deps.config.limits.diskMb };
   const outcome = await runner
     .run(ws, {
     spec: { ...job.spec, ...inputs.spec },
@@ -86,7 +139,17 @@ export async function runJob(deps: GraphDeps, state: State, config: LangGraphRun
   })
     .catch((err: unknown) => err as Error);
   if (outcome instanceof Error) return runnerFailure(job, ws.runId, outcome, ws.localDir, ws.dir);
-  const classified = classifyOutcome(outcome, limits.wallTimeS);
+  let classified = classifyOutcome(outcome, limits.wallTimeS);
+  // The test metrics come from the scorer, which alone sees the held-out labels.
+  if (held && job.kind === "full" && classified.failure === "success" && outcome.result) {
+    const scored = await scoreHeldOut(deps, runner, { id, held, inputs: inputs!, limits, signal: deps.jobSignal(threadId), outcome });
+    if (scored.failure) classified = { failure: scored.failure, message: scored.message };
+    else {
+      outcome.result = { ...outcome.result, metrics: scored.result!.metrics, plots: scored.result!.plots, rows: outcome.result.rows && { ...outcome.result.rows, test: scored.result!.rows?.test ?? 0 } };
+      outcome.artifacts = outcome.artifacts && { ...outcome.artifacts, plots: scored.artifacts?.plots ?? [] };
+      for (const [name, value] of Object.entries(scored.result!.metrics)) deps.emit(threadId, { type: "metric", name, value, split: "test" });
+    }
+  }
   deps.logger.info({ threadId, run: ws.runId, kind: job.kind, failure: classified.failure, seconds: outcome.durationS }, "run finished");
   return {
     kind: job.kind,
@@ -100,5 +163,6 @@ export async function runJob(deps: GraphDeps, state: State, config: LangGraphRun
     cancelled: classified.failure === "cancelled",
     durationS: outcome.durationS,
     claims: { ...printedClaims(outcome.stderrTail), ...claims },
+    artifacts: outcome.artifacts ?? null,
   };
 }

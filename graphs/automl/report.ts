@@ -5,19 +5,20 @@ import type { Report, State, Status } from "./state.js";
 
 const TERMINAL: Status[] = ["failed", "rejected", "cancelled"];
 
-export function curlExample(url: string, row: Record<string, unknown> | undefined, request?: unknown): string {
+export function curlExample(url: string, row: Record<string, unknown> | undefined, request?: unknown, token?: string): string {
+  const post = `curl -s -X POST ${url}/predict -H 'Content-Type: application/json'${token ? ` -H 'Authorization: Bearer ${token.replace(/'/g, "'\\''")}'` : ""}`;
   if (request && typeof request === "object" && "images" in request) {
     // an image goes in as base64: the shell encodes the user's own file
-    return `curl -s -X POST ${url}/predict -H 'Content-Type: application/json' -d "{\\"images\\": [\\"$(base64 -w0 your-image.png)\\"]}"`;
+    return `${post} -d "{\\"images\\": [\\"$(base64 -w0 your-image.png)\\"]}"`;
   }
   const json = JSON.stringify(request ?? { rows: [row ?? {}] });
   if (json.length > MAX_CURL_BODY && request && typeof request === "object" && "history" in request) {
     // a series' history is long: the example posts it from a file and shows its shape
     const history = (request as { history: unknown[] }).history;
     const shape = JSON.stringify({ ...(request as object), history: [history[0], "…"] });
-    return `curl -s -X POST ${url}/predict -H 'Content-Type: application/json' -d @request.json   # request.json: ${shape} (${history.length} rows here)`;
+    return `${post} -d @request.json   # request.json: ${shape} (${history.length} rows here)`;
   }
-  return `curl -s -X POST ${url}/predict -H 'Content-Type: application/json' -d '${json.replace(/'/g, "'\\''")}'`;
+  return `${post} -d '${json.replace(/'/g, "'\\''")}'`;
 }
 
 const MAX_CURL_BODY = 1200;
@@ -45,7 +46,8 @@ export function buildReport(state: State, pricing: { promptPerMTok: number; comp
     const unmet = best.verdict.checks.filter((c) => c.met === false);
     summary.push(unmet.length ? `${unmet.length} constraint(s) not met: ${unmet.map((c) => c.name).join(", ")}.` : constraints.length ? "Every constraint is met." : "No constraints were given.");
   }
-  const ws = best?.workspace;
+  // Only the intake's host-owned copies: never a path that generated code chose or could swap for a link.
+  const taken = best?.artifacts ?? null;
   const endpoint = state.endpoint;
   return {
     status,
@@ -54,12 +56,12 @@ export function buildReport(state: State, pricing: { promptPerMTok: number; comp
     metrics,
     constraints,
     endpoint,
-    curl: endpoint ? curlExample(endpoint.url, best?.result.sample?.rows[0] as Record<string, unknown> | undefined, best?.result.sample?.request) : null,
+    curl: endpoint ? curlExample(endpoint.url, best?.result.sample?.rows[0] as Record<string, unknown> | undefined, best?.result.sample?.request, endpoint.token) : null,
     artifacts: {
-      model: ws && best?.result.model_path ? join(ws, best.result.model_path) : null,
-      code: ws ? join(ws, "solution.py") : null,
-      report: ws ? join(ws, "report.md") : null,
-      plots: ws ? best!.result.plots.map((p) => join(ws, p)) : [],
+      model: taken?.model ?? null,
+      code: taken?.code ?? null,
+      report: taken ? join(taken.dir, "report.md") : null,
+      plots: taken?.plots ?? [],
     },
     notices: [...new Set(state.notices)],
     llm: state.llm.calls ? { ...state.llm, cost_usd: Math.round(estimateCost(state.llm, pricing) * 1e6) / 1e6 } : null,

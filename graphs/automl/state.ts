@@ -39,6 +39,8 @@ export type ResumeValue = z.infer<typeof ResumeValue>;
 
 export interface Endpoint {
   url: string;
+  /** Bearer token the server requires, when it requires one. */
+  token?: string;
   check: { ok: boolean; prediction: unknown; error?: string };
   serving: boolean;
 }
@@ -51,6 +53,8 @@ export interface BestRun {
   description: string;
   implementation: Implementation;
   result: NonNullable<RunRecord["result"]>;
+  /** Host-owned copies of the run's artifacts; reports and uploads use only these. */
+  artifacts?: RunRecord["artifacts"];
   verdict: ImplementationVerdict;
 }
 

@@ -11,10 +11,18 @@ import { clearJob, identityOf, type ControlPaths, type JobRecord } from "./job-r
 // to Node. The exit file goes to the control folder, which the sandbox cannot see.
 
 const WRAPPER = [
-  'exit_file=$1; fired=$2; limit=$3; shift 3',
+  'exit_file=$1; fired=$2; limit=$3; ncg=$4; shift 4',
   // The wrapper's own messages ("Terminated") stay out of the job's stderr.
   "exec 3>&2 2>/dev/null",
-  '"$@" 2>&3 3>&- &',
+  // The job (not the wrapper, which must outlive an OOM kill to record the exit) enters the run's
+  // cgroups before it execs anything untrusted: writing 0 moves the writing process itself.
+  "(",
+  '  while [ "$ncg" -gt 0 ]; do',
+  '    echo 0 > "$1/cgroup.procs" || { echo "[runner] could not enter the run\'s cgroup $1; not started" >&2; exit 125; }',
+  "    shift; ncg=$((ncg - 1))",
+  "  done",
+  '  exec "$@"',
+  ") 2>&3 3>&- &",
   "job=$!",
   // Backstop for a job nobody follows (its service is down): the wall-time limit, plus a grace period
   // in which a following runner stops it first, still holds.
@@ -39,6 +47,8 @@ export interface DetachedStart {
   cwd: string;
   env: Record<string, string>;
   paths: ControlPaths;
+  /** cgroup folders the job enters before it starts (runners/local/limits.ts); none with the watchdog. */
+  cgroups?: string[];
   record: Omit<JobRecord, "pid" | "startTicks" | "bootId" | "startedAt">;
 }
 
@@ -54,7 +64,8 @@ export async function startDetached(opts: DetachedStart): Promise<Started> {
   let child: ChildProcess;
   try {
     const limit = String(Math.ceil(opts.record.limits.wallTimeS) + BACKSTOP_GRACE_S);
-    child = spawn(opts.shell, ["-c", WRAPPER, "threadml-job", opts.paths.exit, opts.paths.backstop, limit, opts.file, ...opts.args], {
+    const cgroups = opts.cgroups ?? [];
+    child = spawn(opts.shell, ["-c", WRAPPER, "threadml-job", opts.paths.exit, opts.paths.backstop, limit, String(cgroups.length), ...cgroups, opts.file, ...opts.args], {
       cwd: opts.cwd,
       env: opts.env,
       detached: true,

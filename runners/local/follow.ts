@@ -21,6 +21,8 @@ import {
 const POLL_MS = 100;
 const KILL_GRACE_MS = 2000;
 const MAX_LINE_BYTES = 1_000_000;
+// How often the run's limits are checked (workspace size, memory, processes); slower while a check is slow.
+const WATCH_MS = 500;
 
 /** How a job ended, as far as the files and this follower know. */
 export interface JobEnd {
@@ -96,6 +98,11 @@ export interface FollowOptions {
   child?: ChildProcess;
   /** A stop another runner asked for and may not have finished. */
   stop?: StopRecord | null;
+  /**
+   * Checks the run's limits (runners/local/limits.ts checkRun): the limit it is past, or null. Called
+   * every WATCH_MS while it runs, and once with final=true when it has ended.
+   */
+  watch?: (final: boolean) => Promise<StopReason | null>;
   /** Turns the end into the outcome (result.json, stderr tail, notes). */
   finish: (end: JobEnd) => Promise<RunOutcome>;
 }
@@ -115,6 +122,8 @@ export class Follower {
   private ticking = false;
   private again = false;
   private over = false;
+  private watching = false;
+  private nextWatch = 0;
   private readonly deadline: number;
   private readonly wake = () => this.kick();
 
@@ -187,6 +196,7 @@ export class Follower {
     if (this.over) return;
     if (!this.stop && this.opts.signal?.aborted) this.requestStop("cancel");
     if (!this.stop && Date.now() >= this.deadline) this.requestStop("timeout");
+    if (!this.stop) this.startWatch();
     const exit = await readJson(this.opts.paths.exit, ExitRecord);
     if (exit && !(exit instanceof Error)) {
       const mtime = (await stat(this.opts.paths.exit).catch(() => null))?.mtimeMs ?? Date.now();
@@ -226,6 +236,23 @@ export class Follower {
     }
   }
 
+  /** In the background, so a slow walk of a large workspace never delays seeing the end. */
+  private startWatch(): void {
+    const watch = this.opts.watch;
+    if (!watch || this.watching || Date.now() < this.nextWatch) return;
+    this.watching = true;
+    const began = Date.now();
+    void watch(false)
+      .then((reason) => {
+        if (reason && !this.over && !this.stop) this.requestStop(reason);
+      })
+      .catch(() => undefined)
+      .finally(() => {
+        this.watching = false;
+        this.nextWatch = Date.now() + Math.max(WATCH_MS, 4 * (Date.now() - began));
+      });
+  }
+
   private requestStop(reason: StopReason): void {
     this.stop = { reason, at: Date.now() };
     // Recorded first, so a runner that takes over later knows why the job ended.
@@ -245,6 +272,12 @@ export class Follower {
     await this.pump();
     if (this.over) return;
     this.splitter.flush();
+    // What the run left counts even when it ended before a check saw it (an OOM kill, a last big write).
+    if (!this.stop && this.opts.watch) {
+      const reason = await this.opts.watch(true).catch(() => null);
+      if (this.over) return;
+      if (reason) this.stop = { reason, at: Date.now() };
+    }
     const stop = this.stop;
     const lastSignal = this.lastSignal;
     this.end();

@@ -1,5 +1,5 @@
-import { createHash } from "node:crypto";
-import { cp, mkdir, mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { createHash, randomBytes } from "node:crypto";
+import { cp, lstat, mkdir, mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { realpathSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -27,7 +27,9 @@ import {
   type ControlPaths,
   type JobRecord,
 } from "./job-record.js";
+import { checkRun, createRunCgroups, detectContainment, diskUsage, removeRunCgroups, sweepCgroups, type ContainmentInfo } from "./limits.js";
 import { buildOutcome, isInside } from "./outcome.js";
+import { expiredRuns, removeExpiredHoldouts, removeRun } from "./retention.js";
 import { killGroupNow, startJob, type Job } from "./process.js";
 import { describeProbe, probePython, PYTHON_FIX_HINT, resolveExecutable, type PythonProbe } from "./python.js";
 import { buildCommand, cleanEnv, type Tools } from "./sandbox.js";
@@ -61,6 +63,12 @@ export interface LocalRunnerOptions {
   harnessDir?: string;
   /** Address-space limit of the model server in MiB (default 4096). */
   serveMemoryMb?: number;
+  /** What bounds each run as a whole: "auto" (cgroup v2, else v1, else the watchdog) or "watchdog" (tests). */
+  runLimits?: "auto" | "watchdog";
+  /** Workspaces and job records of runs idle this many days are removed (default 7; 0 keeps them). */
+  retention?: { runsDays?: number };
+  /** Bearer token for the model server: "auto" (default) only when serveHost is not loopback, "always", or "off". */
+  serveToken?: "auto" | "always" | "off";
   logger?: RunnerLogger;
 }
 
@@ -70,12 +78,18 @@ const SANDBOX_PROBE_TIMEOUT_MS = 20_000;
 // Where tools are looked for besides the host PATH (a service may run with a minimal PATH).
 const TOOL_PATH = [process.env.PATH ?? "", "/usr/bin", "/bin", "/usr/sbin", "/sbin"].join(path.delimiter);
 
+// Processes per run when the caller sets no limit.
+const DEFAULT_PIDS = 256;
+// Retention sweeps: at the first check, then this often.
+const RETENTION_SWEEP_MS = 60 * 60 * 1000;
+
 const silentLogger: RunnerLogger = { warn() {}, info() {}, debug() {} };
 
 interface Resolved {
   check: RunnerCheck;
   probe: PythonProbe | null;
   tools: Tools;
+  containment: ContainmentInfo;
 }
 
 /** Error from serve() that keeps the server's stderr for diagnosis. */
@@ -99,6 +113,25 @@ function safeDest(dir: string, dest: string): string {
     throw new Error(`invalid workspace path ${JSON.stringify(dest)}: must be relative and stay inside the workspace`);
   }
   return full;
+}
+
+/**
+ * A workspace path the host can write without following anything generated code left there: each
+ * folder on the way that is a link (or not a folder) is removed and made again, and the name itself
+ * is removed. rm never follows links.
+ */
+async function freshTarget(dir: string, rel: string): Promise<string> {
+  const parts = rel.split(/[\\/]/).filter(Boolean);
+  let cur = dir;
+  for (const p of parts.slice(0, -1)) {
+    cur = path.join(cur, p);
+    const st = await lstat(cur).catch(() => null);
+    if (st && (!st.isDirectory() || st.isSymbolicLink())) await rm(cur, { recursive: true, force: true });
+    if (!st || !st.isDirectory() || st.isSymbolicLink()) await mkdir(cur);
+  }
+  const target = path.join(dir, ...parts);
+  await rm(target, { recursive: true, force: true });
+  return target;
 }
 
 function notStarted(): RunOutcome {
@@ -134,14 +167,35 @@ async function inputsFingerprint(input: WorkspaceInput): Promise<string> {
 }
 
 function checkLimits(limits: Limits): void {
-  for (const key of ["wallTimeS", "cpuS", "memoryMb"] as const) {
+  for (const key of ["wallTimeS", "cpuS", "memoryMb", "pids", "diskMb"] as const) {
     const v = limits[key];
+    if ((key === "pids" || key === "diskMb") && v === undefined) continue;
     if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) throw new Error(`invalid limit ${key}: ${String(v)}`);
   }
 }
 
+// Binds the listening socket outside the sandbox and execs the sandboxed server on it. Run from the
+// repository, never from the workspace, which the generated code could have rewritten.
+const SERVE_LAUNCHER = fromRoot("runners/python/serve_launch.py");
+const LOOPBACK_HOST = /^(127\.|localhost$|::1$|\[::1\]$)/i;
+// A bound line is short; the first line is read only from the trusted launcher.
+const BOUND_LINE = /^\{"event":"bound",/;
+
 function formatHost(host: string): string {
   return host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
+}
+
+/** The launcher's {"event":"bound",host,port} line, or null. */
+function parseBound(line: string): { host: string; port: number } | null {
+  const trimmed = line.trim();
+  if (!BOUND_LINE.test(trimmed)) return null;
+  try {
+    const v = JSON.parse(trimmed) as { host?: unknown; port?: unknown };
+    if (typeof v.host === "string" && Number.isInteger(v.port) && (v.port as number) > 0 && (v.port as number) < 65536) return { host: v.host, port: v.port as number };
+  } catch {
+    // not the launcher's line
+  }
+  return null;
 }
 
 export class LocalRunner implements Runner {
@@ -152,6 +206,11 @@ export class LocalRunner implements Runner {
   private readonly serveHost: string;
   private readonly harnessDir: string;
   private readonly serveMemoryMb: number;
+  private readonly runLimits: "auto" | "watchdog";
+  private readonly retentionMs: number;
+  private retentionTimer: NodeJS.Timeout | null = null;
+  private sweeping: Promise<string[]> | null = null;
+  private readonly serveToken: "auto" | "always" | "off";
   private readonly log: RunnerLogger;
   private resolving: Promise<Resolved> | null = null;
   /** Model servers still starting, each with the function that gives up on it. */
@@ -176,6 +235,9 @@ export class LocalRunner implements Runner {
     this.serveHost = options.serveHost ?? "127.0.0.1";
     this.harnessDir = path.resolve(options.harnessDir ?? fromRoot("runners/python"));
     this.serveMemoryMb = options.serveMemoryMb ?? 4096;
+    this.runLimits = options.runLimits ?? "auto";
+    this.retentionMs = (options.retention?.runsDays ?? 7) * 24 * 3600 * 1000;
+    this.serveToken = options.serveToken ?? "auto";
     this.log = options.logger ?? silentLogger;
   }
 
@@ -276,6 +338,12 @@ export class LocalRunner implements Runner {
       }
     }
     if (!tools.prlimit) notes.push("prlimit not found; limits are set by the interpreter itself.");
+    // Limits per run (processes, total memory): the strongest mechanism that really works here.
+    const containment = await detectContainment(this.runLimits);
+    notes.push(`Run limits: ${containment.note}; workspace size watched (limits.diskMb).`);
+    if (containment.kind === "watchdog") this.log.warn({ runLimits: containment.kind }, `run limits: ${containment.note}`);
+    else this.log.info({ runLimits: containment.kind, cgroups: containment.parents }, `run limits: ${containment.note}`);
+    this.startRetention(containment);
 
     const best = chosen ?? probes[probes.length - 1] ?? null;
     const check: RunnerCheck = {
@@ -285,9 +353,9 @@ export class LocalRunner implements Runner {
       sandbox,
       message: notes.join("\n"),
     };
-    if (ok) this.log.info({ python: check.python, sandbox }, "local runner ready");
+    if (ok) this.log.info({ python: check.python, sandbox, runLimits: containment.kind }, "local runner ready");
     else this.log.warn({ python: check.python, sandbox }, check.message);
-    return { check, probe: chosen, tools };
+    return { check, probe: chosen, tools, containment };
   }
 
   /** Runs a no-op inside the real sandbox; returns why it failed, or null. */
@@ -351,15 +419,15 @@ export class LocalRunner implements Runner {
       }
 
       await mkdir(dir, { recursive: true });
-      for (const name of harnessFiles) await cp(path.join(this.harnessDir, name), path.join(dir, name));
+      // An earlier job here may have planted links (data -> /etc): every name written is made fresh first.
+      for (const name of harnessFiles) await cp(path.join(this.harnessDir, name), await freshTarget(dir, name));
       for (const f of files) {
-        await mkdir(path.dirname(f.target), { recursive: true });
+        await freshTarget(dir, path.relative(dir, f.target));
         // Links are followed: a link to a host path would be dangling inside the sandbox.
         await cp(f.source, f.target, { recursive: true, dereference: true });
       }
       for (const t of texts) {
-        await mkdir(path.dirname(t.target), { recursive: true });
-        await writeFile(t.target, t.content);
+        await writeFile(await freshTarget(dir, path.relative(dir, t.target)), t.content, { flag: "wx" });
       }
       await mkdir(paths.dir, { recursive: true });
       await writeJsonAtomic(paths.inputs, { fingerprint });
@@ -401,7 +469,8 @@ export class LocalRunner implements Runner {
         const outcome =
           state.kind === "done"
             ? state.outcome
-            : await this.store(paths, await buildOutcome(state.record, paths.stderr, { exit: state.exit, stop: state.stop, endedAt: state.endedAt, lastSignal: null }));
+            : await this.store(paths, await buildOutcome(state.record, paths.stderr, { exit: state.exit, stop: state.stop, endedAt: state.endedAt, lastSignal: null }, paths.artifacts));
+        if (state.kind === "ended") await removeRunCgroups(state.record.cgroups ?? []);
         await replayEvents(paths.events, options.onEvent);
         notify("This job had already finished; using its result instead of running it again.");
         this.log.info({ runId }, "job already finished; outcome reused");
@@ -429,11 +498,11 @@ export class LocalRunner implements Runner {
 
   private async start(ws: Workspace, dir: string, spec: HarnessSpec, options: RunOptions, paths: ControlPaths): Promise<Follower | RunOutcome> {
     if (options.signal?.aborted) return notStarted();
-    const { check, probe, tools } = await this.resolve();
+    const { check, probe, tools, containment } = await this.resolve();
     if (!check.ok || !probe?.executable) throw new Error(`local runner is not usable: ${check.message}`);
     if (!tools.sh) throw new Error("local runner is not usable: no sh found to start jobs with");
 
-    await writeFile(path.join(dir, "spec.json"), JSON.stringify(spec, null, 2));
+    await writeFile(await freshTarget(dir, "spec.json"), JSON.stringify(spec, null, 2), { flag: "wx" });
     const resultPath = path.join(path.resolve(dir, spec.out_dir), "result.json");
     // A stale result from an earlier run in this workspace must never be mistaken for this one's.
     if (isInside(resultPath, dir)) await rm(resultPath, { force: true });
@@ -447,29 +516,44 @@ export class LocalRunner implements Runner {
     const cmd = buildCommand({
       tools,
       sandbox: sandboxed,
-      limits: { cpuS: options.limits.cpuS, memoryMb: options.limits.memoryMb },
+      limits: { cpuS: options.limits.cpuS, memoryMb: options.limits.memoryMb, fileMb: options.limits.diskMb },
       workspace: dir,
       env,
       network: false,
       pythonPrefixes: probe.prefixes,
       argv: [probe.executable, "harness.py"],
     });
+    // Only what the job adds counts against limits.diskMb, not the data prepare() copied in.
+    const diskBaseBytes = options.limits.diskMb !== undefined ? (await diskUsage(dir)).bytes : undefined;
+    const runLimits = { memoryMb: options.limits.memoryMb, pids: options.limits.pids ?? DEFAULT_PIDS };
+    // A cgroup that cannot be made now (removed parent, no permission) is a runner failure, not a reason to run unbounded.
+    let cgroups: string[];
+    try {
+      cgroups = await createRunCgroups(containment, ws.runId, runLimits);
+    } catch (err) {
+      throw new Error(`local runner is not usable: ${(err as Error).message}`);
+    }
     const started = await startDetached({
       shell: tools.sh,
       ...cmd,
       cwd: dir,
       env,
       paths,
+      cgroups,
       record: {
         version: 1,
         runId: ws.runId,
         workspace: dir,
         spec,
-        limits: { wallTimeS: options.limits.wallTimeS, cpuS: options.limits.cpuS, memoryMb: options.limits.memoryMb },
+        limits: { wallTimeS: options.limits.wallTimeS, cpuS: options.limits.cpuS, memoryMb: options.limits.memoryMb, pids: runLimits.pids, diskMb: options.limits.diskMb },
         sandbox: check.sandbox,
+        containment: containment.kind,
+        cgroups,
+        diskBaseBytes,
       },
     });
     if ("error" in started) {
+      await removeRunCgroups(cgroups);
       return {
         result: null,
         exitCode: null,
@@ -480,15 +564,33 @@ export class LocalRunner implements Runner {
         stderrTail: `[runner] could not start ${tools.sh}: ${started.error.message}`,
       };
     }
-    this.log.debug({ runId: ws.runId, pid: started.record.pid, sandboxed }, "run started");
+    this.log.debug({ runId: ws.runId, pid: started.record.pid, sandboxed, runLimits: containment.kind, cgroups }, "run started");
     return this.follow({ paths, record: started.record, child: started.child, onEvent: options.onEvent, signal: options.signal });
   }
 
-  private follow(opts: Omit<ConstructorParameters<typeof Follower>[0], "finish">): Follower {
+  private follow(opts: Omit<ConstructorParameters<typeof Follower>[0], "finish" | "watch">): Follower {
+    const record = opts.record;
     const follower = new Follower({
       ...opts,
+      // From the record, so a runner that re-attaches enforces the limits the job was started with.
+      watch: (final) =>
+        checkRun(
+          {
+            leader: record.pid,
+            workspace: record.workspace,
+            containment: record.containment ?? "watchdog",
+            cgroups: record.cgroups ?? [],
+            memoryMb: record.limits.memoryMb,
+            pids: record.limits.pids,
+            diskMb: record.limits.diskMb,
+            diskBaseBytes: record.diskBaseBytes,
+          },
+          final,
+        ),
       finish: async (end) => {
-        const outcome = await this.store(opts.paths, await buildOutcome(opts.record, opts.paths.stderr, end));
+        if (end.stop && ["disk", "memory", "pids"].includes(end.stop.reason)) this.log.warn({ runId: record.runId, limit: end.stop.reason, limits: record.limits }, "run stopped at a limit");
+        const outcome = await this.store(opts.paths, await buildOutcome(opts.record, opts.paths.stderr, end, opts.paths.artifacts));
+        await removeRunCgroups(record.cgroups ?? []);
         this.log.debug({ runId: opts.record.runId, exitCode: outcome.exitCode, signal: outcome.signal, timedOut: outcome.timedOut, cancelled: outcome.cancelled, durationS: outcome.durationS }, "run ended");
         return outcome;
       },
@@ -533,7 +635,8 @@ export class LocalRunner implements Runner {
 
     const sandboxed = check.sandbox === "bubblewrap";
     if (!sandboxed) this.log.warn({ runId: ws.runId }, "starting the model server without a sandbox");
-    const env = cleanEnv(dir);
+    // In the sandbox the workspace is read-only: scratch space lives in the private /tmp.
+    const env = sandboxed ? { ...cleanEnv(dir), HOME: "/tmp", TMPDIR: "/tmp", MPLCONFIGDIR: "/tmp/.mpl" } : cleanEnv(dir);
     const cmd = buildCommand({
       tools,
       sandbox: sandboxed,
@@ -541,29 +644,43 @@ export class LocalRunner implements Runner {
       limits: { memoryMb: this.serveMemoryMb },
       workspace: dir,
       env,
-      network: true,
+      // No network at all: it answers on the socket the launcher bound and hands down.
+      network: false,
+      readOnlyWorkspace: true,
       pythonPrefixes: probe.prefixes,
-      argv: [probe.executable, "serve.py", "--host", this.serveHost, "--port", "0", "--workspace", dir],
+      argv: [probe.executable, "serve.py", "--workspace", dir],
     });
+    const token = this.serveToken === "always" || (this.serveToken === "auto" && !LOOPBACK_HOST.test(this.serveHost)) ? randomBytes(32).toString("base64url") : undefined;
+    // The launcher takes the token out of its environment and passes it down a pipe.
+    const launchEnv = token ? { ...env, THREADML_SERVE_TOKEN: token } : env;
 
     return new Promise<ModelServer>((resolve, reject) => {
       let settled = false;
+      let lines = 0;
+      let bound: { host: string; port: number } | null = null;
       const job = startJob({
-        ...cmd,
+        file: probe.executable!,
+        args: [SERVE_LAUNCHER, "--host", this.serveHost, "--port", "0", "--", cmd.file, ...cmd.args],
         cwd: dir,
-        env,
+        env: launchEnv,
         onLine: (line) => {
+          // Only the first line is the launcher's; whatever follows comes from untrusted code.
+          if (++lines === 1) {
+            bound = parseBound(line);
+            if (!bound) fail(`the model server launcher did not report its address: ${line.slice(0, 500)}`);
+            return;
+          }
           const event = parseEventLine(line);
           if (!event) return;
-          if (!settled && event.event === "listening") {
+          if (!settled && bound && event.event === "listening") {
             settled = true;
             cleanup();
-            const host = event.host;
-            const port = event.port;
+            const { host, port } = bound;
             const server: ModelServer = {
               url: `http://${formatHost(host)}:${port}`,
               host,
               port,
+              ...(token ? { token } : {}),
               stop: async () => {
                 await job.kill();
                 this.untrack(this.servers, job);
@@ -571,7 +688,7 @@ export class LocalRunner implements Runner {
             };
             this.untrack(this.jobs, job);
             this.track(this.servers, job, server);
-            this.log.info({ runId: ws.runId, url: server.url, sandboxed }, "model server listening");
+            this.log.info({ runId: ws.runId, url: server.url, sandboxed, token: token !== undefined }, "model server listening");
             resolve(server);
             return;
           }
@@ -606,6 +723,7 @@ export class LocalRunner implements Runner {
 
   /** Stops every server and job this runner started or re-attached to. */
   async close(): Promise<void> {
+    if (this.retentionTimer) clearInterval(this.retentionTimer);
     const servers = [...this.servers.values()];
     const jobs = [...this.jobs.entries()];
     const followers = [...this.followers];
@@ -638,6 +756,46 @@ export class LocalRunner implements Runner {
     for (const [, cancel] of jobs) cancel();
     await Promise.all([...servers.map((s) => s.stop()), ...jobs.map(([job]) => job.done)]);
     this.removeExitHookIfIdle();
+  }
+
+  /** First sweep now, then every RETENTION_SWEEP_MS, on a timer that never keeps the process alive. */
+  private startRetention(containment: ContainmentInfo): void {
+    if (this.retentionTimer) return;
+    const sweep = () => void this.sweepRuns(containment).catch((err: unknown) => this.log.warn({ err: String(err) }, "workspace retention sweep failed"));
+    this.retentionTimer = setInterval(sweep, RETENTION_SWEEP_MS);
+    this.retentionTimer.unref();
+    sweep();
+  }
+
+  /**
+   * Removes the workspaces and job records of runs idle longer than the retention period (never a
+   * live job's) and empty run cgroups a crash left; returns the run ids removed.
+   */
+  async sweepRuns(containment?: ContainmentInfo): Promise<string[]> {
+    if (this.sweeping) return this.sweeping;
+    const work = async (): Promise<string[]> => {
+      const removed: string[] = [];
+      if (this.retentionMs > 0) {
+        for (const { runId, lastUsed } of await expiredRuns(this.dataDir, this.retentionMs)) {
+          // Under the run's lock, so a prepare() or run() of this id never sees half a removal.
+          const res = await this.exclusive(runId, () => removeRun(this.dataDir, runId));
+          if (res.removed) {
+            removed.push(runId);
+            this.log.info({ runId, lastUsed: new Date(lastUsed).toISOString() }, "removed an expired run workspace and job record");
+          } else {
+            this.log.debug({ runId, why: res.why }, "expired run kept");
+          }
+        }
+        for (const name of await removeExpiredHoldouts(this.dataDir, this.retentionMs)) this.log.info({ holdout: name }, "removed an expired held-out split");
+      }
+      const info = containment ?? (await this.resolve()).containment;
+      for (const dir of await sweepCgroups(info, new Set())) this.log.info({ cgroup: dir }, "removed an empty run cgroup");
+      return removed;
+    };
+    this.sweeping = work().finally(() => {
+      this.sweeping = null;
+    });
+    return this.sweeping;
   }
 
   private async workspaceDir(ws: Workspace): Promise<string> {

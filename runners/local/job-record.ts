@@ -25,6 +25,8 @@ export interface ControlPaths {
   outcome: string;
   /** The job's stdout: one harness event per line. */
   events: string;
+  /** Host-owned copies of the run's artifacts (runners/intake.ts). */
+  artifacts: string;
   stderr: string;
 }
 
@@ -40,10 +42,18 @@ export function controlPaths(dataDir: string, runId: string): ControlPaths {
     outcome: path.join(dir, "outcome.json"),
     events: path.join(dir, "events.log"),
     stderr: path.join(dir, "stderr.log"),
+    // Host-owned copies of the run's artifacts: never bound into a sandbox.
+    artifacts: path.join(dir, "artifacts"),
   };
 }
 
-export const LimitsRecord = z.object({ wallTimeS: z.number().positive(), cpuS: z.number().positive(), memoryMb: z.number().positive() });
+export const LimitsRecord = z.object({
+  wallTimeS: z.number().positive(),
+  cpuS: z.number().positive(),
+  memoryMb: z.number().positive(),
+  pids: z.number().int().positive().optional(),
+  diskMb: z.number().positive().optional(),
+});
 
 export const JobRecord = z.object({
   version: z.literal(1),
@@ -59,6 +69,12 @@ export const JobRecord = z.object({
   spec: HarnessSpec,
   limits: LimitsRecord,
   sandbox: z.enum(["bubblewrap", "limits-only"]),
+  /** What bounds the run as a whole (runners/local/limits.ts); absent in records from before it existed. */
+  containment: z.enum(["cgroup2", "cgroup1", "watchdog"]).optional(),
+  /** The run's own cgroups, removed when it has ended. */
+  cgroups: z.array(z.string()).optional(),
+  /** Workspace bytes before the job started: only what the job adds counts against limits.diskMb. */
+  diskBaseBytes: z.number().min(0).optional(),
 });
 export type JobRecord = z.infer<typeof JobRecord>;
 
@@ -69,7 +85,8 @@ export const ExitRecord = z.object({
 });
 export type ExitRecord = z.infer<typeof ExitRecord>;
 
-export const StopReason = z.enum(["timeout", "cancel"]);
+/** disk, memory, pids: the run went past limits.diskMb, limits.memoryMb (in total) or limits.pids. */
+export const StopReason = z.enum(["timeout", "cancel", "disk", "memory", "pids"]);
 export type StopReason = z.infer<typeof StopReason>;
 export const StopRecord = z.object({ reason: StopReason, at: z.number() });
 export type StopRecord = z.infer<typeof StopRecord>;
@@ -84,6 +101,7 @@ export const StoredOutcome = z.object({
   cancelled: z.boolean(),
   durationS: z.number(),
   stderrTail: z.string(),
+  artifacts: z.object({ dir: z.string(), model: z.string().nullable(), code: z.string().nullable(), plots: z.array(z.string()), predictions: z.string().nullable().optional() }).nullable().optional(),
 });
 
 /** Writes JSON so that a reader never sees half a file (write, then rename). */

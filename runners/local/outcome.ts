@@ -1,13 +1,17 @@
-import { open, readFile } from "node:fs/promises";
+import { open } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { HarnessResult, type HarnessSpec } from "../contract.js";
+import { intakeRun } from "../intake.js";
 import type { RunOutcome } from "../types.js";
 import type { JobEnd } from "./follow.js";
 import type { JobRecord } from "./job-record.js";
+import { limitMessage } from "./limits.js";
 import { STDERR_TAIL_CHARS } from "./process.js";
 
 // Turns how a job ended (exit record, stop record, files in the workspace) into the RunOutcome.
+
+/** Starts the note of a run stopped at limits.diskMb, memoryMb or pids; graphs/automl/failures.ts looks for it. */
+export const LIMIT_NOTE = "[runner] stopped at a limit: ";
 
 export function appendNote(tail: string, note: string): string {
   const joined = tail && !tail.endsWith("\n") ? `${tail}\n${note}` : `${tail}${note}`;
@@ -47,41 +51,19 @@ export async function fileTail(file: string): Promise<string> {
   }
 }
 
-/** result.json of the workspace, validated; otherwise null and a note for the stderr tail. */
-export async function readResult(dir: string, spec: HarnessSpec): Promise<{ result: HarnessResult | null; note: string | null }> {
-  const resultPath = path.join(path.resolve(dir, spec.out_dir), "result.json");
-  if (!isInside(resultPath, dir)) return { result: null, note: `[runner] out_dir ${JSON.stringify(spec.out_dir)} is outside the workspace; result ignored` };
-  let raw: string;
-  try {
-    raw = await readFile(resultPath, "utf8");
-  } catch {
-    return { result: null, note: `[runner] no result.json was written (${path.relative(dir, resultPath)})` };
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(raw);
-  } catch (err) {
-    return { result: null, note: `[runner] result.json is not valid JSON: ${(err as Error).message}` };
-  }
-  const parsed = HarnessResult.safeParse(json);
-  if (parsed.success) return { result: parsed.data, note: null };
-  const issues = parsed.error.issues
-    .slice(0, 5)
-    .map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`)
-    .join("; ");
-  return { result: null, note: `[runner] result.json does not match the contract: ${issues}` };
-}
-
-export async function buildOutcome(record: JobRecord, stderrFile: string, end: JobEnd): Promise<RunOutcome> {
+export async function buildOutcome(record: JobRecord, stderrFile: string, end: JobEnd, artifactsDir: string): Promise<RunOutcome> {
   const timedOut = end.stop?.reason === "timeout" || end.exit?.timedOut === true;
   const cancelled = end.stop?.reason === "cancel";
   let stderrTail = await fileTail(stderrFile);
   if (timedOut) stderrTail = appendNote(stderrTail, `[runner] killed after the wall-time limit of ${record.limits.wallTimeS} s`);
   if (cancelled) stderrTail = appendNote(stderrTail, "[runner] cancelled");
+  const limit = end.stop ? limitMessage(end.stop.reason, record.limits) : null;
+  if (limit) stderrTail = appendNote(stderrTail, `${LIMIT_NOTE}${limit}`);
   if (!end.exit && !end.stop) stderrTail = appendNote(stderrTail, "[runner] the job ended without recording an exit status (killed from outside?)");
-  const { result, note } = await readResult(record.workspace, record.spec);
-  if (note) stderrTail = appendNote(stderrTail, note);
+  // The workspace is hostile: read it only through the intake, which copies what passes to a host folder.
+  const { result, artifacts, notes } = await intakeRun({ workspace: record.workspace, outDir: record.spec.out_dir, dest: artifactsDir, solution: record.spec.mode === "train" ? record.spec.solution : undefined });
+  for (const note of notes) stderrTail = appendNote(stderrTail, note);
   const status = end.exit ? unwrapStatus(end.exit.code) : { exitCode: null, signal: end.stop ? (end.lastSignal ?? "SIGTERM") : null };
   const durationS = Math.max(0, Math.round(end.endedAt - record.startedAt)) / 1000;
-  return { result, ...status, timedOut, cancelled, durationS, stderrTail };
+  return { result, artifacts, ...status, timedOut, cancelled, durationS, stderrTail };
 }

@@ -9,6 +9,8 @@ export interface SandboxLimits {
   cpuS?: number;
   /** RLIMIT_AS in MiB. */
   memoryMb: number;
+  /** RLIMIT_FSIZE in MiB: the largest file the run may write (limits.diskMb); also the sandbox's /tmp size. */
+  fileMb?: number;
 }
 
 export interface Tools {
@@ -50,8 +52,12 @@ export interface BwrapOptions {
   env: Record<string, string>;
   /** Share the host network (model server); training runs get none. */
   network: boolean;
+  /** Bind the workspace read-only (the model server); writable scratch is the /tmp tmpfs. */
+  readOnlyWorkspace?: boolean;
   /** Interpreter prefixes; those outside /usr are bound read-only. */
   pythonPrefixes?: string[];
+  /** Size of the sandbox's /tmp tmpfs in MiB (RAM the run could otherwise fill without bound). */
+  tmpMb?: number;
 }
 
 function isInside(child: string, parent: string): boolean {
@@ -86,9 +92,11 @@ export function bwrapArgs(opts: BwrapOptions): string[] {
     bound.add(p);
     args.push("--ro-bind", p, p);
   }
-  args.push("--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp");
+  args.push("--proc", "/proc", "--dev", "/dev");
+  if (opts.tmpMb !== undefined) args.push("--size", String(Math.max(1, Math.floor(opts.tmpMb)) * 1024 * 1024));
+  args.push("--tmpfs", "/tmp");
   // After /tmp's tmpfs, so a workspace under /tmp stays visible.
-  args.push("--bind", ws, ws, "--chdir", ws, "--clearenv");
+  args.push(opts.readOnlyWorkspace ? "--ro-bind" : "--bind", ws, ws, "--chdir", ws, "--clearenv");
   for (const [k, v] of Object.entries(opts.env)) args.push("--setenv", k, v);
   return args;
 }
@@ -100,6 +108,7 @@ export interface CommandOptions {
   workspace: string;
   env: Record<string, string>;
   network: boolean;
+  readOnlyWorkspace?: boolean;
   pythonPrefixes?: string[];
   /** The program and its arguments, e.g. [python, "harness.py"]. */
   argv: string[];
@@ -110,15 +119,17 @@ export function buildCommand(opts: CommandOptions): { file: string; args: string
   let argv = [...opts.argv];
   if (opts.sandbox) {
     if (!opts.tools.bwrap) throw new Error("bubblewrap (bwrap) is not available");
-    argv = [opts.tools.bwrap, ...bwrapArgs(opts), "--", ...argv];
+    argv = [opts.tools.bwrap, ...bwrapArgs({ ...opts, tmpMb: opts.limits.fileMb }), "--", ...argv];
   } else if (opts.tools.setpriv) {
     // Without bubblewrap nothing else ties the job to this process's life.
     argv = [opts.tools.setpriv, "--pdeathsig", "KILL", "--", ...argv];
   }
   const as = Math.max(1, Math.floor(opts.limits.memoryMb)) * 1024 * 1024;
   const cpu = opts.limits.cpuS !== undefined ? Math.max(1, Math.ceil(opts.limits.cpuS)) : undefined;
+  const fsize = opts.limits.fileMb !== undefined ? Math.max(1, Math.floor(opts.limits.fileMb)) * 1024 * 1024 : undefined;
   if (opts.tools.prlimit) {
     const lim = [`--as=${as}`];
+    if (fsize !== undefined) lim.push(`--fsize=${fsize}`);
     if (cpu !== undefined) lim.unshift(`--cpu=${cpu}`);
     argv = [opts.tools.prlimit, ...lim, "--", ...argv];
   } else {
@@ -128,6 +139,7 @@ export function buildCommand(opts: CommandOptions): { file: string; args: string
       "import os, resource, sys\n" +
       `resource.setrlimit(resource.RLIMIT_AS, (${as}, ${as}))\n` +
       (cpu !== undefined ? `resource.setrlimit(resource.RLIMIT_CPU, (${cpu}, ${cpu}))\n` : "") +
+      (fsize !== undefined ? `resource.setrlimit(resource.RLIMIT_FSIZE, (${fsize}, ${fsize}))\n` : "") +
       "os.execv(sys.argv[1], sys.argv[1:])\n";
     argv = [python, "-c", script, ...argv];
   }

@@ -273,7 +273,7 @@ class Run:
         self.warnings = []
         self.result = {
             "status": "ok",
-            "mode": spec.get("mode") if spec.get("mode") in ("train", "search") else "train",
+            "mode": spec.get("mode") if spec.get("mode") in ("train", "search", "score") else "train",
             "task": spec.get("task") if spec.get("task") in TASK_METRICS else "classification",
             "metrics": {},
             "valid_metrics": {},
@@ -340,8 +340,8 @@ def normalise_spec(raw):
     """Applies the contract's defaults and checks the fields the harness relies on."""
     spec = dict(raw)
     problems = []
-    if spec.get("mode") not in ("train", "search"):
-        problems.append("mode must be 'train' or 'search'")
+    if spec.get("mode") not in ("train", "search", "score"):
+        problems.append("mode must be 'train', 'search' or 'score'")
     if spec.get("task") not in TASK_METRICS:
         problems.append("task must be classification, regression or clustering")
     if not isinstance(spec.get("data"), str) or not spec.get("data"):
@@ -366,6 +366,16 @@ def normalise_spec(raw):
     spec["solution"] = spec.get("solution") or "solution.py"
     spec["out_dir"] = spec.get("out_dir") or "out"
     spec["plots"] = bool(spec.get("plots", True))
+    holdout = spec.get("holdout")
+    if holdout is not None:
+        if not isinstance(holdout, dict) or not isinstance(holdout.get("features"), (str, type(None))):
+            problems.append("holdout must be an object with a features path or null")
+        elif spec.get("variant", "tabular") not in (None, "tabular"):
+            problems.append("holdout applies to plain tables only")
+    if spec.get("mode") == "score":
+        score = spec.get("score")
+        if not isinstance(score, dict) or not isinstance(score.get("predictions"), str):
+            problems.append("score mode needs score.predictions")
     search = spec.get("search")
     if spec.get("mode") == "search":
         if not isinstance(search, dict) or not search.get("candidates"):
@@ -659,6 +669,8 @@ def split_indices(run, prep, spec):
 
     n = len(prep.X)
     seed = spec["seed"]
+    if spec.get("holdout") is not None:
+        return split_train_valid(run, prep, spec)
     n_test = max(1, int(round(n * spec["split"]["test"])))
     n_valid = max(1, int(round(n * spec["split"]["valid"])))
     if n - n_test - n_valid < 5:
@@ -677,6 +689,50 @@ def split_indices(run, prep, spec):
     rest, test = cut(idx, n_test, y)
     train, valid = cut(rest, n_valid, None if y is None else y[rest])
     return np.sort(train), np.sort(valid), np.sort(test)
+
+
+def split_train_valid(run, prep, spec):
+    """The test rows were held out on the host: cut the validation rows from what is here, in the same
+    proportion of the whole table as without a holdout."""
+    from sklearn.model_selection import train_test_split
+    import numpy as np
+
+    n = len(prep.X)
+    frac = spec["split"]["valid"] / (1 - spec["split"]["test"])
+    n_valid = max(1, int(round(n * frac)))
+    if n - n_valid < 5:
+        raise HarnessError("value_error", f"{n} rows are too few to split into train and valid sets.")
+    idx = np.arange(n)
+    y = prep.y.to_numpy() if spec["task"] == "classification" else None
+    try:
+        train, valid = train_test_split(idx, test_size=n_valid, random_state=spec["seed"], stratify=y)
+    except ValueError:
+        if y is not None:
+            run.warn("A class is too rare to stratify the split; the split is random instead.")
+        train, valid = train_test_split(idx, test_size=n_valid, random_state=spec["seed"])
+    return np.sort(train), np.sort(valid), np.array([], dtype=int)
+
+
+def holdout_features(run, spec, prep):
+    """The held-out test rows' features (no labels), prepared the way the model server prepares rows."""
+    import pandas as pd
+
+    path = (spec.get("holdout") or {}).get("features")
+    if not path:
+        return None
+    df = read_csv(path, spec.get("delimiter") or ",")
+    df.columns = [str(c).strip() for c in df.columns]
+    missing = [c for c in prep.features if c not in df.columns]
+    if missing:
+        raise HarnessError("value_error", f"The held-out rows lack the feature column(s) {', '.join(missing[:5])}.")
+    X = df[prep.features].copy()
+    for c in prep.numeric:
+        X[c] = pd.to_numeric(X[c], errors="coerce")
+    for c in prep.text:
+        X[c] = as_text_strings(X[c])
+    for c in prep.categorical:
+        X[c] = as_category_strings(X[c])
+    return X.reset_index(drop=True)
 
 
 def take(prep, idx):
@@ -1103,6 +1159,20 @@ def drop_vectorizer_stop_words(model, depth=0):
 # --------------------------------------------------------------------------- train mode
 
 
+def write_predictions(out_dir, task, model, X, pred, classes, pos):
+    """out/predictions.json: the held-out rows' predictions (and class probabilities) for the scorer."""
+    out = {"task": task, "n": len(X), "predictions": to_jsonable(list(pred)), "classes": to_jsonable(classes), "positive_class": to_jsonable(pos)}
+    if task == "classification" and hasattr(model, "predict_proba") and hasattr(model, "classes_"):
+        try:
+            with generated("predict_proba"):
+                proba = model.predict_proba(X)
+            out["proba"] = to_jsonable(proba)
+            out["proba_classes"] = to_jsonable(list(model.classes_))
+        except GeneratedCodeError:
+            pass
+    write_json(os.path.join(out_dir, "predictions.json"), out)
+
+
 def build_solution(spec, ctx):
     """(unfitted model, fit slot, predict slot) from the generated solution."""
     module = load_solution(spec["solution"])
@@ -1181,8 +1251,13 @@ def train(run, spec):
     tr, va, te = split_indices(run, prep, spec)
     X_tr, y_tr, _ = take(prep, tr)
     X_va, y_va, lab_va = take(prep, va)
-    X_te, y_te, lab_te = take(prep, te)
-    res["rows"] = {"train": len(tr), "valid": len(va), "test": len(te)}
+    # held: the test rows' labels are not in this process at all; the scorer computes the test metrics
+    held = spec.get("holdout") is not None
+    if held:
+        X_te, y_te, lab_te = holdout_features(run, spec, prep), None, None
+    else:
+        X_te, y_te, lab_te = take(prep, te)
+    res["rows"] = {"train": len(tr), "valid": len(va), "test": len(te) if not held else (0 if X_te is None else len(X_te))}
     pos = pick_positive_class(run, spec, prep.classes, y_tr) if task == "classification" else None
     if task == "classification" and y_tr.nunique() < 2:
         raise HarnessError("value_error", f"The training split of '{prep.target}' holds a single class.")
@@ -1197,7 +1272,7 @@ def train(run, spec):
     run.stage("evaluate", stages)
     pred_va = predict_with(predict_fn, model, X_va)
     t_pred = time.perf_counter()
-    pred_te = predict_with(predict_fn, model, X_te)
+    pred_te = None if held else predict_with(predict_fn, model, X_te)
     test_predict_s = time.perf_counter() - t_pred
     Z_te = None
 
@@ -1213,22 +1288,23 @@ def train(run, spec):
     try:
         if task == "classification":
             valid = classification_metrics(y_va, pred_va, prep.classes, pos, proba_for(X_va))
-            test = classification_metrics(y_te, pred_te, prep.classes, pos, proba_for(X_te))
+            test = {} if held else classification_metrics(y_te, pred_te, prep.classes, pos, proba_for(X_te))
         elif task == "regression":
             valid = regression_metrics(y_va, pred_va)
-            test = regression_metrics(y_te, pred_te)
+            test = {} if held else regression_metrics(y_te, pred_te)
         else:
             Z_va = features_for(model, X_va, X_tr, prep)
-            Z_te = features_for(model, X_te, X_tr, prep)
+            Z_te = None if held else features_for(model, X_te, X_tr, prep)
             valid, test = {}, {}
-            for d, Z, p, lab in ((valid, Z_va, pred_va, lab_va), (test, Z_te, pred_te, lab_te)):
+            splits = ((valid, Z_va, pred_va, lab_va),) if held else ((valid, Z_va, pred_va, lab_va), (test, Z_te, pred_te, lab_te))
+            for d, Z, p, lab in splits:
                 s = safe_silhouette(Z, p, spec["seed"])
                 if s is not None:
                     d["silhouette"] = s
                 if lab is not None:
                     d.update(label_metrics(lab, p))
-            if len(np.unique(pred_te)) < 2:
-                run.warn("The model put every test row in one cluster; silhouette is undefined.")
+            if len(np.unique(pred_va if held else pred_te)) < 2:
+                run.warn("The model put every row in one cluster; silhouette is undefined.")
     except (HarnessError, GeneratedCodeError):
         raise
     except Exception as e:  # noqa: BLE001 - odd predictions are the solution's problem
@@ -1242,10 +1318,11 @@ def train(run, spec):
     if spec["metric"] and spec["metric"] not in res["metrics"]:
         run.warn(f"The primary metric '{spec['metric']}' could not be computed for this model.")
 
+    X_lat = X_te if X_te is not None else X_va
     singles = []
-    for i in range(min(20, len(X_te))):
+    for i in range(min(20, len(X_lat))):
         t = time.perf_counter()
-        predict_with(predict_fn, model, X_te.iloc[[i]])
+        predict_with(predict_fn, model, X_lat.iloc[[i]])
         singles.append(time.perf_counter() - t)
 
     run.stage("save", stages)
@@ -1271,11 +1348,17 @@ def train(run, spec):
     # reload, as the model server will, and let the reloaded model answer the sample rows
     reloaded, model_load_s = reload_model(model_path)
     res["model_path"] = os.path.relpath(model_path, ".")
+    if held and X_te is not None:
+        # the saved model, as deployed, predicts the held-out rows; the scorer compares them with the labels
+        t_pred = time.perf_counter()
+        pred_te = predict_with(predict_fn, reloaded, X_te)
+        test_predict_s = time.perf_counter() - t_pred
+        write_predictions(out_dir, task, reloaded, X_te, pred_te, prep.classes, pos)
     if variant is not None:
         # the exact request body a client sends, answered the way the model server will answer it
         res["sample"] = to_jsonable(variant.sample(run, spec, prep, te[: min(3, len(te))], reloaded, predict_fn))
     else:
-        sample_X = X_te.iloc[: min(3, len(X_te))]
+        sample_X = X_lat.iloc[: min(3, len(X_lat))]
         sample_pred = predict_with(predict_fn, reloaded, sample_X)
         res["sample"] = {
             "rows": [to_jsonable(r) for r in sample_X.to_dict(orient="records")],
@@ -1286,19 +1369,153 @@ def train(run, spec):
             "train_time_s": train_time,
             "test_predict_s": test_predict_s,
             "latency_ms_per_row": float(np.median(singles)) * 1000 if singles else float("nan"),
-            "batch_latency_ms_per_row": test_predict_s * 1000 / max(1, len(X_te)),
+            "batch_latency_ms_per_row": test_predict_s * 1000 / max(1, len(X_lat)),
             "model_size_mb": sum(os.path.getsize(p) for p in [model_path, *extra_files]) / (1024 * 1024),
             "load_s": model_load_s,
             "data_load_s": load_s,
         }
     )
 
-    run.stage("plots", stages, None if spec["plots"] else "skipped")
-    if spec["plots"]:
+    # with a holdout, the scorer draws the test-split plots: only it has the labels
+    run.stage("plots", stages, None if spec["plots"] and not held else "skipped")
+    if spec["plots"] and not held:
         if task == "clustering" and Z_te is None:
             Z_te = features_for(model, X_te, X_tr, prep)
         res["plots"] = make_plots(run, spec, out_dir, task, y_te, pred_te, Z_te, prep.classes)
     res["complexity"]["total_s"] = time.perf_counter() - run.t0
+
+
+# --------------------------------------------------------------------------- score mode
+
+SCORE_STAGES = ["load", "score", "plots"]
+MAX_PREDICTIONS_BYTES = 256 * 1024 * 1024
+
+
+def label_key(v):
+    """One spelling per class, whichever side wrote it: 1, 1.0 and "1" are the same class."""
+    if v is None:
+        return None
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, (int, float)) or hasattr(v, "dtype"):
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            return str(v)
+        if math.isfinite(f) and f == int(f):
+            return str(int(f))
+        return repr(f)
+    s = str(v).strip()
+    try:
+        f = float(s)
+    except ValueError:
+        return s
+    return str(int(f)) if math.isfinite(f) and f == int(f) else s
+
+
+def read_predictions(path, n):
+    """A train run's predictions.json: written by a process that ran generated code, so checked as hostile."""
+    try:
+        if os.path.getsize(path) > MAX_PREDICTIONS_BYTES:
+            raise HarnessError("hallucination", "predictions.json is implausibly large.")
+        with open(path, "r", encoding="utf-8") as f:
+            data = json.load(f, parse_constant=lambda c: None)
+    except FileNotFoundError:
+        raise HarnessError("runtime_error", "The training run wrote no predictions for the held-out rows.")
+    except (OSError, ValueError) as e:
+        raise HarnessError("hallucination", f"predictions.json could not be read: {describe_exception(e, 200)}")
+    if not isinstance(data, dict) or not isinstance(data.get("predictions"), list):
+        raise HarnessError("hallucination", "predictions.json does not hold a list of predictions.")
+    if len(data["predictions"]) != n:
+        raise HarnessError("hallucination", f"predictions.json has {len(data['predictions'])} predictions for {n} held-out rows.")
+    return data
+
+
+def score(run, spec):
+    """Test metrics from the held-out labels and a train run's predictions. This process imports no
+    generated code and unpickles nothing: its numbers are the ones reports and constraints use."""
+    import numpy as np
+    import pandas as pd
+
+    res, task = run.result, spec["task"]
+    out_dir = spec["out_dir"]
+    run.stage("load", SCORE_STAGES)
+    df = read_csv(spec["data"], spec.get("delimiter") or ",")
+    df.columns = [str(c).strip() for c in df.columns]
+    data = read_predictions(spec["score"]["predictions"], len(df))
+    pred_all = data["predictions"]
+    target = None if spec.get("target") is None else str(spec["target"]).strip()
+    labels_col = None if spec.get("labels_column") is None else str(spec["labels_column"]).strip()
+    for name in (target, labels_col):
+        if name is not None and name not in df.columns and task != "clustering":
+            raise HarnessError("value_error", missing_column_message("Column", name, list(df.columns), spec["data"]))
+
+    run.stage("score", SCORE_STAGES)
+    y_plot, p_plot, Z, classes = None, None, None, None
+    if task == "classification":
+        keys = [label_key(v) for v in df[target].tolist()]
+        keep = [i for i, k in enumerate(keys) if k not in (None, "", "nan")]
+        y_true = np.array([keys[i] for i in keep], dtype=object)
+        y_pred = np.array([label_key(pred_all[i]) for i in keep], dtype=object)
+        trained = data.get("classes") if isinstance(data.get("classes"), list) else []
+        classes = sorted({*(label_key(c) for c in trained), *y_true.tolist()} - {None})
+        pos = label_key(data.get("positive_class"))
+        if len(classes) == 2 and pos not in classes:
+            pos = classes[1]
+
+        def proba_source():
+            proba, pcls = data.get("proba"), data.get("proba_classes")
+            if not isinstance(proba, list) or not isinstance(pcls, list) or len(proba) != len(df):
+                return None, None
+            matrix = np.asarray([proba[i] for i in keep], dtype=float)
+            if matrix.ndim != 2 or matrix.shape[1] != len(pcls) or not np.all(np.isfinite(matrix)):
+                return None, None
+            return matrix, [label_key(c) for c in pcls]
+
+        test = classification_metrics(y_true, y_pred, classes, pos, proba_source)
+        y_plot, p_plot = y_true, y_pred
+    elif task == "regression":
+        y = pd.to_numeric(df[target], errors="coerce").to_numpy(dtype=float)
+        keep = [i for i in range(len(y)) if np.isfinite(y[i])]
+        try:
+            y_pred = np.asarray([pred_all[i] for i in keep], dtype=float)
+        except (TypeError, ValueError):
+            raise HarnessError("runtime_error", "The predictions for the held-out rows are not numbers.")
+        test = regression_metrics(y[keep], y_pred)
+        y_plot, p_plot = y[keep], y_pred
+    else:
+        clusters = np.asarray([label_key(v) for v in pred_all], dtype=object)
+        if any(c is None for c in clusters):
+            raise HarnessError("runtime_error", "Some held-out rows got no cluster.")
+        test = {}
+        if labels_col is not None and labels_col in df.columns:
+            labels = df[labels_col].astype(object).map(lambda v: None if pd.isna(v) else str(v))
+            test.update(label_metrics(labels.tolist(), clusters))
+        # silhouette in a space this process builds itself, so no generated code can shape it
+        excluded = {c for c in (target, labels_col) if c} | {str(c).strip() for c in spec["drop_columns"]}
+        feats = [c for c in df.columns if c not in excluded]
+        numeric = [c for c in feats if pd.api.types.is_numeric_dtype(df[c].dtype) and not pd.api.types.is_bool_dtype(df[c].dtype)]
+        categorical = [c for c in feats if c not in numeric]
+        X = df[feats].copy()
+        for c in categorical:
+            X[c] = as_category_strings(X[c])
+        if feats:
+            try:
+                Z = as_matrix(make_preprocessor(numeric, categorical, scale=True).fit_transform(X))
+                s = safe_silhouette(Z, clusters.astype(str), spec["seed"])
+                if s is not None:
+                    test["silhouette"] = s
+            except Exception as e:  # noqa: BLE001 - silhouette is best effort
+                run.warn(f"Silhouette could not be computed: {describe_exception(e, 200)}")
+        p_plot = clusters.astype(str)
+    res["metrics"] = finite_metrics(test)
+    res["rows"] = {"train": 0, "valid": 0, "test": len(df)}
+    res["classes"] = classes
+    for name, value in res["metrics"].items():
+        emit({"event": "metric", "name": name, "value": value, "split": "test"})
+    run.stage("plots", SCORE_STAGES, None if spec["plots"] else "skipped")
+    if spec["plots"] and (task != "clustering" or Z is not None):
+        res["plots"] = make_plots(run, spec, out_dir, task, y_plot, p_plot, Z, classes)
 
 
 # --------------------------------------------------------------------------- search mode
@@ -1691,6 +1908,8 @@ def main(argv=None):
         run.spec = spec
         if spec["mode"] == "search":
             search(run, spec)
+        elif spec["mode"] == "score":
+            score(run, spec)
         else:
             train(run, spec)
     except KeyboardInterrupt:

@@ -229,6 +229,7 @@ export class SshRunner implements Runner {
         python: this.python,
         ws,
         spec,
+        artifactsDir: path.join(this.dataDir, "jobs", ws.runId, "artifacts"),
         limits: options.limits,
         options: { ...options, signal },
         pickGpus: () => this.pickGpus(ws.runId),

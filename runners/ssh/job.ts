@@ -46,6 +46,41 @@ export interface WrapperInput {
   cpuS?: number;
   memoryMb?: number;
   wallTimeS?: number;
+  /** RLIMIT_FSIZE in MiB (limits.diskMb): the largest file the job may write. */
+  fileMb?: number;
+  /** Processes of the host user beyond those it already has (RLIMIT_NPROC, limits.pids); root is exempt. */
+  pids?: number;
+}
+
+/** rlimits set by the interpreter before it execs the job: exact units, whichever sh the host has. */
+function rlimitShim(w: WrapperInput): string {
+  // Never above the host's hard limit, which an unprivileged user cannot raise.
+  const lines = [
+    "import os, resource",
+    "def _lim(r, n):",
+    "    h = resource.getrlimit(r)[1]",
+    "    n = n if h == resource.RLIM_INFINITY else min(n, h)",
+    // Hard as well: the job must not raise its soft limit back.
+    "    resource.setrlimit(r, (n, n))",
+  ];
+  if (w.fileMb) {
+    const n = Math.max(1, Math.floor(w.fileMb)) * 1024 * 1024;
+    lines.push(`_lim(resource.RLIMIT_FSIZE, ${n})`);
+  }
+  if (w.pids) {
+    // RLIMIT_NPROC counts every task of the user: the job's allowance comes on top of what runs already.
+    lines.push(
+      "def _tasks(p):",
+      "    try:",
+      "        return len(os.listdir('/proc/%s/task' % p)) if os.stat('/proc/' + p).st_uid == os.getuid() else 0",
+      "    except OSError:",
+      "        return 0",
+      "if os.getuid() != 0 and os.path.isdir('/proc'):",
+      `    _n = sum(_tasks(p) for p in os.listdir('/proc') if p.isdigit()) + ${Math.max(1, Math.floor(w.pids))}`,
+      "    _lim(resource.RLIMIT_NPROC, _n)",
+    );
+  }
+  return w.fileMb || w.pids ? `${lines.join("\n")}\n` : "";
 }
 
 /** The wrapper script (run.sh). */
@@ -72,7 +107,7 @@ export function wrapperScript(w: WrapperInput): string {
   const limits: string[] = [];
   if (w.cpuS) limits.push(`ulimit -t ${Math.ceil(w.cpuS)} 2>/dev/null`);
   if (w.memoryMb) limits.push(`ulimit -v ${Math.ceil(w.memoryMb * 1024)} 2>/dev/null`);
-  const run = `${w.python} -c ${q(SETSID_SHIM)} ${w.python} ${w.args.map(q).join(" ")}`;
+  const run = `${w.python} -c ${q(rlimitShim(w) + SETSID_SHIM)} ${w.python} ${w.args.map(q).join(" ")}`;
   lines.push(`( ${[...limits, `exec ${run}`].join("; ")} ) >>"$J/out" 2>>"$J/err" </dev/null &`);
   lines.push(`child=$!`, `echo "$child" > "$J/pid.tmp"; mv "$J/pid.tmp" "$J/pid"`);
   if (w.wallTimeS) {
@@ -255,4 +290,50 @@ export function stopScript(ws: string, kind: JobKind, marker: "cancelled" | "tim
 export function retireScript(ws: string, kind: JobKind): string[] {
   const J = jobDir(ws, kind);
   return [`cd ${q(ws)} 2>/dev/null || exit 0`, `[ -d ${q(J)} ] && mv ${q(J)} ${q(J)}.dead-$(date +%s)-$$`, `exit 0`];
+}
+
+// The model server on a host with bubblewrap: serve_launch.py (uploaded as .serve/launch.py) binds the
+// socket, then runs this script with serve.py's arguments; it execs the launcher's own interpreter
+// (THREADML_SERVE_PYTHON) on them inside bwrap, with no network and the workspace read-only. The bwrap arguments are worked out on the host, whose layout (merged /usr,
+// where Python lives) may differ from this machine's. Run from the workspace, as the wrapper leaves it.
+export const SERVE_SANDBOX_SH = String.raw`# ThreadML model server sandbox (generated): exec python "$@" in bubblewrap without network.
+py=$THREADML_SERVE_PYTHON
+[ -x "$py" ] || { echo "[runner] no interpreter to sandbox (THREADML_SERVE_PYTHON=$py)" >&2; exit 127; }
+n=$#
+ws=$(pwd -P)
+set -- "$@" --unshare-all --die-with-parent --new-session --cap-drop ALL --ro-bind /usr /usr
+for p in /bin /sbin /lib /lib64 /lib32 /libx32; do
+  if [ -L "$p" ]; then set -- "$@" --symlink "$(readlink "$p")" "$p"; elif [ -d "$p" ]; then set -- "$@" --ro-bind "$p" "$p"; fi
+done
+for p in /etc/alternatives /etc/ld.so.cache /etc/ld.so.conf /etc/ld.so.conf.d /etc/localtime /etc/matplotlibrc /etc/fonts; do
+  [ -e "$p" ] && set -- "$@" --ro-bind "$p" "$p"
+done
+# The interpreter's prefixes and user site outside /usr, read-only (never / or a folder holding the workspace).
+ub=
+for p in $("$py" -c 'import site, sys; print(sys.prefix); print(sys.base_prefix); print(sys.exec_prefix); print("ub=" + site.getuserbase())' 2>/dev/null); do
+  case "$p" in ub=*) p=$(printf '%s' "$p" | cut -c4-); ub=$p;; esac
+  [ -d "$p" ] || continue
+  case "$p" in /|/usr|/usr/*) continue;; esac
+  case "$ws/" in "$p"/*) continue;; esac
+  set -- "$@" --ro-bind "$p" "$p"
+done
+set -- "$@" --proc /proc --dev /dev
+for d in /dev/nvidia*; do [ -e "$d" ] && set -- "$@" --dev-bind "$d" "$d"; done
+[ -e /dev/nvidiactl ] && set -- "$@" --ro-bind /sys /sys
+set -- "$@" --tmpfs /tmp --ro-bind "$ws" "$ws" --chdir "$ws"
+set -- "$@" --setenv HOME /tmp --setenv TMPDIR /tmp --setenv MPLCONFIGDIR /tmp/.mpl
+[ -n "$ub" ] && [ -d "$ub" ] && set -- "$@" --setenv PYTHONUSERBASE "$ub"
+set -- "$@" -- "$py"
+# serve.py's arguments (the first n) go last.
+i=0
+while [ "$i" -lt "$n" ]; do set -- "$@" "$1"; shift; i=$((i + 1)); done
+exec bwrap "$@"
+`;
+
+/** Prints bwrap=ok when bubblewrap is installed on the host and can make a sandbox without network. */
+export function bwrapProbeScript(): string[] {
+  return [
+    `command -v bwrap >/dev/null 2>&1 || { echo bwrap=missing; exit 0; }`,
+    `if bwrap --unshare-all --die-with-parent --ro-bind / / true >/dev/null 2>&1; then echo bwrap=ok; else echo bwrap=broken; fi`,
+  ];
 }

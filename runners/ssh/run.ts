@@ -5,6 +5,7 @@ import path from "node:path";
 import type { SFTPWrapper } from "ssh2";
 import type { SshRunnerConfig } from "../../config/schema.js";
 import { HarnessResult, parseEventLine, type HarnessEvent, type HarnessSpec } from "../contract.js";
+import { intakeRun, type HostArtifacts } from "../intake.js";
 import type { Limits, RunOptions, RunOutcome, Workspace } from "../types.js";
 import { ConnectionLost, isConnectionError, type ConnLogger, type SshConnection } from "./connection.js";
 import type { GpuChoice } from "./gpu.js";
@@ -36,6 +37,8 @@ export interface RunContext {
   python: string;
   ws: Workspace;
   spec: HarnessSpec;
+  /** Host-owned folder for the intake's copies of the run's artifacts. */
+  artifactsDir: string;
   limits: Limits;
   options: RunOptions;
   /** Picks GPUs for a new start (the runner tracks which ones its jobs hold). */
@@ -184,6 +187,8 @@ export async function runRemoteJob(ctx: RunContext): Promise<RunOutcome> {
         // An address-space limit breaks CUDA, which maps far more than it uses.
         memoryMb: gpus.devices.length ? undefined : ctx.limits.memoryMb,
         wallTimeS: ctx.limits.wallTimeS,
+        fileMb: ctx.limits.diskMb,
+        pids: ctx.limits.pids,
       });
       await remote(async () => {
         const sftp = await conn.sftp();
@@ -306,7 +311,7 @@ export async function runRemoteJob(ctx: RunContext): Promise<RunOutcome> {
 
     // 3. The outcome: exit status, markers, stderr tail and the artifacts, fetched back.
     const final = await remote(filesState);
-    const { tail, result, notes } = await remote(() => collect(ctx, resultRel));
+    const { tail, result, artifacts, notes } = await remote(() => collect(ctx));
     const durationS = startedHere ? Math.round(performance.now() - t0) / 1000 : Math.max(0, (final.ended ?? final.now) - (final.started ?? final.now));
     let stderrTail = tail;
     for (const n of notes) stderrTail = appendNote(stderrTail, n);
@@ -318,6 +323,7 @@ export async function runRemoteJob(ctx: RunContext): Promise<RunOutcome> {
     const sig = code !== null && code > 128 && code < 160 ? signalName(code - 128) : null;
     return {
       result,
+      artifacts,
       exitCode: sig ? null : code,
       signal: sig,
       timedOut: final.timedout,
@@ -352,40 +358,20 @@ function mkdirOne(sftp: SFTPWrapper, dir: string): Promise<void> {
   );
 }
 
-/** Fetches the run's output folder into the local workspace and reads result.json from it. */
-async function collect(ctx: RunContext, resultRel: string): Promise<{ tail: string; result: HarnessResult | null; notes: string[] }> {
+/** Fetches the run's output folder into the local workspace, then takes it in like a local run's. */
+async function collect(ctx: RunContext): Promise<{ tail: string; result: HarnessResult | null; artifacts: HostArtifacts | null; notes: string[] }> {
   const { conn, ws, spec } = ctx;
   const sftp = await conn.sftp();
   const notes: string[] = [];
   const tail = ((await readTail(sftp, pjoin(jobDir(ws.dir, "job"), "err"), STDERR_TAIL_BYTES)) ?? Buffer.alloc(0)).toString("utf8");
   const localOut = path.join(ws.localDir, ...spec.out_dir.split("/"));
   await rm(localOut, { recursive: true, force: true });
-  let raw: string | null = null;
   try {
     await downloadDir(sftp, pjoin(ws.dir, spec.out_dir), localOut, MAX_ARTIFACT_BYTES);
-    raw = await readFile(path.join(ws.localDir, ...resultRel.split("/")), "utf8").catch(() => null);
   } catch (err) {
     if (isConnectionError(err) || !conn.connected) throw err;
     notes.push(`[runner] the artifacts could not be fetched: ${(err as Error).message}`);
-    raw = await readText(sftp, pjoin(ws.dir, resultRel));
   }
-  if (raw === null) {
-    notes.push(`[runner] no result.json was written (${resultRel})`);
-    return { tail, result: null, notes };
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(raw);
-  } catch (err) {
-    notes.push(`[runner] result.json is not valid JSON: ${(err as Error).message}`);
-    return { tail, result: null, notes };
-  }
-  const parsed = HarnessResult.safeParse(json);
-  if (parsed.success) return { tail, result: parsed.data, notes };
-  const issues = parsed.error.issues
-    .slice(0, 5)
-    .map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`)
-    .join("; ");
-  notes.push(`[runner] result.json does not match the contract: ${issues}`);
-  return { tail, result: null, notes };
+  const taken = await intakeRun({ workspace: ws.localDir, outDir: spec.out_dir, dest: ctx.artifactsDir, solution: spec.mode === "train" ? spec.solution : undefined });
+  return { tail, result: taken.result, artifacts: taken.artifacts, notes: [...notes, ...taken.notes] };
 }

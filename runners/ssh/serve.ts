@@ -1,9 +1,11 @@
+import { readFile } from "node:fs/promises";
 import http from "node:http";
 import net from "node:net";
+import { fromRoot } from "../../src/paths.js";
 import { parseEventLine } from "../contract.js";
 import type { ModelServer } from "../types.js";
 import type { ConnLogger, SshConnection } from "./connection.js";
-import { jobDir, parseJobState, phaseOf, retireScript, startScript, stateScript, stopScript, wrapperScript } from "./job.js";
+import { bwrapProbeScript, jobDir, parseJobState, phaseOf, retireScript, SERVE_SANDBOX_SH, startScript, stateScript, stopScript, wrapperScript } from "./job.js";
 import { withReconnect, type ReconnectHooks } from "./reconnect.js";
 import { readTail, readText, stat, writeText } from "./sftp.js";
 import type { RunContext } from "./run.js";
@@ -109,19 +111,36 @@ export async function startRemoteServer(ctx: ServeContext): Promise<SshModelServ
     if (phaseOf(s) === "running") await remote(() => conn.exec(stopScript(ws.dir, "serve", null)));
     if (s.lock) await remote(() => conn.exec(retireScript(ws.dir, "serve")));
     const gpus = await remote(() => ctx.pickGpus());
-    const wrapper = wrapperScript({
-      ws: ws.dir,
-      kind: "serve",
-      setup: config.setup,
-      python: ctx.python,
-      args: ["serve.py", "--host", config.serveHost, "--port", "0", "--workspace", ws.dir],
-      cudaVisible: gpus.visible,
-    });
+    // With bubblewrap the launcher binds the socket and the server runs without network, the workspace
+    // read-only; without it the server binds by itself, unsandboxed, as training jobs run there.
+    const bwrap = (await remote(() => conn.exec(bwrapProbeScript()))).stdout.match(/bwrap=(\w+)/)?.[1] ?? "missing";
+    const sandboxed = bwrap === "ok";
+    const launcher = sandboxed ? await readFile(fromRoot("runners/python/serve_launch.py"), "utf8") : null;
+    // Relative to the workspace, where the wrapper runs.
+    const args = sandboxed
+      ? [".serve/launch.py", "--host", config.serveHost, "--port", "0", "--", "sh", ".serve/sandbox.sh", "serve.py", "--workspace", ws.dir]
+      : ["serve.py", "--host", config.serveHost, "--port", "0", "--workspace", ws.dir];
+    const wrapper = wrapperScript({ ws: ws.dir, kind: "serve", setup: config.setup, python: ctx.python, args, cudaVisible: gpus.visible });
     await remote(async () => {
       const r = await conn.exec([`mkdir -p ${q(S)}`]);
       if (r.code !== 0) throw new Error(`cannot create ${S} on ${where}: ${r.stderr.trim()}`);
-      await writeText(await conn.sftp(), pjoin(S, "run.sh"), wrapper, 0o755);
+      const sftp = await conn.sftp();
+      await writeText(sftp, pjoin(S, "run.sh"), wrapper, 0o755);
+      if (launcher !== null) {
+        await writeText(sftp, pjoin(S, "launch.py"), launcher, 0o644);
+        await writeText(sftp, pjoin(S, "sandbox.sh"), SERVE_SANDBOX_SH, 0o644);
+      }
     });
+    if (!sandboxed) {
+      const why = bwrap === "broken" ? "bubblewrap does not work on the host" : "bubblewrap is not installed on the host";
+      const text = `The model server on ${where} runs without a sandbox (with the host's network and a writable workspace) because ${why}; install bubblewrap there to isolate it.`;
+      ctx.log.warn({ runId: ws.runId, bwrap }, text);
+      try {
+        ctx.onNotice?.(text);
+      } catch {
+        // a faulty listener must not stop the deployment
+      }
+    }
     const start = await remote(() => conn.exec(startScript(ws.dir, "serve", null)));
     if (!/start=(ok|busy)/.test(start.stdout)) throw new Error(`the model server could not be started on ${where}: ${(start.stderr || start.stdout).trim().slice(-500)}`);
     listening = await waitListening(ctx, S);
@@ -181,11 +200,28 @@ export async function startRemoteServer(ctx: ServeContext): Promise<SshModelServ
   };
 }
 
+/**
+ * The server's address once it says it listens. When the launcher started it, the address is the one
+ * on its first line (printed before any generated code ran), never what the server itself reports.
+ */
 async function findListening(conn: SshConnection, S: string): Promise<{ host: string; port: number } | null> {
   const text = await readText(await conn.sftp(), pjoin(S, "out"), 1024 * 1024);
-  for (const line of (text ?? "").split("\n")) {
+  const lines = (text ?? "").split("\n");
+  const bound = parseBound(lines[0] ?? "");
+  for (const line of bound ? lines.slice(1) : lines) {
     const event = parseEventLine(line);
-    if (event?.event === "listening") return { host: event.host, port: event.port };
+    if (event?.event === "listening") return bound ?? { host: event.host, port: event.port };
+  }
+  return null;
+}
+
+function parseBound(line: string): { host: string; port: number } | null {
+  if (!line.startsWith('{"event":"bound",')) return null;
+  try {
+    const v = JSON.parse(line) as { host?: unknown; port?: unknown };
+    if (typeof v.host === "string" && Number.isInteger(v.port) && (v.port as number) > 0 && (v.port as number) < 65536) return { host: v.host, port: v.port as number };
+  } catch {
+    // not the launcher's line
   }
   return null;
 }

@@ -75,7 +75,7 @@ describe("loadConfig", () => {
     // `off` stays a string (YAML 1.2), which the enum needs.
     expect(config.sandbox).toBe("off");
     expect(config.planning.plans).toBe(2);
-    expect(config.limits).toEqual({ wallTimeS: 600, cpuS: 1800, memoryMb: 1024, maxUploadMb: 200 });
+    expect(config.limits).toEqual({ wallTimeS: 600, cpuS: 1800, memoryMb: 1024, maxUploadMb: 200, pids: 256, diskMb: 2048 });
     expect(config.approvers).toEqual(["U9"]);
     expect(config.slack.port).toBe(4000);
   });

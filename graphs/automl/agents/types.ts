@@ -258,6 +258,8 @@ export const RunRecord = z.object({
   durationS: z.number(),
   /** Metrics the generated code itself reported; checked against the harness's own numbers. */
   claims: z.record(z.string(), z.number()).default({}),
+  /** Host-owned copies of the run's artifacts (runners/intake.ts); the workspace itself is never read for them. */
+  artifacts: z.object({ dir: z.string(), model: z.string().nullable(), code: z.string().nullable(), plots: z.array(z.string()) }).nullable().default(null),
 });
 export type RunRecord = z.infer<typeof RunRecord>;
 

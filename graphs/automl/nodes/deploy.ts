@@ -20,13 +20,13 @@ export function deployNode(deps: GraphDeps) {
     } catch (err) {
       return { status: "trained", notices: [`The model is trained but the server did not start: ${(err as Error).message}`] };
     }
-    const check = await checkEndpoint(server.url, best.result.sample);
+    const check = await checkEndpoint(server.url, best.result.sample, server.token);
     const serving = check.ok && keepServing(config);
     if (serving) await deps.keepServer(threadId, server);
     else await server.stop();
     const notices = [...(serving ? where : []), ...(check.ok ? [] : [`The endpoint check failed: ${check.error}`])];
     return {
-      endpoint: { url: server.url, check, serving },
+      endpoint: { url: server.url, ...(server.token ? { token: server.token } : {}), check, serving },
       status: check.ok ? "deployed" : "trained",
       ...(notices.length ? { notices } : {}),
     };

@@ -1,4 +1,4 @@
-import { writeFile } from "node:fs/promises";
+import { rm, writeFile } from "node:fs/promises";
 import { stage, type GraphDeps } from "../deps.js";
 import { buildReport, renderMarkdown } from "../report.js";
 import type { State } from "../state.js";
@@ -9,7 +9,9 @@ export function reportNode(deps: GraphDeps) {
     const report = buildReport(state, deps.config.llm.pricing);
     if (report.artifacts.report) {
       try {
-        await writeFile(report.artifacts.report, renderMarkdown(report, state));
+        // The report lives in the host-owned artifacts folder; a fresh file, never through an existing name.
+        await rm(report.artifacts.report, { force: true });
+        await writeFile(report.artifacts.report, renderMarkdown(report, state), { flag: "wx" });
       } catch (err) {
         deps.logger.warn({ err }, "could not write report.md");
         report.artifacts.report = null;

@@ -1,4 +1,4 @@
-import { better, unconfirmedClaims } from "../constraints.js";
+import { better, implausibleGain, unconfirmedClaims } from "../constraints.js";
 import { stage, type GraphDeps } from "../deps.js";
 import type { BestRun, State, Update } from "../state.js";
 
@@ -25,9 +25,13 @@ export function verifyImplementationNode(deps: GraphDeps) {
       description: state.implementation!.description,
       implementation: state.implementation!,
       result,
+      artifacts: run.artifacts ?? null,
       verdict,
     };
     const update: Update = { verdict, route: verdict.failure === "success" ? "deploy" : "revise" };
+    const cv = state.executions.flatMap((e) => e.candidates).find((c) => c.id === run.candidateId)?.score;
+    const gain = implausibleGain(req.metric.name, result.metrics[req.metric.name], cv);
+    if (gain) update.notices = [gain];
     if (verdict.failure !== "degenerate" && verdict.failure !== "hallucination" && isBetter(candidate, state.best, req.metric.name)) update.best = candidate;
     return update;
   });

@@ -161,7 +161,7 @@ export const HarnessSpec = z.object({
    */
   holdout: z.object({ features: z.string().nullable().default(null) }).nullable().default(null),
   /** Score mode: `data` is the held-out test rows with labels; `predictions` a train run's out/predictions.json. */
-  score: z.object({ predictions: z.string().min(1) }).nullable().default(null),
+  score: z.object({ predictions: z.string().min(1), wait_s: z.number().positive().optional() }).nullable().default(null),
   search: z
     .object({
       candidates: z.array(SearchCandidate).min(1),

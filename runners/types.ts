@@ -85,6 +85,13 @@ export interface Runner {
   prepare(input: WorkspaceInput): Promise<Workspace>;
   /** Writes spec.json into the workspace, runs the harness there and resolves when it has ended. */
   run(ws: Workspace, options: RunOptions): Promise<RunOutcome>;
+  /**
+   * Puts one host file into a prepared workspace while its job may already run (the scorer waits for
+   * the predictions this way); the file appears whole, by rename. Only runners that run jobs side by
+   * side offer it: where jobs queue for a slot (SSH), a waiting scorer could hold the slot the training
+   * run needs, so the scorer runs after it instead.
+   */
+  put?(ws: Workspace, dest: string, source: string): Promise<void>;
   /** Starts the model server for a trained workspace; resolves once it listens. */
   serve(ws: Workspace, options?: { signal?: AbortSignal; onNotice?: (text: string) => void }): Promise<ModelServer>;
   /** Which of these optional Python modules the runner's interpreter can import. */

@@ -4,7 +4,7 @@ import type { RunRecord } from "./agents/types.js";
 import path from "node:path";
 import type { FailureClass, HarnessResult } from "../../runners/contract.js";
 import type { HostArtifacts } from "../../runners/intake.js";
-import type { Limits, RunOutcome, Runner } from "../../runners/types.js";
+import type { Limits, RunOutcome, Runner, Workspace } from "../../runners/types.js";
 import { harnessInputs, type HarnessInputs } from "./harness-inputs.js";
 import { holdoutFiles, type HoldoutFiles } from "./holdout.js";
 import { runnerNameOf, threadIdOf, type GraphDeps, type Stage } from "./deps.js";
@@ -84,23 +84,76 @@ async function withHoldout(deps: GraphDeps, state: State, inputs: HarnessInputs,
 const TEST_FRACTION = 0.15;
 const HELD_FEATURES = "data/held-out-features.csv";
 
-/** Runs the scorer on the held-out labels and the train run's predictions (host copies only). */
-async function scoreHeldOut(
-  deps: GraphDeps,
-  runner: Runner,
-  o: { id: string; held: HoldoutFiles; inputs: HarnessInputs; limits: Limits; signal: AbortSignal; outcome: RunOutcome },
-): Promise<{ failure: FailureClass | null; message: string; result: HarnessResult | null; artifacts: HostArtifacts | null }> {
-  const predictions = o.outcome.artifacts?.predictions;
-  if (!predictions) return { failure: "runtime_error", message: "The training run wrote no predictions for the held-out test rows (out/predictions.json).", result: null, artifacts: null };
-  const data = o.inputs.spec.data;
-  const ws = await runner.prepare({ runId: `${o.id}-score`, files: [{ source: o.held.truth, dest: data }, { source: predictions, dest: "predictions.json" }], texts: {} });
-  const { holdout: _h, ...spec } = o.inputs.spec;
-  const outcome = await runner.run(ws, { spec: { ...spec, mode: "score", score: { predictions: "predictions.json" }, plots: true }, limits: o.limits, signal: o.signal }).catch((err: unknown) => err as Error);
-  if (outcome instanceof Error) return { failure: "environment_error", message: `The scorer could not run: ${outcome.message}`, result: null, artifacts: null };
-  const classified = classifyOutcome(outcome, o.limits.wallTimeS);
-  if (classified.failure !== "success" || !outcome.result) return { failure: classified.failure === "cancelled" ? "runtime_error" : classified.failure, message: classified.message, result: null, artifacts: null };
-  deps.logger.info({ run: ws.runId, metrics: outcome.result.metrics }, "held-out rows scored");
-  return { failure: null, message: "", result: outcome.result, artifacts: outcome.artifacts ?? null };
+interface Scored {
+  failure: FailureClass | null;
+  message: string;
+  result: HarnessResult | null;
+  artifacts: HostArtifacts | null;
+}
+
+interface Scorer {
+  /** Hands the train run's predictions (host copy) to the scorer and waits for the test metrics. */
+  score(outcome: RunOutcome): Promise<Scored>;
+  /** The train run failed: stop the scorer. */
+  abandon(): Promise<void>;
+}
+
+/**
+ * The scorer of a full run: a harness process that loads no generated code, gets the held-out labels
+ * and the saved model's predictions, and computes the test metrics and plots. Where the runner can put
+ * a file into a running job's workspace it starts beside the training run, loads its libraries while
+ * the model trains and waits for the predictions; elsewhere it runs after the training run.
+ */
+function startScorer(runner: Runner, o: { id: string; held: HoldoutFiles; inputs: HarnessInputs; limits: Limits; signal: AbortSignal; logger: GraphDeps["logger"] }): Scorer {
+  const ctl = new AbortController();
+  const signal = AbortSignal.any([o.signal, ctl.signal]);
+  const runId = `${o.id}-score`;
+  const { holdout: _h, ...base } = o.inputs.spec;
+  // It may wait for the whole training run: twice the wall time, so the training run's limit comes first.
+  const limits = { ...o.limits, wallTimeS: o.limits.wallTimeS * 2 };
+  const spec = { ...base, mode: "score" as const, score: { predictions: "predictions.json", wait_s: limits.wallTimeS }, plots: true };
+  const truth = { source: o.held.truth, dest: o.inputs.spec.data };
+  const launch = (ws: Workspace) => runner.run(ws, { spec, limits, signal }).catch((err: unknown) => err as Error);
+  const early = runner.put
+    ? runner.prepare({ runId, files: [truth], texts: {} }).then(
+        (ws) => ({ ws, done: launch(ws) }),
+        (err: unknown) => err as Error,
+      )
+    : null;
+
+  const judge = (outcome: RunOutcome | Error, ws: Workspace): Scored => {
+    if (outcome instanceof Error) return { failure: "environment_error", message: `The scorer could not run: ${outcome.message}`, result: null, artifacts: null };
+    const classified = classifyOutcome(outcome, limits.wallTimeS);
+    if (classified.failure !== "success" || !outcome.result)
+      return { failure: classified.failure === "cancelled" ? "runtime_error" : classified.failure, message: classified.message, result: null, artifacts: null };
+    o.logger.info({ run: ws.runId, metrics: outcome.result.metrics }, "held-out rows scored");
+    return { failure: null, message: "", result: outcome.result, artifacts: outcome.artifacts ?? null };
+  };
+  const abandon = async () => {
+    ctl.abort();
+    const started = await early;
+    if (started && !(started instanceof Error)) await started.done;
+  };
+  return {
+    abandon,
+    async score(outcome) {
+      const predictions = outcome.artifacts?.predictions;
+      if (!predictions) {
+        await abandon();
+        return { failure: "runtime_error", message: "The training run wrote no predictions for the held-out test rows (out/predictions.json).", result: null, artifacts: null };
+      }
+      const started = await early;
+      if (started && !(started instanceof Error)) {
+        const put = await runner.put!(started.ws, "predictions.json", predictions).catch((err: unknown) => err as Error);
+        if (!(put instanceof Error)) return judge(await started.done, started.ws);
+        await abandon();
+      }
+      // No early scorer (or it could not be reached): prepare it with both files and run it now.
+      const ws = await runner.prepare({ runId: `${runId}-after`, files: [truth, { source: predictions, dest: "predictions.json" }], texts: {} }).catch((err: unknown) => err as Error);
+      if (ws instanceof Error) return judge(ws, { runId, dir: "", localDir: "" });
+      return judge(await runner.run(ws, { spec, limits, signal: o.signal }).catch((err: unknown) => err as Error), ws);
+    },
+  };
 }
 
 /** Runs the harness for this conversation on its runner and turns the outcome into a RunRecord. */
@@ -129,6 +182,7 @@ export async function runJob(deps: GraphDeps, state: State, config: LangGraphRun
     else if (event.event === "log" && event.level !== "info") deps.logger.debug({ threadId, run: ws.runId }, event.message);
   };
   const limits = { wallTimeS: deps.config.limits.wallTimeS, cpuS: deps.config.limits.cpuS, memoryMb: deps.config.limits.memoryMb, pids: deps.config.limits.pids, diskMb: deps.config.limits.diskMb };
+  const scorer = held && job.kind === "full" ? startScorer(runner, { id, held, inputs: inputs!, limits, signal: deps.jobSignal(threadId), logger: deps.logger }) : null;
   const outcome = await runner
     .run(ws, {
     spec: { ...job.spec, ...inputs.spec },
@@ -138,11 +192,15 @@ export async function runJob(deps: GraphDeps, state: State, config: LangGraphRun
     onNotice: (text) => deps.emit(threadId, { type: "notice", text }),
   })
     .catch((err: unknown) => err as Error);
-  if (outcome instanceof Error) return runnerFailure(job, ws.runId, outcome, ws.localDir, ws.dir);
+  if (outcome instanceof Error) {
+    await scorer?.abandon();
+    return runnerFailure(job, ws.runId, outcome, ws.localDir, ws.dir);
+  }
   let classified = classifyOutcome(outcome, limits.wallTimeS);
   // The test metrics come from the scorer, which alone sees the held-out labels.
-  if (held && job.kind === "full" && classified.failure === "success" && outcome.result) {
-    const scored = await scoreHeldOut(deps, runner, { id, held, inputs: inputs!, limits, signal: deps.jobSignal(threadId), outcome });
+  if (scorer && (classified.failure !== "success" || !outcome.result)) await scorer.abandon();
+  else if (scorer && outcome.result) {
+    const scored = await scorer.score(outcome);
     if (scored.failure) classified = { failure: scored.failure, message: scored.message };
     else {
       outcome.result = { ...outcome.result, metrics: scored.result!.metrics, plots: scored.result!.plots, rows: outcome.result.rows && { ...outcome.result.rows, test: scored.result!.rows?.test ?? 0 } };

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
-import { cp, lstat, mkdir, mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { constants as fsConstants } from "node:fs";
+import { copyFile, cp, lstat, mkdir, mkdtemp, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { realpathSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -623,6 +624,15 @@ export class LocalRunner implements Runner {
       if (this.locks.get(runId) === settled) this.locks.delete(runId);
     });
     return current;
+  }
+
+  async put(ws: Workspace, dest: string, source: string): Promise<void> {
+    const dir = await this.workspaceDir(ws);
+    const target = await freshTarget(dir, path.relative(dir, safeDest(dir, dest)));
+    const part = `${target}.part`;
+    await rm(part, { force: true });
+    await copyFile(source, part, fsConstants.COPYFILE_EXCL);
+    await rename(part, target);
   }
 
   async serve(ws: Workspace, options: { signal?: AbortSignal } = {}): Promise<ModelServer> {

@@ -1431,6 +1431,31 @@ def read_predictions(path, n):
     return data
 
 
+def wait_for_predictions(run, spec):
+    """The scorer may start beside the training run: it loads its libraries while the model trains,
+    then waits for the host to put the predictions in (whole, by rename)."""
+    path = spec["score"]["predictions"]
+    if os.path.exists(path):
+        return
+    import pandas  # noqa: F401 - loaded now, while waiting
+    import sklearn.metrics  # noqa: F401
+
+    if spec["plots"]:
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot  # noqa: F401
+        except ImportError:
+            pass
+    run.log("Waiting for the training run's predictions.")
+    deadline = time.monotonic() + float(spec["score"].get("wait_s") or 3600)
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            raise HarnessError("runtime_error", "The training run's predictions never arrived.")
+        time.sleep(0.05)
+
+
 def score(run, spec):
     """Test metrics from the held-out labels and a train run's predictions. This process imports no
     generated code and unpickles nothing: its numbers are the ones reports and constraints use."""
@@ -1440,6 +1465,7 @@ def score(run, spec):
     res, task = run.result, spec["task"]
     out_dir = spec["out_dir"]
     run.stage("load", SCORE_STAGES)
+    wait_for_predictions(run, spec)
     df = read_csv(spec["data"], spec.get("delimiter") or ",")
     df.columns = [str(c).strip() for c in df.columns]
     data = read_predictions(spec["score"]["predictions"], len(df))

@@ -4,6 +4,7 @@ import { once } from "node:events";
 import { mkdir, readFile, rename, rm, utimes, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { parse } from "csv-parse";
+import type { HarnessSpecInput } from "../../runners/contract.js";
 
 // The held-out test split of a table, made on the host before any generated code runs. Runs that load
 // generated code get only the training rows and the test rows' features; the test rows with their
@@ -211,4 +212,34 @@ export async function holdoutFiles(opts: HoldoutOptions): Promise<HoldoutFiles> 
     if (err.code !== "ENOTEMPTY" && err.code !== "EEXIST") throw err;
   });
   return { train: files.train, features: files.features, truth: files.truth, rows };
+}
+
+/** The share of rows held out, as the harness's default split has it. */
+export const TEST_FRACTION = 0.15;
+/** Where a full run finds the held-out rows' features in its workspace. */
+export const HELD_FEATURES = "data/held-out-features.csv";
+
+/**
+ * Puts a plain table's holdout into a run's inputs: the table's file is replaced by the training rows,
+ * a full run also gets the held-out features, and the spec says so. Other variants split in the harness.
+ */
+export async function applyHoldout(
+  inputs: { files: Array<{ source: string; dest: string }>; spec: Omit<HarnessSpecInput, "mode"> },
+  o: { file: string; seed: number; dir: string; full: boolean },
+): Promise<HoldoutFiles | null> {
+  const spec = inputs.spec;
+  if ((spec.variant ?? "tabular") !== "tabular") return null;
+  const held = await holdoutFiles({
+    file: o.file,
+    delimiter: spec.delimiter ?? ",",
+    hidden: [spec.target, spec.labels_column].filter((c): c is string => typeof c === "string"),
+    stratify: spec.task === "classification" ? (spec.target ?? null) : null,
+    testFraction: TEST_FRACTION,
+    seed: o.seed,
+    dir: o.dir,
+  });
+  inputs.files = inputs.files.map((f) => (path.resolve(f.source) === path.resolve(o.file) ? { ...f, source: held.train } : f));
+  if (o.full) inputs.files.push({ source: held.features, dest: HELD_FEATURES });
+  spec.holdout = { features: o.full ? HELD_FEATURES : null };
+  return held;
 }

@@ -6,7 +6,7 @@ import type { FailureClass, HarnessResult } from "../../runners/contract.js";
 import type { HostArtifacts } from "../../runners/intake.js";
 import type { Limits, RunOutcome, Runner, Workspace } from "../../runners/types.js";
 import { harnessInputs, type HarnessInputs } from "./harness-inputs.js";
-import { holdoutFiles, type HoldoutFiles } from "./holdout.js";
+import { applyHoldout, type HoldoutFiles } from "./holdout.js";
 import { runnerNameOf, threadIdOf, type GraphDeps, type Stage } from "./deps.js";
 import { classifyOutcome } from "./failures.js";
 import type { State } from "./state.js";
@@ -63,26 +63,9 @@ function runId(threadId: string, runKey: string, kind: string, n: number): strin
  * place of the table; a full run also gets the test rows' features (no labels) to predict.
  */
 async function withHoldout(deps: GraphDeps, state: State, inputs: HarnessInputs, full: boolean): Promise<HoldoutFiles | null> {
-  const req = state.requirements!;
-  if ((inputs.spec.variant ?? "tabular") !== "tabular") return null;
   const profile = state.profile!;
-  const held = await holdoutFiles({
-    file: profile.file,
-    delimiter: profile.delimiter,
-    hidden: [req.target, req.labels_column].filter((c): c is string => typeof c === "string"),
-    stratify: inputs.spec.task === "classification" ? req.target : null,
-    testFraction: TEST_FRACTION,
-    seed: deps.config.seed,
-    dir: path.resolve(deps.cwd, deps.config.dataDir, "holdout"),
-  });
-  inputs.files = inputs.files.map((f) => (f.source === profile.file ? { ...f, source: held.train } : f));
-  if (full) inputs.files.push({ source: held.features, dest: HELD_FEATURES });
-  inputs.spec.holdout = { features: full ? HELD_FEATURES : null };
-  return held;
+  return applyHoldout(inputs, { file: profile.file, seed: deps.config.seed, dir: path.resolve(deps.cwd, deps.config.dataDir, "holdout"), full });
 }
-
-const TEST_FRACTION = 0.15;
-const HELD_FEATURES = "data/held-out-features.csv";
 
 interface Scored {
   failure: FailureClass | null;
@@ -149,7 +132,7 @@ function startScorer(runner: Runner, o: { id: string; held: HoldoutFiles; inputs
         await abandon();
       }
       // No early scorer (or it could not be reached): prepare it with both files and run it now.
-      const ws = await runner.prepare({ runId: `${runId}-after`, files: [truth, { source: predictions, dest: "predictions.json" }], texts: {} }).catch((err: unknown) => err as Error);
+      const ws = await runner.prepare({ runId: early ? `${runId}-again` : runId, files: [truth, { source: predictions, dest: "predictions.json" }], texts: {} }).catch((err: unknown) => err as Error);
       if (ws instanceof Error) return judge(ws, { runId, dir: "", localDir: "" });
       return judge(await runner.run(ws, { spec, limits, signal: o.signal }).catch((err: unknown) => err as Error), ws);
     },

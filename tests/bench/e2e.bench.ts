@@ -12,6 +12,7 @@ import { Engine, type Outcome } from "../../src/engine.js";
 import { createLogger } from "../../src/logger.js";
 import { LocalRunner } from "../../runners/local/index.js";
 import type { HarnessSpecInput } from "../../runners/contract.js";
+import { applyHoldout } from "../../graphs/automl/holdout.js";
 import type { ModelServer, RunOptions, Runner, Workspace, WorkspaceInput } from "../../runners/types.js";
 import { BIN, ROOT, runCli } from "../helpers/cli.js";
 import { writeClassificationCsv, writeClusteringCsv, writeRegressionCsv } from "../helpers/datasets.js";
@@ -315,12 +316,17 @@ function baselineSpec(task: BenchTask, sample: CliSample | undefined, seed: numb
 }
 
 async function runBaseline(runner: LocalRunner, root: string, task: BenchTask, spec: HarnessSpecInput, b: { name: string; code: string }, n: number): Promise<number | null> {
-  const ws = await runner.prepare({
-    runId: `baseline-${task.id}-${n}`,
-    files: [{ source: join(root, task.file), dest: `data/${task.file}` }],
-    texts: { "solution.py": b.code },
-  });
-  const outcome = await runner.run(ws, { spec, limits: LIMITS });
+  // The same host-made test split as ThreadML's runs, and the same scorer.
+  const { mode: _m, ...rest } = spec;
+  const inputs = { files: [{ source: join(root, task.file), dest: `data/${task.file}` }], spec: rest };
+  const held = await applyHoldout(inputs, { file: join(root, task.file), seed: spec.seed ?? 42, dir: join(root, "holdout"), full: true });
+  const ws = await runner.prepare({ runId: `baseline-${task.id}-${n}`, files: inputs.files, texts: { "solution.py": b.code } });
+  let outcome = await runner.run(ws, { spec: { ...inputs.spec, mode: "train" }, limits: LIMITS });
+  const predictions = outcome.artifacts?.predictions;
+  if (held && predictions) {
+    const sw = await runner.prepare({ runId: `baseline-${task.id}-${n}-score`, files: [{ source: held.truth, dest: `data/${task.file}` }, { source: predictions, dest: "predictions.json" }], texts: {} });
+    outcome = await runner.run(sw, { spec: { ...rest, mode: "score", score: { predictions: "predictions.json" } }, limits: LIMITS });
+  }
   const value = outcome.result?.metrics[spec.metric] ?? null;
   if (value === null) log(`  baseline ${b.name} failed: ${outcome.result?.error?.message ?? outcome.stderrTail.slice(-300)}`);
   return value;

@@ -38,8 +38,8 @@ async function fileDigest(file: string) {
   return hash;
 }
 
-/** A small seeded generator: the same seed gives the same split on every host. */
-function mulberry32(seed: number): () => number {
+/** mulberry32, a small seeded generator: the same seed gives the same split on every host. */
+export function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

@@ -1,6 +1,7 @@
 import { spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import { mulberry32 } from "../../graphs/automl/holdout.js";
 
 // Seeded synthetic CSVs for tests: same seed, same bytes.
 
@@ -12,17 +13,8 @@ export interface DatasetInfo {
   labels?: string;
 }
 
-/** mulberry32: tiny, fast and good enough for test data. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded test data: the product's own generator (mulberry32). */
+const prng = mulberry32;
 
 function gaussian(rand: () => number): () => number {
   return () => {

@@ -272,3 +272,19 @@ export function parseEventLine(line: string): HarnessEvent | null {
   }
   return { event: "log", level: "info", message: trimmed.slice(0, 2000) };
 }
+
+/**
+ * The model server launcher's first line, {"event":"bound","host":H,"port":P}: the address it bound
+ * before any generated code ran, the only one the host trusts (runners/python/serve_launch.py).
+ */
+export function parseBoundLine(line: string): { host: string; port: number } | null {
+  const trimmed = line.trim();
+  if (!trimmed.startsWith('{"event":"bound",')) return null;
+  try {
+    const v = JSON.parse(trimmed) as { host?: unknown; port?: unknown };
+    if (typeof v.host === "string" && Number.isInteger(v.port) && (v.port as number) > 0 && (v.port as number) < 65536) return { host: v.host, port: v.port as number };
+  } catch {
+    // not the launcher's line
+  }
+  return null;
+}

@@ -5,7 +5,7 @@ import { realpathSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fromRoot } from "../../src/paths.js";
-import { HarnessSpec, parseEventLine } from "../contract.js";
+import { HarnessSpec, parseBoundLine, parseEventLine } from "../contract.js";
 import type {
   Limits,
   ModelServer,
@@ -179,25 +179,11 @@ function checkLimits(limits: Limits): void {
 // repository, never from the workspace, which the generated code could have rewritten.
 const SERVE_LAUNCHER = fromRoot("runners/python/serve_launch.py");
 const LOOPBACK_HOST = /^(127\.|localhost$|::1$|\[::1\]$)/i;
-// A bound line is short; the first line is read only from the trusted launcher.
-const BOUND_LINE = /^\{"event":"bound",/;
 
 function formatHost(host: string): string {
   return host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
 }
 
-/** The launcher's {"event":"bound",host,port} line, or null. */
-function parseBound(line: string): { host: string; port: number } | null {
-  const trimmed = line.trim();
-  if (!BOUND_LINE.test(trimmed)) return null;
-  try {
-    const v = JSON.parse(trimmed) as { host?: unknown; port?: unknown };
-    if (typeof v.host === "string" && Number.isInteger(v.port) && (v.port as number) > 0 && (v.port as number) < 65536) return { host: v.host, port: v.port as number };
-  } catch {
-    // not the launcher's line
-  }
-  return null;
-}
 
 export class LocalRunner implements Runner {
   readonly name = "local";
@@ -676,7 +662,7 @@ export class LocalRunner implements Runner {
         onLine: (line) => {
           // Only the first line is the launcher's; whatever follows comes from untrusted code.
           if (++lines === 1) {
-            bound = parseBound(line);
+            bound = parseBoundLine(line);
             if (!bound) fail(`the model server launcher did not report its address: ${line.slice(0, 500)}`);
             return;
           }

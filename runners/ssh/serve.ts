@@ -2,7 +2,7 @@ import { readFile } from "node:fs/promises";
 import http from "node:http";
 import net from "node:net";
 import { fromRoot } from "../../src/paths.js";
-import { parseEventLine } from "../contract.js";
+import { parseBoundLine, parseEventLine } from "../contract.js";
 import type { ModelServer } from "../types.js";
 import type { ConnLogger, SshConnection } from "./connection.js";
 import { bwrapProbeScript, jobDir, parseJobState, phaseOf, retireScript, SERVE_SANDBOX_SH, startScript, stateScript, stopScript, wrapperScript } from "./job.js";
@@ -207,7 +207,7 @@ export async function startRemoteServer(ctx: ServeContext): Promise<SshModelServ
 async function findListening(conn: SshConnection, S: string): Promise<{ host: string; port: number } | null> {
   const text = await readText(await conn.sftp(), pjoin(S, "out"), 1024 * 1024);
   const lines = (text ?? "").split("\n");
-  const bound = parseBound(lines[0] ?? "");
+  const bound = parseBoundLine(lines[0] ?? "");
   for (const line of bound ? lines.slice(1) : lines) {
     const event = parseEventLine(line);
     if (event?.event === "listening") return bound ?? { host: event.host, port: event.port };
@@ -215,16 +215,6 @@ async function findListening(conn: SshConnection, S: string): Promise<{ host: st
   return null;
 }
 
-function parseBound(line: string): { host: string; port: number } | null {
-  if (!line.startsWith('{"event":"bound",')) return null;
-  try {
-    const v = JSON.parse(line) as { host?: unknown; port?: unknown };
-    if (typeof v.host === "string" && Number.isInteger(v.port) && (v.port as number) > 0 && (v.port as number) < 65536) return { host: v.host, port: v.port as number };
-  } catch {
-    // not the launcher's line
-  }
-  return null;
-}
 
 async function waitListening(ctx: ServeContext, S: string): Promise<{ host: string; port: number }> {
   const { conn } = ctx;

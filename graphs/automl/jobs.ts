@@ -1,9 +1,8 @@
-import type { LangGraphRunnableConfig } from "@langchain/langgraph";
-import type { HarnessEvent, HarnessSpecInput } from "../../runners/contract.js";
-import type { RunRecord } from "./agents/types.js";
 import path from "node:path";
-import type { FailureClass, HarnessResult } from "../../runners/contract.js";
+import type { LangGraphRunnableConfig } from "@langchain/langgraph";
+import type { FailureClass, HarnessEvent, HarnessResult, HarnessSpecInput } from "../../runners/contract.js";
 import type { HostArtifacts } from "../../runners/intake.js";
+import type { RunRecord } from "./agents/types.js";
 import type { Limits, RunOutcome, Runner, Workspace } from "../../runners/types.js";
 import { harnessInputs, type HarnessInputs } from "./harness-inputs.js";
 import { applyHoldout, type HoldoutFiles } from "./holdout.js";

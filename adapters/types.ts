@@ -2,7 +2,7 @@ import type { Plan, Question } from "../graphs/automl/agents/types.js";
 import type { Report } from "../graphs/automl/state.js";
 import type { StatusView } from "../src/conversation/status.js";
 
-// One interface for every chat platform (DESIGN.md §3): adapters render a few outbound message kinds
+// One interface for every chat platform (docs/architecture.md §1): adapters render a few outbound message kinds
 // and deliver inbound events in one normalized shape.
 
 export interface ThreadRef {

@@ -145,7 +145,7 @@ export const HarnessSpec = z.object({
   text_columns: z.array(z.string()).default([]),
   positive_class: z.string().nullable().default(null),
   n_clusters: z.number().int().min(2).nullable().default(null),
-  /** Primary metric (lower snake case, DESIGN.md §5). */
+  /** Primary metric (lower snake case, docs/architecture.md §3). */
   metric: z.string(),
   seed: z.number().int().default(42),
   split: z.object({ valid: z.number().gt(0).lt(0.5), test: z.number().gt(0).lt(0.5) }).default({ valid: 0.15, test: 0.15 }),

@@ -11,7 +11,7 @@ import { MemoryStore } from "./store/memory.js";
 import { createLogger } from "./logger.js";
 import { CliResult, failedResult, type CliResultT } from "./schema/cli-result.js";
 
-// The headless CLI (DESIGN.md §7): one conversation without a chat platform, `--json` for tools.
+// The headless CLI (docs/architecture.md §5): one conversation without a chat platform, `--json` for tools.
 
 interface RunOptions {
   data: string[];

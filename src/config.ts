@@ -7,7 +7,7 @@ export { Config };
 /** Thrown for configuration that cannot be used; the message says which setting and why. */
 export class ConfigError extends Error {}
 
-// Environment variables and the config field each one sets (DESIGN.md §7 names).
+// Environment variables and the config field each one sets (names fixed in docs/architecture.md §5).
 const ENV_MAP: Array<[string, string[]]> = [
   ["THREADML_ENGINE", ["engine"]],
   ["THREADML_RUNNER", ["defaultRunner"]],

@@ -6,7 +6,7 @@ export interface Classified {
   message: string;
 }
 
-/** Routes a finished run to a failure class (DESIGN.md §6), with a message fit for the thread. */
+/** Routes a finished run to a failure class (docs/architecture.md §4), with a message fit for the thread. */
 export function classifyOutcome(outcome: RunOutcome, limitS: number): Classified {
   if (outcome.cancelled) return { failure: "cancelled", message: "cancelled by the user" };
   if (outcome.timedOut)

@@ -1,6 +1,6 @@
 import { z } from "zod";
 
-// The headless CLI's JSON result (DESIGN.md §7): other tools parse stdout's last line with this shape.
+// The headless CLI's JSON result (docs/architecture.md §5): other tools parse stdout's last line with this shape.
 
 export const CLI_STATUSES = ["deployed", "trained", "needs_input", "rejected", "failed", "cancelled"] as const;
 

@@ -1,6 +1,6 @@
 import { z } from "zod";
 
-// The requirements schema follows AutoML-Agent's Prompt-agent schema, with the additions of DESIGN.md §4.
+// The requirements schema follows AutoML-Agent's Prompt-agent schema, with the additions of docs/architecture.md §2.
 // Parsing is lenient (unknown enum values fall back, metric values may be null); `Requirements.parse`
 // is the strict gate used before any stage acts on the result.
 
@@ -221,7 +221,7 @@ export const Requirements = z.object({
     .default({ feature_engineering: [], target_device: "cpu", deployment_endpoint: "http", inference_engine: [], demonstration: "" }),
   confidence: z.object({ rationale: z.string().default(""), score: z.number().min(0).max(1) }),
 
-  // Additions (DESIGN.md §4).
+  // Additions (docs/architecture.md §2).
   task: z.enum(TASK_KINDS),
   target: z.string().nullable(),
   /** The metric the user is judged by, with its direction. */

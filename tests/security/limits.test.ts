@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm, utimes, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, utimes, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -11,6 +11,7 @@ import { LocalRunner, type LocalRunnerOptions } from "../../runners/local/index.
 import { controlPaths, identityOf, type JobRecord } from "../../runners/local/job-record.js";
 import { checkRun, diskUsage, keyedValue, limitMessage, parseMountinfo, parseProcCgroup, selectJob } from "../../runners/local/limits.js";
 import type { Limits } from "../../runners/types.js";
+import { tempDir } from "../helpers/tmp.js";
 
 // Limits per run, through the real LocalRunner and bubblewrap, with hostile fixture "harnesses"
 // (tests/fixtures/runner/{forkbomb,memhog,diskfill}). Every hostile job is bounded by itself too, so
@@ -25,14 +26,12 @@ afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!().catch(() => undefined);
 });
 
-async function tempDir(prefix: string): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), prefix));
-  cleanups.push(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
+// One folder for the file (tests/helpers/tmp.ts removes it); a fresh data folder per test inside it.
+const tmp = tempDir("threadml-limits-");
+const dataFolder = (prefix: string) => mkdtemp(path.join(tmp.dir, prefix));
 
 async function sandboxedRunner(fixture: string, options: Partial<LocalRunnerOptions> = {}) {
-  const dataDir = await tempDir("threadml-limits-");
+  const dataDir = await dataFolder("run-");
   const logs: string[] = [];
   const runner = new LocalRunner({
     dataDir,
@@ -144,7 +143,7 @@ describe("workspace retention", () => {
   }
 
   it("removes old workspaces and job records, never a live job's or one in use", async () => {
-    const dataDir = await tempDir("threadml-retention-");
+    const dataDir = await dataFolder("retention-");
     const logs: Array<{ obj: object; msg?: string }> = [];
     const runner = new LocalRunner({
       dataDir,
@@ -178,7 +177,7 @@ describe("workspace retention", () => {
   });
 
   it("keeps everything when runsDays is 0", async () => {
-    const dataDir = await tempDir("threadml-retention-");
+    const dataDir = await dataFolder("retention-");
     const runner = new LocalRunner({ dataDir, retention: { runsDays: 0 } });
     cleanups.push(() => runner.close());
     await fakeRun(dataDir, "ancient", 365);

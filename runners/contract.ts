@@ -124,6 +124,9 @@ export const ImagesSpec = z.object({
 });
 export type ImagesSpec = z.infer<typeof ImagesSpec>;
 
+/** Shares of the rows for validation and test when a spec names none (the host-made holdout uses `test`). */
+export const DEFAULT_SPLIT = { valid: 0.15, test: 0.15 };
+
 export const HarnessSpec = z.object({
   /** score: the trusted scorer, which loads no generated code (test labels live only there). */
   mode: z.enum(["train", "search", "score"]),
@@ -148,7 +151,7 @@ export const HarnessSpec = z.object({
   /** Primary metric (lower snake case, docs/architecture.md §3). */
   metric: z.string(),
   seed: z.number().int().default(42),
-  split: z.object({ valid: z.number().gt(0).lt(0.5), test: z.number().gt(0).lt(0.5) }).default({ valid: 0.15, test: 0.15 }),
+  split: z.object({ valid: z.number().gt(0).lt(0.5), test: z.number().gt(0).lt(0.5) }).default(DEFAULT_SPLIT),
   /** Use at most this many rows (sampled, seeded) before splitting: the smoke run. */
   sample_rows: z.number().int().positive().nullable().default(null),
   /** Generated code with the build/fit/predict slots (train mode), relative to the workspace. */

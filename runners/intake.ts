@@ -1,6 +1,7 @@
 import { constants } from "node:fs";
 import { lstat, mkdir, open, rm, type FileHandle } from "node:fs/promises";
 import path from "node:path";
+import { pipeline } from "node:stream/promises";
 import { HarnessResult } from "./contract.js";
 
 // The one intake for everything a run leaves in its workspace. Generated code could write anything
@@ -93,20 +94,18 @@ async function openRegular(file: string, maxBytes: number): Promise<{ fh: FileHa
   return { fh, size: st.size };
 }
 
-/** Reads a workspace file through the same checks, as bytes. */
-export async function readWorkspaceFile(root: string, rel: string, maxBytes: number): Promise<Buffer> {
+/** Opens a workspace file through the checks: safe names, real folders, a regular file within the cap. */
+async function openChecked(root: string, rel: string, maxBytes: number): Promise<{ fh: FileHandle; size: number }> {
   const parts = safeParts(rel);
   await checkFolders(root, parts);
-  const { fh, size } = await openRegular(path.join(root, ...parts), maxBytes);
+  return openRegular(path.join(root, ...parts), maxBytes);
+}
+
+/** Reads a workspace file through the same checks, as bytes. */
+export async function readWorkspaceFile(root: string, rel: string, maxBytes: number): Promise<Buffer> {
+  const { fh } = await openChecked(root, rel, maxBytes);
   try {
-    const buf = Buffer.alloc(size);
-    let off = 0;
-    while (off < size) {
-      const { bytesRead } = await fh.read(buf, off, size - off, off);
-      if (bytesRead === 0) break;
-      off += bytesRead;
-    }
-    return buf.subarray(0, off);
+    return await fh.readFile();
   } finally {
     await fh.close();
   }
@@ -114,18 +113,21 @@ export async function readWorkspaceFile(root: string, rel: string, maxBytes: num
 
 /**
  * Copies one workspace file to the same relative path in the host folder, so the copies keep the
- * workspace's layout (serve.py can load a model from them). Exclusive create: never through a name.
+ * workspace's layout (serve.py can load a model from them). Streamed from the checked descriptor (a
+ * model may be large); exclusive create, so never through a name.
  */
 async function copyIn(root: string, rel: string, destDir: string, maxBytes: number): Promise<string> {
-  const data = await readWorkspaceFile(root, rel, maxBytes);
+  const { fh, size } = await openChecked(root, rel, maxBytes);
   const dest = path.join(destDir, ...rel.split("/"));
-  await mkdir(path.dirname(dest), { recursive: true });
-  await rm(dest, { force: true });
-  const out = await open(dest, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
   try {
-    await out.writeFile(data);
+    await mkdir(path.dirname(dest), { recursive: true });
+    await rm(dest, { force: true });
+    const out = await open(dest, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
+    // No more than the size checked at open, whatever the file does meanwhile.
+    if (size === 0) await out.close();
+    else await pipeline(fh.createReadStream({ start: 0, end: size - 1, autoClose: false }), out.createWriteStream());
   } finally {
-    await out.close();
+    await fh.close();
   }
   return dest;
 }

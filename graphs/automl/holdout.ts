@@ -1,10 +1,10 @@
 import { createHash } from "node:crypto";
 import { createReadStream, createWriteStream, type WriteStream } from "node:fs";
 import { once } from "node:events";
-import { mkdir, readFile, rename, rm, utimes, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rename, rm, stat, utimes, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { parse } from "csv-parse";
-import type { HarnessSpecInput } from "../../runners/contract.js";
+import { DEFAULT_SPLIT, type HarnessSpecInput } from "../../runners/contract.js";
 
 // The held-out test split of a table, made on the host before any generated code runs. Runs that load
 // generated code get only the training rows and the test rows' features; the test rows with their
@@ -12,10 +12,8 @@ import type { HarnessSpecInput } from "../../runners/contract.js";
 // The file is handled as bytes (latin1 maps each byte to one character), so the training and test
 // files keep the original encoding, quoting and line endings of every row byte for byte.
 
-export interface Holdout {
-  /** Training and validation rows, and test rows (each file keeps the header). */
-  rows: { trainValid: number; test: number };
-}
+/** Rows in the training file (training and validation) and in the test files, headers not counted. */
+export type HoldoutRows = { trainValid: number; test: number };
 
 export interface HoldoutOptions {
   file: string;
@@ -30,6 +28,9 @@ export interface HoldoutOptions {
   /** Host-owned folder for the three files. */
   dir: string;
 }
+
+/** File digests by path, size, time and inode, so an unchanged file is read once per process. */
+const digests = new Map<string, string>();
 
 /** sha256 of a file, streamed. */
 async function fileDigest(file: string) {
@@ -138,7 +139,7 @@ async function chooseTestRows(opts: HoldoutOptions): Promise<{ test: Set<number>
 }
 
 /** Writes the three files of a split into `out` (names given); returns the row counts. */
-export async function writeSplit(opts: HoldoutOptions, out: { train: string; features: string; truth: string }): Promise<Holdout["rows"]> {
+export async function writeSplit(opts: HoldoutOptions, out: { train: string; features: string; truth: string }): Promise<HoldoutRows> {
   const { test, eol } = await chooseTestRows(opts);
   const streams = { train: createWriteStream(out.train), features: createWriteStream(out.features), truth: createWriteStream(out.truth) };
   const write = async (w: WriteStream, text: string) => {
@@ -177,7 +178,7 @@ export interface HoldoutFiles {
   features: string;
   /** Header plus the test rows as they were: the scorer's alone. */
   truth: string;
-  rows: Holdout["rows"];
+  rows: HoldoutRows;
 }
 
 /**
@@ -185,7 +186,17 @@ export interface HoldoutFiles {
  * and the settings, so a changed file or target gives a new split and a repeat gives the same one.
  */
 export async function holdoutFiles(opts: HoldoutOptions): Promise<HoldoutFiles> {
-  const key = (await fileDigest(opts.file))
+  // Every run of a conversation asks again: the file's digest is computed once per file version.
+  const st = await stat(opts.file);
+  const version = `${path.resolve(opts.file)}\0${st.size}\0${st.mtimeMs}\0${st.ino}`;
+  let digest = digests.get(version);
+  if (!digest) {
+    digest = (await fileDigest(opts.file)).digest("hex");
+    if (digests.size >= 256) digests.clear();
+    digests.set(version, digest);
+  }
+  const key = createHash("sha256")
+    .update(digest)
     .update(JSON.stringify([opts.delimiter, opts.hidden, opts.stratify, opts.testFraction, opts.seed]))
     .digest("hex")
     .slice(0, 16);
@@ -200,7 +211,7 @@ export async function holdoutFiles(opts: HoldoutOptions): Promise<HoldoutFiles> 
   const had = await readFile(files.meta, "utf8").catch(() => null);
   // Touched on reuse: retention removes splits no conversation has used for a while.
   if (had) await utimes(dir, new Date(), new Date()).catch(() => undefined);
-  if (had) return { train: files.train, features: files.features, truth: files.truth, rows: JSON.parse(had) as Holdout["rows"] };
+  if (had) return { train: files.train, features: files.features, truth: files.truth, rows: JSON.parse(had) as HoldoutRows };
   const tmp = `${dir}.tmp-${process.pid}-${Date.now()}`;
   await mkdir(tmp, { recursive: true });
   const named = (f: string) => path.join(tmp, path.basename(f));
@@ -214,8 +225,6 @@ export async function holdoutFiles(opts: HoldoutOptions): Promise<HoldoutFiles> 
   return { train: files.train, features: files.features, truth: files.truth, rows };
 }
 
-/** The share of rows held out, as the harness's default split has it. */
-export const TEST_FRACTION = 0.15;
 /** Where a full run finds the held-out rows' features in its workspace. */
 export const HELD_FEATURES = "data/held-out-features.csv";
 
@@ -234,7 +243,7 @@ export async function applyHoldout(
     delimiter: spec.delimiter ?? ",",
     hidden: [spec.target, spec.labels_column].filter((c): c is string => typeof c === "string"),
     stratify: spec.task === "classification" ? (spec.target ?? null) : null,
-    testFraction: TEST_FRACTION,
+    testFraction: DEFAULT_SPLIT.test,
     seed: o.seed,
     dir: o.dir,
   });

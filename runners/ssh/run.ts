@@ -1,10 +1,10 @@
 import { createHash } from "node:crypto";
-import { readFile, rm } from "node:fs/promises";
+import { rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import type { SFTPWrapper } from "ssh2";
 import type { SshRunnerConfig } from "../../config/schema.js";
-import { HarnessResult, parseEventLine, type HarnessEvent, type HarnessSpec } from "../contract.js";
+import { parseEventLine, type HarnessEvent, type HarnessResult, type HarnessSpec } from "../contract.js";
 import { intakeRun, type HostArtifacts } from "../intake.js";
 import type { Limits, RunOptions, RunOutcome, Workspace } from "../types.js";
 import { ConnectionLost, isConnectionError, type ConnLogger, type SshConnection } from "./connection.js";
@@ -12,7 +12,7 @@ import type { GpuChoice } from "./gpu.js";
 import { jobDir, parseJobState, phaseOf, readJobFiles, retireScript, startScript, stateScript, stopScript, wrapperScript, type JobState } from "./job.js";
 import { LineReader, loadFollowState, saveFollowState } from "./lines.js";
 import { withReconnect, type ReconnectHooks } from "./reconnect.js";
-import { closeHandle, downloadDir, isMissing, open, readAt, readTail, readText, stat, writeText } from "./sftp.js";
+import { closeHandle, downloadDir, isMissing, open, readAt, readTail, stat, writeText } from "./sftp.js";
 import { pjoin } from "./shell.js";
 
 // One harness run on the host, from start (or re-attachment) to its fetched result. Every remote

@@ -11,7 +11,7 @@ import {
   type APIModalInteractionResponseCallbackData,
 } from "discord.js";
 import type { Plan, Question } from "../../graphs/automl/agents/types.js";
-import { fmt } from "../../graphs/automl/agents/offline/manager.js";
+import { fmt } from "../../graphs/automl/format.js";
 import type { Report } from "../../graphs/automl/state.js";
 import { STAGE_LABELS, progressBar, type StatusView } from "../../src/conversation/status.js";
 import type { Decision, Outbound } from "../types.js";

@@ -1,6 +1,6 @@
 import type { ActionsBlock, Button, ContextBlock, KnownBlock, ModalView, SectionBlock } from "@slack/types";
 import type { Plan, Question } from "../../graphs/automl/agents/types.js";
-import { fmt } from "../../graphs/automl/agents/offline/manager.js";
+import { fmt } from "../../graphs/automl/format.js";
 import type { Report } from "../../graphs/automl/state.js";
 import { STAGE_LABELS, progressBar, type StatusView } from "../../src/conversation/status.js";
 import { renderStatusLine } from "../shell/render.js";

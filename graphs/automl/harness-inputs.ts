@@ -1,7 +1,7 @@
 import { basename } from "node:path";
 import type { ForecastStrategy, HarnessSpecInput } from "../../runners/contract.js";
 import { harnessTaskOf, harnessVariantOf, type Requirements } from "../../src/schema/requirements.js";
-import { textFeatureColumns } from "./agents/offline/profile.js";
+import { textFeatureColumns } from "./data/profile.js";
 import type { DataProfile } from "./agents/types.js";
 
 // What a run needs from the conversation's data: the files copied into the workspace (all under data/)

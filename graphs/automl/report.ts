@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { estimateCost } from "../../src/llm/usage.js";
-import { fmt } from "./agents/offline/manager.js";
+import { fmt } from "./format.js";
 import type { Report, State, Status } from "./state.js";
 
 const TERMINAL: Status[] = ["failed", "rejected", "cancelled"];

@@ -2,7 +2,7 @@ import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { z } from "zod";
 import { createLlmAgents } from "../../graphs/automl/agents/llm/index.js";
-import { profileData } from "../../graphs/automl/agents/offline/profile-data.js";
+import { profileData } from "../../graphs/automl/data/profile-data.js";
 import type { Conversation, DataProfile, Instructions } from "../../graphs/automl/agents/types.js";
 import type { LlmClient, LlmRequest } from "../../src/llm/client.js";
 import { Requirements } from "../../src/schema/requirements.js";

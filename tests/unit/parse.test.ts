@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseRequest } from "../../graphs/automl/agents/offline/parse.js";
+import { parseRequest } from "../../graphs/automl/request/parse.js";
 
 const BANANA_COLS = ["Size", "Weight", "Sweetness", "Softness", "HarvestTime", "Ripeness", "Acidity", "Quality"];
 

@@ -1,9 +1,9 @@
 import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { DataError } from "../../graphs/automl/agents/offline/profile.js";
-import { profileData } from "../../graphs/automl/agents/offline/profile-data.js";
-import { describeStep, horizonSteps } from "../../graphs/automl/agents/offline/profile-time.js";
+import { DataError } from "../../graphs/automl/data/profile.js";
+import { profileData } from "../../graphs/automl/data/profile-data.js";
+import { describeStep, horizonSteps } from "../../graphs/automl/data/profile-time.js";
 import { writeGraphCsvs, writeSeriesCsv, writeZip } from "../helpers/datasets.js";
 import { tempDir } from "../helpers/tmp.js";
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { DataError, profileCsv, rankTargets } from "../../graphs/automl/agents/offline/profile.js";
+import { DataError, profileCsv, rankTargets } from "../../graphs/automl/data/profile.js";
 import type { ColumnProfile } from "../../graphs/automl/agents/types.js";
 import { tempDir } from "../helpers/tmp.js";
 

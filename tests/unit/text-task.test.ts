@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { OfflineManagerAgent } from "../../graphs/automl/agents/offline/manager.js";
-import { profileCsv, textFeatureColumns } from "../../graphs/automl/agents/offline/profile.js";
+import { profileCsv, textFeatureColumns } from "../../graphs/automl/data/profile.js";
 import { OfflinePromptAgent } from "../../graphs/automl/agents/offline/prompt.js";
 import type { DataProfile } from "../../graphs/automl/agents/types.js";
 import { TRAINABLE_TASKS, harnessTaskOf } from "../../src/schema/requirements.js";

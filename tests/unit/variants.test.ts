@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { OfflineManagerAgent } from "../../graphs/automl/agents/offline/manager.js";
 import { OfflineModelAgent } from "../../graphs/automl/agents/offline/model.js";
 import { renderSolution } from "../../graphs/automl/agents/offline/operation.js";
-import { profileData } from "../../graphs/automl/agents/offline/profile-data.js";
+import { profileData } from "../../graphs/automl/data/profile-data.js";
 import { OfflinePromptAgent } from "../../graphs/automl/agents/offline/prompt.js";
 import type { Conversation, DataProfile, RankedCandidate } from "../../graphs/automl/agents/types.js";
 import { degenerateReason } from "../../graphs/automl/constraints.js";

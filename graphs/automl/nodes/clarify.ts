@@ -1,6 +1,6 @@
 import { interrupt } from "@langchain/langgraph";
 import { isAbsolute, resolve } from "node:path";
-import { parseRequest } from "../agents/offline/parse.js";
+import { parseRequest } from "../request/parse.js";
 import type { GraphDeps } from "../deps.js";
 import { ResumeValue, type InterruptPayload, type State, type Update } from "../state.js";
 

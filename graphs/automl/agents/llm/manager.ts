@@ -3,9 +3,10 @@ import { quote } from "../../../../src/llm/prompts.js";
 import { TASK_KINDS, type Requirements } from "../../../../src/schema/requirements.js";
 import { better } from "../../constraints.js";
 import { recipesFor, type Family } from "../../knowledge/index.js";
-import { datasetQuestion, fmt, OfflineManagerAgent, targetChoices } from "../offline/manager.js";
+import { fmt } from "../../format.js";
+import { datasetQuestion, OfflineManagerAgent, targetChoices } from "../offline/manager.js";
 import { variantQuestions } from "../offline/variants.js";
-import { textFeatureColumns } from "../offline/profile.js";
+import { textFeatureColumns } from "../../data/profile.js";
 import { resolveColumn, understand } from "../offline/prompt.js";
 import type {
   Assessment,

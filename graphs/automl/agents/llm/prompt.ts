@@ -13,7 +13,7 @@ import {
   type MetricName,
   type TaskKind,
 } from "../../../../src/schema/requirements.js";
-import { parseRequest } from "../offline/parse.js";
+import { parseRequest } from "../../request/parse.js";
 import { OfflinePromptAgent, resolveColumn, taskFromTarget, understand } from "../offline/prompt.js";
 import type { Conversation, DataProfile, PromptAgent } from "../types.js";
 import { ConstraintOutput, ParseOutput } from "./schemas.js";

@@ -6,7 +6,7 @@ import { LlmOutputError } from "../../../../src/llm/errors.js";
 import { quote, renderPrompt, type PromptVars } from "../../../../src/llm/prompts.js";
 import { TASK_KINDS, type Requirements, type TaskKind } from "../../../../src/schema/requirements.js";
 import { recipesFor, type Family } from "../../knowledge/index.js";
-import { parseRequest } from "../offline/parse.js";
+import { parseRequest } from "../../request/parse.js";
 import type { Conversation, DataProfile } from "../types.js";
 
 // Pieces the LLM agents share: one way to call a prompt, compact views of the profile and the

@@ -2,8 +2,8 @@ import { isClassification, type Requirements } from "../../../../src/schema/requ
 import type { DataAgent, DataPlan, DataProfile, Plan } from "../types.js";
 import { recipesFor } from "../../knowledge/index.js";
 import { basename } from "node:path";
-import { textFeatureColumns } from "./profile.js";
-import { profileData } from "./profile-data.js";
+import { textFeatureColumns } from "../../data/profile.js";
+import { profileData } from "../../data/profile-data.js";
 
 /** Findings a data scientist would mention before modelling, from the real profile. */
 export function dataFindings(profile: DataProfile, req: Requirements): string[] {

@@ -17,9 +17,10 @@ import type {
   SelectInput,
   VerifyImplementationInput,
 } from "../types.js";
-import { parseRequest } from "./parse.js";
+import { fmt } from "../../format.js";
+import { parseRequest } from "../../request/parse.js";
 import { variantPlanText } from "./plan-text.js";
-import { textFeatureColumns } from "./profile.js";
+import { textFeatureColumns } from "../../data/profile.js";
 import { understand } from "./prompt.js";
 import { variantQuestions } from "./variants.js";
 
@@ -293,11 +294,4 @@ function humanKey(key: string): string {
 
 function capitalise(s: string): string {
   return s.charAt(0).toUpperCase() + s.slice(1);
-}
-
-export function fmt(value: number | null | undefined): string {
-  if (value === null || value === undefined) return "n/a";
-  if (Math.abs(value) >= 1000) return value.toFixed(0);
-  if (Math.abs(value) >= 1) return value.toFixed(3);
-  return value.toPrecision(3);
 }

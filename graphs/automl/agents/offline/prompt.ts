@@ -9,8 +9,8 @@ import {
   type TaskKind,
 } from "../../../../src/schema/requirements.js";
 import type { Conversation, DataProfile, PromptAgent } from "../types.js";
-import { parseRequest, type ParsedRequest } from "./parse.js";
-import { textFeatureColumns } from "./profile.js";
+import { parseRequest, type ParsedRequest } from "../../request/parse.js";
+import { textFeatureColumns } from "../../data/profile.js";
 import { forecastOf, graphOf, imagesOf, imageTarget, readForecast, taskFromData } from "./variants.js";
 
 /** Everything the conversation has said so far, read with the answers to questions on top. */

@@ -1,8 +1,8 @@
 import { basename } from "node:path";
 import type { Forecast, GraphLayout, ImagesLayout, TaskKind } from "../../../../src/schema/requirements.js";
 import type { Conversation, DataProfile, Question } from "../types.js";
-import type { ParsedRequest } from "./parse.js";
-import { horizonSteps } from "./profile-time.js";
+import type { ParsedRequest } from "../../request/parse.js";
+import { horizonSteps } from "../../data/profile-time.js";
 
 // What the image, graph and forecasting tasks need from the data beyond a target, read from the
 // profile, the request and the answers; and the questions to ask when something is missing.

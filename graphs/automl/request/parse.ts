@@ -1,4 +1,4 @@
-import { metricDirection, type Constraint, type MetricName, type TaskKind } from "../../../../src/schema/requirements.js";
+import { metricDirection, type Constraint, type MetricName, type TaskKind } from "../../../src/schema/requirements.js";
 
 // Rule-based reading of a chat request for the offline engine. Every rule prefers leaving a field
 // empty over guessing wrong: later stages can look at the data, but cannot undo a wrong target.

@@ -1,5 +1,5 @@
 import { basename, posix } from "node:path";
-import type { DataProfile, ImagesProfile } from "../types.js";
+import type { DataProfile, ImagesProfile } from "../agents/types.js";
 import type { Container } from "./container.js";
 import { bufferSource, fileSource, profileTable, rankTargets, TABLE_EXTENSION, tableRows, type TableSource } from "./profile.js";
 

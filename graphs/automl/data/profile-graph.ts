@@ -1,4 +1,4 @@
-import type { DataProfile, GraphProfile } from "../types.js";
+import type { DataProfile, GraphProfile } from "../agents/types.js";
 import { isMissing, tableRows, type TableSource } from "./profile.js";
 
 // Node tables and edge lists: which table lists edges, which column of the node table their ends name,

@@ -1,6 +1,6 @@
 import { stat } from "node:fs/promises";
 import { basename } from "node:path";
-import type { DataProfile } from "../types.js";
+import type { DataProfile } from "../agents/types.js";
 import { isContainer, openContainer } from "./container.js";
 import { bufferSource, checkedFile, DataError, fileSource, profileCsv, profileTable, TABLE_EXTENSION } from "./profile.js";
 import { findGraph, type ProfiledTable } from "./profile-graph.js";

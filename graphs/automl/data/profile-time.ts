@@ -1,4 +1,4 @@
-import type { DataProfile, TimeProfile } from "../types.js";
+import type { DataProfile, TimeProfile } from "../agents/types.js";
 import { isMissing, tableRows, type TableSource } from "./profile.js";
 
 // The time axis of a table, read in a second pass over the rows that hold it: which column is the time,

@@ -2,7 +2,7 @@ import { createReadStream, promises as fs } from "node:fs";
 import { basename } from "node:path";
 import { Readable } from "node:stream";
 import { parse } from "csv-parse";
-import type { ColumnProfile, DataProfile } from "../types.js";
+import type { ColumnProfile, DataProfile } from "../agents/types.js";
 
 /** A problem with the user's data, phrased for the user. */
 export class DataError extends Error {

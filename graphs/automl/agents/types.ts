@@ -113,7 +113,11 @@ export type DataProfile = z.infer<typeof DataProfile>;
 /** A question the graph puts to the user through `interrupt()`. */
 export const Question = z.object({
   /** What the answer fills: `time`, `series` and `horizon` are the forecast's time column, series id and steps ahead. */
-  slot: z.enum(["dataset", "target", "task", "labels", "time", "series", "horizon", "runner", "approval", "other"]),
+  /** What the answer fills; "constraint", "constraint_2", … ask where a written number belongs. */
+  slot: z.union([
+    z.enum(["dataset", "target", "task", "labels", "time", "series", "horizon", "runner", "approval", "other", "constraint"]),
+    z.string().regex(/^constraint_\d+$/) as z.ZodType<`constraint_${number}`>,
+  ]),
   text: z.string(),
   choices: z.array(z.object({ label: z.string(), value: z.string() })).default([]),
   allowFreeText: z.boolean().default(true),

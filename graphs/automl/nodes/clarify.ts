@@ -4,7 +4,8 @@ import { parseRequest } from "../request/parse.js";
 import type { GraphDeps } from "../deps.js";
 import { ResumeValue, type InterruptPayload, type State, type Update } from "../state.js";
 
-// Slots whose answer is kept by name (the forecast's time column, series column and horizon among them).
+// Slots whose answer is kept by name (the forecast's time column, series column and horizon among them;
+// "constraint", "constraint_2", … for numbers the reading could not place).
 const ANSWER_SLOTS: string[] = ["target", "labels", "task", "time", "series", "horizon", "runner"];
 
 // Asks the first open question and records the answer. interrupt() pauses here; on resume the node
@@ -20,7 +21,7 @@ export function clarifyNode(deps: GraphDeps) {
     const text = resume.text.trim();
     const update: Update = { messages: [text], files: resume.files, route: "ingest" };
     const choice = question.choices.find((c) => c.value.toLowerCase() === text.toLowerCase() || c.label.toLowerCase() === text.toLowerCase());
-    if (ANSWER_SLOTS.includes(question.slot)) {
+    if (ANSWER_SLOTS.includes(question.slot) || /^constraint(?:_\d+)?$/.test(question.slot)) {
       update.answers = { [question.slot]: choice?.value ?? text.replace(/^[`'"]|[`'"]$/g, "") };
     } else if (question.slot === "dataset" && resume.files.length === 0 && state.localPaths) {
       const found = parseRequest(text).dataPaths;

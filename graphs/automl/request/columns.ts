@@ -22,13 +22,13 @@ export function readName(text: string, pos: number, maxWords = 3): { name: strin
   }
   const words: string[] = [];
   let end = i;
-  const wordRe = /[A-Za-z_][\w-]*/y;
+  const wordRe = /[\p{L}_][\p{L}\p{N}_.-]*/uy;
   let j = i;
   while (words.length < maxWords) {
     wordRe.lastIndex = j;
     const m = wordRe.exec(text);
     if (!m) break;
-    const w = m[0].replace(/-+$/, "");
+    const w = m[0].replace(/[.-]+$/, "");
     if (NAME_STOP.has(w.toLowerCase())) break;
     // A possessive only qualifies what follows: "next month's sales", "customer's churn".
     if (text.startsWith("'s ", j + w.length)) {
@@ -47,12 +47,36 @@ export function readName(text: string, pos: number, maxWords = 3): { name: strin
   return { name: words.join(" "), end, quoted: false };
 }
 
+/** Lower case without accents: "Région" and "region" are the same word to a reader. */
+export function fold(s: string): string {
+  return s.normalize("NFD").replace(/\p{M}+/gu, "").toLowerCase();
+}
+
 export function squash(s: string): string {
-  return s.toLowerCase().replace(/[\s_\-.]+/g, "");
+  return fold(s).replace(/[^\p{L}\p{N}]+/gu, "");
 }
 
 export function stem(s: string): string {
   return s.replace(/(?:ies)$/, "y").replace(/(?:es|s|ed|ing)$/, "");
+}
+
+/** One word's key: folded and singular, so "charges" meets "Charges" and "varieties" meets "variety". */
+export function wordKey(word: string): string {
+  const w = fold(word);
+  if (w.length > 4 && w.endsWith("ies")) return w.slice(0, -3) + "y";
+  if (w.length > 3 && w.endsWith("s") && !/(?:ss|us|is)$/.test(w)) return w.slice(0, -1);
+  return w;
+}
+
+/** A column name as words: camelCase, snake_case, dots, dashes and spaces split; a unit in brackets dropped. */
+export function nameWords(name: string): string[] {
+  return name
+    .replace(/\([^)]*\)|\[[^\]]*\]/g, " ")
+    .replace(/(\p{Ll})(\p{Lu})/gu, "$1 $2")
+    .replace(/(\p{Lu})(\p{Lu}\p{Ll})/gu, "$1 $2")
+    .split(/[^\p{L}\p{N}]+/u)
+    .filter(Boolean)
+    .map(wordKey);
 }
 
 /** Candidate spellings of a name, most specific first: the whole phrase, then its trailing words. */
@@ -70,25 +94,56 @@ export function nameVariants(name: string): string[] {
   return [...new Set(withSingular)];
 }
 
-/** Resolve a written name to one of the columns (exact, then squashed, then stemmed); null if none fits. */
-export function resolveColumn(raw: string, columns?: string[]): string | null {
+/** Words too common to name a column on their own, even when one column holds them. */
+const GENERIC_WORDS = "data value number count type class label target feature column variable name";
+/** At an anchor ("predict the …", "ignore the …") the context says a column is meant. */
+const WEAK_AT_ANCHOR = new Set(GENERIC_WORDS.split(" "));
+/** Anywhere else a lone word must be more telling: "model size" is not `size_mm`. */
+const WEAK_PARTIAL = new Set(
+  (GENERIC_WORDS + " rate score total mean average amount level time size model set test train group cluster code index flag status info").split(" "),
+);
+
+/**
+ * The columns a written name may mean: exact, then the same letters in another form (snake, camel,
+ * spaced, accents), then the same stem, then a word that belongs to exactly one column ("price" for
+ * `SalePrice`). Several columns come back when the words fit more than one equally well.
+ */
+export function columnCandidates(raw: string, columns: string[]): string[] {
   const name = raw.trim().replace(/^['"`]+|['"`.,;:!?)]+$/g, "").trim();
-  if (!name) return null;
-  if (!columns || columns.length === 0) return name;
+  if (!name) return [];
   const variants = nameVariants(name);
   for (const v of variants) {
-    const exact = columns.find((c) => c.toLowerCase() === v.toLowerCase());
-    if (exact) return exact;
-    const sq = columns.find((c) => squash(c) === squash(v));
-    if (sq) return sq;
+    const exact = columns.filter((c) => c.toLowerCase() === v.toLowerCase());
+    if (exact.length) return exact.slice(0, 1);
+    const sq = columns.filter((c) => squash(c) === squash(v));
+    if (sq.length) return sq;
+    const byWords = columns.filter((c) => nameWords(c).join(" ") === nameWords(v).join(" "));
+    if (byWords.length && nameWords(v).length) return byWords;
   }
   for (const v of variants) {
     const sv = stem(squash(v));
     if (sv.length < 4) continue;
     const hits = columns.filter((c) => stem(squash(c)) === sv);
-    if (hits.length === 1) return hits[0];
+    if (hits.length) return hits;
   }
-  return null;
+  // A single word that is part of a column's name; the last word first ("tumour size" → size_mm).
+  const words = name.split(/\s+/).filter(Boolean).reverse();
+  for (const w of words) {
+    const key = wordKey(w);
+    if (key.length < 2 || NAME_STOP.has(key) || WEAK_AT_ANCHOR.has(key)) continue;
+    const hits = columns.filter((c) => nameWords(c).includes(key));
+    if (hits.length) return hits;
+  }
+  return [];
+}
+
+/** Resolve a written name to one column; null when none fits or several fit equally. */
+export function resolveColumn(raw: string, columns?: string[]): string | null {
+  const name = raw.trim().replace(/^['"`]+|['"`.,;:!?)]+$/g, "").trim();
+  if (!name) return null;
+  if (!columns || columns.length === 0) return name;
+  const hits = columnCandidates(name, columns);
+  return hits.length === 1 ? hits[0] : null;
 }
 
 /** Names that cannot be columns: numbers, or phrases holding a metric or model name ("high accuracy"). */
@@ -118,4 +173,82 @@ export function firstNameAfter(
     }
   }
   return null;
+}
+
+export interface ColumnMention {
+  column: string;
+  start: number;
+  end: number;
+  /** The words as written. */
+  written: string;
+  how: "quoted" | "name" | "partial";
+}
+
+interface Token {
+  key: string;
+  start: number;
+  end: number;
+  first: boolean; // first piece of a written word
+  last: boolean; // last piece of a written word
+}
+
+/** Written words split into pieces the way column names are ("SalePrice" → sale, price), with offsets. */
+function tokens(text: string): Token[] {
+  const out: Token[] = [];
+  for (const w of text.matchAll(/[\p{L}\p{N}]+(?:[_.'-][\p{L}\p{N}]+)*/gu)) {
+    const base = w.index ?? 0;
+    const pieces = [...w[0].matchAll(/\p{Lu}?\p{Ll}+|\p{Lu}+(?!\p{Ll})|\p{N}+|\p{L}+/gu)];
+    pieces.forEach((p, i) => {
+      const start = base + (p.index ?? 0);
+      out.push({ key: wordKey(p[0]), start, end: start + p[0].length, first: i === 0, last: i === pieces.length - 1 });
+    });
+  }
+  return out;
+}
+
+/**
+ * Every place the text names a column: quoted names first, then whole written words that spell a
+ * column in any form (longest first), then a word that belongs to exactly one column. `skip` holds
+ * spans already read as something else (metric and model names, file names).
+ */
+export function findColumnMentions(text: string, columns: string[], skip: { start: number; end: number }[] = []): ColumnMention[] {
+  if (columns.length === 0) return [];
+  const found: ColumnMention[] = [];
+  const taken = (s: number, e: number) => [...skip, ...found].some((x) => s < x.end && e > x.start);
+  for (const m of text.matchAll(/(['"`])([^'"`\n]{1,80}?)\1/g)) {
+    const start = m.index ?? 0;
+    const hits = columnCandidates(m[2], columns).filter(() => exactish(m[2], columns));
+    if (hits.length === 1 && !taken(start, start + m[0].length)) found.push({ column: hits[0], start, end: start + m[0].length, written: m[2], how: "quoted" });
+  }
+  const toks = tokens(text);
+  const shapes = columns.map((c) => ({ column: c, words: nameWords(c) })).filter((s) => s.words.length > 0);
+  shapes.sort((a, b) => b.words.length - a.words.length);
+  for (const { column, words } of shapes) {
+    for (let i = 0; i + words.length <= toks.length; i++) {
+      if (!toks[i].first) continue;
+      const seq = toks.slice(i, i + words.length);
+      if (!seq[seq.length - 1].last) continue;
+      if (!seq.every((t, k) => t.key === words[k])) continue;
+      // pieces must be neighbours: one word, or words apart by a space, dash, dot or underscore
+      if (!seq.every((t, k) => k === 0 || /^[\s_.'-]{0,2}$/.test(text.slice(seq[k - 1].end, t.start)))) continue;
+      const start = seq[0].start;
+      const end = seq[seq.length - 1].end;
+      if (taken(start, end)) continue;
+      found.push({ column, start, end, written: text.slice(start, end), how: "name" });
+    }
+  }
+  const owners = new Map<string, Set<string>>();
+  for (const { column, words } of shapes) for (const w of words) owners.set(w, (owners.get(w) ?? new Set()).add(column));
+  for (const t of toks) {
+    if (!(t.first && t.last) || t.key.length < 2 || NAME_STOP.has(t.key) || WEAK_PARTIAL.has(t.key)) continue;
+    const cols = owners.get(t.key);
+    if (!cols || cols.size !== 1 || taken(t.start, t.end)) continue;
+    found.push({ column: [...cols][0], start: t.start, end: t.end, written: text.slice(t.start, t.end), how: "partial" });
+  }
+  return found.sort((a, b) => a.start - b.start);
+}
+
+/** A quoted string counts as a column mention only when it spells one (not a partial word). */
+function exactish(raw: string, columns: string[]): boolean {
+  return columns.some((c) => squash(c) === squash(raw) || nameWords(c).join(" ") === nameWords(raw).join(" "));
 }

@@ -47,7 +47,7 @@ export function scoreValue(metric: MetricName, raw: string, percent: boolean): n
   return v;
 }
 
-export function metricConstraint(text: string, masked: string, m: MetricMention): Constraint | null {
+export function metricConstraint(text: string, masked: string, m: MetricMention): { constraint: Constraint; start: number; end: number } | null {
   const direction = metricDirection(m.metric);
   // "top-5 accuracy" is a different measure from accuracy; leave it alone.
   if (/\btop[\s-]*\d+\s*$/i.test(text.slice(Math.max(0, m.start - 12), m.start))) return null;
@@ -63,7 +63,8 @@ export function metricConstraint(text: string, masked: string, m: MetricMention)
       const bare = Boolean(g.conn) || g.fill.trim() === "";
       const op: Op | null = word ? toConstraintOp(word, direction) : bare && !g.op ? (direction === "max" ? ">=" : "<=") : null;
       if (op) {
-        return { name: m.metric, op, target: scoreValue(m.metric, g.num, Boolean(g.pct)), phrase: text.slice(m.start, matchEnd).trim() };
+        const constraint = { name: m.metric, op, target: scoreValue(m.metric, g.num, Boolean(g.pct)), phrase: text.slice(m.start, matchEnd).trim() };
+        return { constraint, start: m.start, end: matchEnd };
       }
     }
   }
@@ -80,7 +81,8 @@ export function metricConstraint(text: string, masked: string, m: MetricMention)
     const word = g.op ? opFromWords(g.op) : null;
     if (plausible && !(word === "gt" && direction === "min")) {
       const op: Op = word ? toConstraintOp(word, direction) : direction === "max" ? ">=" : "<=";
-      return { name: m.metric, op, target: scoreValue(m.metric, g.num, Boolean(g.pct)), phrase: text.slice(matchStart, m.end).trim() };
+      const constraint = { name: m.metric, op, target: scoreValue(m.metric, g.num, Boolean(g.pct)), phrase: text.slice(matchStart, m.end).trim() };
+      return { constraint, start: matchStart, end: m.end };
     }
   }
   return null;
@@ -139,8 +141,8 @@ export function timeSubject(text: string, sentStart: number, opStart: number): {
   return { kind: inSentence.kind, phraseStart: opStart };
 }
 
-export function complexityConstraints(text: string): { constraint: Constraint; start: number }[] {
-  const out: { constraint: Constraint; start: number }[] = [];
+export function complexityConstraints(text: string): { constraint: Constraint; start: number; end: number }[] {
+  const out: { constraint: Constraint; start: number; end: number }[] = [];
   const handle = (m: RegExpExecArray, opWord: OpWord | "in" | null, perRow: boolean): void => {
     const g = m.groups ?? {};
     if (opWord !== "le" && opWord !== "lt" && opWord !== "in") return; // only upper limits make sense
@@ -161,7 +163,7 @@ export function complexityConstraints(text: string): { constraint: Constraint; s
     const phrase = text.slice(Math.min(phraseStart, start), end).trim();
     if (value.kind === "params") {
       if (opWord === "in") return;
-      out.push({ start, constraint: { name: "n_params", op, target: value.count, phrase } });
+      out.push({ start, end, constraint: { name: "n_params", op, target: value.count, phrase } });
       return;
     }
     if (value.kind === "size") {
@@ -169,7 +171,7 @@ export function complexityConstraints(text: string): { constraint: Constraint; s
       const sentence = text.slice(sentStart, end);
       const gpu = /\b(?:gpu|vram|graphics\s+memory|cuda\s+memory)\b/i.test(sentence);
       if (!gpu && /\b(?:ram|memory)\b/i.test(sentence) && !/\bmodel\b/i.test(sentence)) return;
-      out.push({ start, constraint: { name: gpu ? "gpu_memory_mb" : "model_size_mb", op, target: value.mb, phrase } });
+      out.push({ start, end, constraint: { name: gpu ? "gpu_memory_mb" : "model_size_mb", op, target: value.mb, phrase } });
       return;
     }
     let kind = perRow ? "latency" : subj.kind;
@@ -181,9 +183,9 @@ export function complexityConstraints(text: string): { constraint: Constraint; s
       if (value.seconds >= 1 || opWord === "in") return;
       kind = "latency";
     }
-    if (kind === "latency") out.push({ start, constraint: { name: "latency_ms_per_row", op, target: value.seconds * 1000, phrase } });
-    else if (kind === "test") out.push({ start, constraint: { name: "test_predict_s", op, target: value.seconds, phrase } });
-    else out.push({ start, constraint: { name: "train_time_s", op, target: value.seconds, phrase } });
+    if (kind === "latency") out.push({ start, end, constraint: { name: "latency_ms_per_row", op, target: value.seconds * 1000, phrase } });
+    else if (kind === "test") out.push({ start, end, constraint: { name: "test_predict_s", op, target: value.seconds, phrase } });
+    else out.push({ start, end, constraint: { name: "train_time_s", op, target: value.seconds, phrase } });
   };
   const covered: Span[] = [];
   for (const m of allMatches(text, QTY_RE)) {

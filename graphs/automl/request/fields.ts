@@ -1,10 +1,24 @@
 // Fields read from the request: target, labels, exclusions, positive class, cluster count, models, paths, domain.
 
 import { type TaskKind } from "../../../src/schema/requirements.js";
-import { firstNameAfter, looksLikeNonColumn, readName, resolveColumn } from "./columns.js";
+import { firstNameAfter, looksLikeNonColumn, readName, resolveColumn, type ColumnMention } from "./columns.js";
 import { count } from "./forecast.js";
 import { DOMAIN_KEYWORDS, HORIZON_UNIT_SRC, MODEL_SYNONYMS, NAME_STOP, NOT_A_COLUMN, NUMBER_WORDS, NUMBER_WORD_SRC } from "./lexicon.js";
+import { targetFromMentions } from "./roles.js";
 import { Span, allMatches, mask } from "./text.js";
+
+/** Where model names are written, so their digits ("ResNet50") and words are not read as anything else. */
+export function findModelSpans(text: string): Span[] {
+  let work = text;
+  const spans: Span[] = [];
+  for (const { re } of MODEL_SYNONYMS) {
+    const found: Span[] = [];
+    for (const m of allMatches(work, re)) found.push({ start: m.index ?? 0, end: (m.index ?? 0) + m[0].length });
+    spans.push(...found);
+    work = mask(work, found);
+  }
+  return spans;
+}
 
 export function findModels(text: string): string[] {
   let work = text;
@@ -58,7 +72,7 @@ export function findDataPaths(text: string): string[] {
   return [...new Set(findPathSpans(text).map((h) => h.path))];
 }
 
-export function findTarget(text: string, columns: string[] | undefined, task: TaskKind | null): string | null {
+export function findTarget(text: string, columns: string[] | undefined, task: TaskKind | null, mentions: ColumnMention[] = []): string | null {
   const verb = "\\b(?:predict(?:s|ing|ion\\s+of)?|estimat(?:e|es|ing)|forecast(?:s|ing)?|model(?:s|ing)?|classify(?:ing)?)\\s+(?:the\\s+)?(?:column\\s+|variable\\s+)?";
   // Quoted names first: they are the user's exact spelling.
   const quotedFirst = firstNameAfter(
@@ -103,6 +117,10 @@ export function findTarget(text: string, columns: string[] | undefined, task: Ta
     if (r) return r;
   }
 
+  // Roles from the words around a named column: "Churn is what I want to predict", "a classifier for the Churn column".
+  const byRole = targetFromMentions(text, mentions);
+  if (byRole) return byRole;
+
   // The verb patterns below read free text; for images, graphs and series the thing predicted
   // ("the category of each paper", "the next sequence") is not a column name. Text classification
   // runs on a table, so there a name counts when it is one of the file's columns.
@@ -124,6 +142,9 @@ export function findTarget(text: string, columns: string[] | undefined, task: Ta
     );
     if (ofHorizon) return ofHorizon;
   }
+
+  const modifier = targetFromMentions(text, mentions, true);
+  if (modifier) return modifier;
 
   // "classify the support tickets into their category": the grouping after "into", when it is a column.
   if (hasColumns) {

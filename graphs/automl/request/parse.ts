@@ -1,8 +1,11 @@
 import { type Constraint, type MetricName, type TaskKind } from "../../../src/schema/requirements.js";
 import { chooseMetric, complexityConstraints, dedupeConstraints, findMetricMentions, metricConstraint } from "./constraints.js";
-import { findClusterCount, findDataPaths, findDomain, findDropColumns, findLabelsColumn, findModels, findPathSpans, findPositiveClass, findTarget } from "./fields.js";
+import { findColumnMentions, type ColumnMention } from "./columns.js";
+import { findClusterCount, findDataPaths, findDomain, findDropColumns, findLabelsColumn, findModels, findModelSpans, findPathSpans, findPositiveClass, findTarget } from "./fields.js";
 import { findHorizon, findSeriesColumn, findTimeColumn } from "./forecast.js";
 import { RELEVANT_RE, detectIntent, detectTask, isRelevant, taskFromMetrics } from "./intent.js";
+import { expandScales, placeNumbers, wordsToDigits, type PlacedNumber } from "./numbers.js";
+import { dropsFromMentions, labelsFromMentions, targetFromValues } from "./roles.js";
 import { mask, normalizeText } from "./text.js";
 
 // Rule-based reading of a chat request for the offline engine. Every rule prefers leaving a field
@@ -29,6 +32,12 @@ export interface ParsedRequest {
   timeColumn: string | null;
   /** Forecasting: the column that separates series ("one series per store"); only names of real columns. */
   seriesColumn: string | null;
+  /** The text as read: number words as digits, "25k" as 25000. */
+  text: string;
+  /** Every place the text names a column of the data. */
+  columnMentions: ColumnMention[];
+  /** Every number in the text and what it was read as; `use: null` marks one nothing could place. */
+  numbers: PlacedNumber[];
 }
 
 export type HorizonUnit = "step" | "second" | "minute" | "hour" | "day" | "week" | "month" | "quarter" | "year";
@@ -51,31 +60,38 @@ function emptyResult(): ParsedRequest {
     horizon: null,
     timeColumn: null,
     seriesColumn: null,
+    text: "",
+    columnMentions: [],
+    numbers: [],
   };
 }
 
 /** Read a chat request into the fields the offline engine needs. Never throws. */
-export function parseRequest(text: string, columns?: string[]): ParsedRequest {
+export function parseRequest(text: string, columns?: string[], values?: Record<string, readonly string[]>): ParsedRequest {
   const result = emptyResult();
   if (typeof text !== "string" || text.trim() === "") return result;
   const cols = Array.isArray(columns) ? columns.filter((c): c is string => typeof c === "string" && c.trim() !== "") : undefined;
   const colsOrUndef = cols && cols.length > 0 ? cols : undefined;
   try {
-    const norm = normalizeText(text);
+    const norm = expandScales(wordsToDigits(normalizeText(text)));
+    result.text = norm;
     const dataPaths = findDataPaths(norm);
     // File names are blanked so "banana_quality.csv" is not read as words or numbers by the other rules.
-    const noPaths = mask(norm, findPathSpans(norm));
+    const pathSpans = findPathSpans(norm);
+    const noPaths = mask(norm, pathSpans);
 
     const mentions = findMetricMentions(noPaths);
     const metricMasked = mask(noPaths, mentions, "§");
-    const located: { c: Constraint; start: number }[] = [];
+    const located: { c: Constraint; start: number; end: number }[] = [];
     for (const m of mentions) {
       const c = metricConstraint(noPaths, metricMasked, m);
-      if (c) located.push({ c, start: m.start });
+      if (c) located.push({ c: c.constraint, start: c.start, end: c.end });
     }
-    for (const x of complexityConstraints(noPaths)) located.push({ c: x.constraint, start: x.start });
-    const constraints = dedupeConstraints(located.sort((a, b) => a.start - b.start).map((x) => x.c));
+    for (const x of complexityConstraints(noPaths)) located.push({ c: x.constraint, start: x.start, end: x.end });
+    located.sort((a, b) => a.start - b.start);
+    const constraints = dedupeConstraints(located.map((x) => x.c));
     const requestedModels = findModels(noPaths);
+    const modelSpans = findModelSpans(noPaths);
 
     result.dataPaths = dataPaths;
     result.requestedModels = requestedModels;
@@ -83,23 +99,37 @@ export function parseRequest(text: string, columns?: string[]): ParsedRequest {
     if (!result.relevant) return result;
     result.constraints = constraints;
 
+    // Columns are found where the text names them, never guessed from free noun phrases.
+    // A lone word inside a limit ("model size under 2 MB") is not a column.
+    const inLimit = (m: ColumnMention) => located.some((x) => m.start < x.end && m.end > x.start);
+    const columnMentions = colsOrUndef ? findColumnMentions(noPaths, colsOrUndef, [...mentions, ...modelSpans]) : [];
+    result.columnMentions = columnMentions.filter((m) => m.how !== "partial" || !inLimit(m));
+
     const task = detectTask(noPaths) ?? taskFromMetrics(mentions);
     result.task = task;
     result.intent = detectIntent(noPaths);
     result.metric = chooseMetric(noPaths, mentions, constraints, task);
+    const byValue = colsOrUndef && values ? targetFromValues(noPaths, values) : null;
     if (task === "clustering") {
-      result.labelsColumn = findLabelsColumn(noPaths, colsOrUndef);
+      result.labelsColumn = findLabelsColumn(noPaths, colsOrUndef) ?? labelsFromMentions(noPaths, result.columnMentions);
       result.target = null;
     } else {
-      result.target = findTarget(noPaths, colsOrUndef, task);
+      result.target = findTarget(noPaths, colsOrUndef, task, result.columnMentions) ?? byValue?.column ?? null;
     }
-    result.positiveClass = findPositiveClass(noPaths);
+    result.positiveClass = findPositiveClass(noPaths) ?? (byValue && byValue.column === result.target ? byValue.value : null);
     result.nClusters = findClusterCount(noPaths, task);
-    result.dropColumns = findDropColumns(noPaths, colsOrUndef).filter((c) => c !== result.target);
+    const drops = [...findDropColumns(noPaths, colsOrUndef), ...(colsOrUndef ? dropsFromMentions(noPaths, result.columnMentions) : [])];
+    result.dropColumns = [...new Set(drops)].filter((c) => c !== result.target && c !== result.labelsColumn);
     result.domain = findDomain(norm.replace(/[_.]/g, " "));
     result.horizon = findHorizon(noPaths);
     result.timeColumn = findTimeColumn(noPaths, colsOrUndef);
     result.seriesColumn = colsOrUndef ? findSeriesColumn(noPaths, colsOrUndef) : null;
+    result.numbers = placeNumbers(noPaths, {
+      constraints: located,
+      clusters: result.nClusters,
+      horizon: result.horizon?.phrase ?? null,
+      covered: [...pathSpans, ...modelSpans, ...result.columnMentions],
+    });
     return result;
   } catch {
     // A malformed message must not stop the conversation; fall back to what is certain.

@@ -19,6 +19,7 @@ import type {
 } from "../types.js";
 import { fmt } from "../../format.js";
 import { parseRequest } from "../../request/parse.js";
+import { numberQuestion, numberSlot } from "../../request/reading.js";
 import { variantPlanText } from "./plan-text.js";
 import { textFeatureColumns } from "../../data/profile.js";
 import { understand } from "./prompt.js";
@@ -90,6 +91,10 @@ export class OfflineManagerAgent implements ManagerAgent {
       });
     }
     questions.push(...needed);
+    // The accountability rule: a number the reading could not place is asked about, never dropped.
+    const all = u.parsed.numbers.filter((n) => n.use === null);
+    const open = all.findIndex((_, i) => conversation.answers[numberSlot(i)] === undefined);
+    if (open >= 0) questions.push(numberQuestion(all[open], open, u.task));
     if (u.task === "clustering" && conversation.answers.labels && !u.labelsColumn)
       notes.push(`"${conversation.answers.labels}" is not a column; clustering will be judged by the silhouette score.`);
     return { relevant: true, declineReason: null, questions, notes };

@@ -6,10 +6,13 @@ import {
   defaultMetric,
   isClassification,
   metricDirection,
+  type Constraint,
   type TaskKind,
 } from "../../../../src/schema/requirements.js";
 import type { Conversation, DataProfile, PromptAgent } from "../types.js";
 import { parseRequest, type ParsedRequest } from "../../request/parse.js";
+import { constraintFromAnswer, numberSlot } from "../../request/reading.js";
+import { columnCandidates } from "../../request/columns.js";
 import { textFeatureColumns } from "../../data/profile.js";
 import { forecastOf, graphOf, imagesOf, imageTarget, readForecast, taskFromData } from "./variants.js";
 
@@ -37,16 +40,43 @@ export function taskFromTarget(profile: DataProfile, target: string): { task: Ta
   return { task: "classification", reason: `the target "${target}" has only ${column.unique} distinct values` };
 }
 
+/** An answer or an LLM's column name to a real column: exact, then any spelling that fits one column only. */
 export function resolveColumn(profile: DataProfile | null, value: string | undefined | null): string | null {
   if (!value || !profile) return null;
-  const norm = (s: string) => s.toLowerCase().replace(/[\s_\-`'"]/g, "");
-  const wanted = norm(value);
-  return profile.columns.find((c) => c.name === value)?.name ?? profile.columns.find((c) => norm(c.name) === wanted)?.name ?? null;
+  const names = profile.columns.map((c) => c.name);
+  if (names.includes(value)) return value;
+  const hits = columnCandidates(value.replace(/^[`'"]|[`'"]$/g, ""), names);
+  return hits.length === 1 ? hits[0] : null;
+}
+
+/** Category values per column, so "predict which tumours are malignant" can find the column holding "malignant". */
+export function categoryValues(profile: DataProfile | null): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const c of profile?.columns ?? []) {
+    if (c.kind === "numeric" || c.unique < 2 || c.unique > 30) continue;
+    out[c.name] = c.top.map((t) => t.value).filter((v) => /\p{L}{3,}/u.test(v));
+  }
+  return out;
+}
+
+/** The rule reading of the whole conversation against the data, with answered numbers placed. */
+export function readConversation(conversation: Conversation, profile: DataProfile | null): ParsedRequest {
+  const columns = profile?.columns.map((c) => c.name);
+  const parsed = parseRequest(conversation.messages.join("\n"), columns, categoryValues(profile));
+  const answered: Constraint[] = [];
+  parsed.numbers
+    .filter((n) => n.use === null)
+    .forEach((n, i) => {
+      const answer = conversation.answers[numberSlot(i)];
+      if (answer === undefined) return;
+      const c = constraintFromAnswer(parsed, n, answer);
+      if (c && !parsed.constraints.some((x) => x.name === c.name)) answered.push(c);
+    });
+  return answered.length ? { ...parsed, constraints: [...parsed.constraints, ...answered] } : parsed;
 }
 
 export function understand(conversation: Conversation, profile: DataProfile | null): Understanding {
-  const columns = profile?.columns.map((c) => c.name);
-  const parsed = parseRequest(conversation.messages.join("\n"), columns);
+  const parsed = readConversation(conversation, profile);
   const answeredTask = conversation.answers.task as TaskKind | undefined;
   let task: TaskKind | null = answeredTask ?? parsed.task;
   let taskReason = task ? "as requested" : "";

@@ -1,0 +1,57 @@
+// Request-reading benchmark: exact-match accuracy of the offline engine on the request corpus
+// (tests/fixtures/requests/corpus.jsonl, the development set, and heldout.jsonl), the failing cases, and
+// the time to read one request (manager assessment plus requirements or understanding), median and p95.
+// Run with `npm run bench:reading` (`--heldout-failures` to list the held-out failures too, `--repeat N`).
+
+import { parseArgs } from "node:util";
+import { DEV_CORPUS, HELDOUT_CORPUS, evaluateCase, evaluateCorpus, formatFailures, loadCorpus, type CaseResult } from "../helpers/reading-corpus.js";
+
+const { values: args } = parseArgs({
+  options: {
+    "heldout-failures": { type: "boolean", default: false },
+    repeat: { type: "string", default: "5" },
+  },
+});
+const REPEAT = Math.max(1, Number(args.repeat) || 5);
+
+function quantile(sorted: number[], q: number): number {
+  if (!sorted.length) return NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
+  return sorted[i];
+}
+
+function line(name: string, cases: CaseResult[], accuracy: number, wrong: number): string {
+  const right = cases.filter((c) => c.ok).length;
+  const asked = cases.filter((c) => !c.ok && !c.wrong).length;
+  return `| ${name} | ${cases.length} | ${right} | ${(100 * accuracy).toFixed(1)}% | ${wrong} | ${asked} |`;
+}
+
+const dev = await evaluateCorpus(DEV_CORPUS);
+const heldout = await evaluateCorpus(HELDOUT_CORPUS);
+
+console.log("## Request reading\n");
+console.log("| corpus | cases | right | accuracy | settled wrong | other failures |");
+console.log("|---|---:|---:|---:|---:|---:|");
+console.log(line("corpus.jsonl (dev)", dev.cases, dev.accuracy, dev.wrong));
+console.log(line("heldout.jsonl", heldout.cases, heldout.accuracy, heldout.wrong));
+
+console.log(`\n### Failing cases, corpus.jsonl (${dev.cases.filter((c) => !c.ok).length})\n`);
+console.log("```");
+console.log(formatFailures(dev.cases) || "(none)");
+console.log("```");
+if (args["heldout-failures"]) {
+  console.log(`\n### Failing cases, heldout.jsonl (${heldout.cases.filter((c) => !c.ok).length})\n`);
+  console.log("```");
+  console.log(formatFailures(heldout.cases) || "(none)");
+  console.log("```");
+}
+
+// Speed: every case of both files, REPEAT times (profiles are cached, so this is the reading alone).
+const all = [...(await loadCorpus(DEV_CORPUS)), ...(await loadCorpus(HELDOUT_CORPUS))];
+const times: number[] = [];
+for (let r = 0; r < REPEAT; r++) for (const c of all) times.push((await evaluateCase(c)).ms);
+times.sort((a, b) => a - b);
+console.log(`\n### Speed\n`);
+console.log(
+  `${all.length} requests x ${REPEAT}: median ${quantile(times, 0.5).toFixed(3)} ms, p95 ${quantile(times, 0.95).toFixed(3)} ms, max ${times[times.length - 1].toFixed(3)} ms per request`,
+);

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { variantTask } from "../src/schema/tasks.js";
 
 // The contract between ThreadML and the fixed Python harness (runners/python/harness.py).
 // The harness reads `spec.json` from its working directory, emits JSON lines on stdout and writes
@@ -26,9 +27,6 @@ export type HarnessTask = z.infer<typeof HarnessTask>;
 /** Direct: one model with the step ahead as a feature; recursive: a one-step model fed its forecasts. */
 export const ForecastStrategy = z.enum(["direct", "recursive"]);
 export type ForecastStrategy = z.infer<typeof ForecastStrategy>;
-
-/** The harness task each non-tabular variant runs as. */
-const VARIANT_TASKS: Record<string, HarnessTask | undefined> = { timeseries: "regression", graph: "classification", images: "classification" };
 
 /** A hyperparameter range for random search. */
 export const ParamSpace = z.discriminatedUnion("type", [
@@ -181,7 +179,7 @@ export const HarnessSpec = z.object({
 }).superRefine((spec, ctx) => {
   if (spec.variant !== "tabular" && spec[spec.variant] === null)
     ctx.addIssue({ code: "custom", path: [spec.variant], message: `the ${spec.variant} variant needs its "${spec.variant}" settings` });
-  const task = VARIANT_TASKS[spec.variant];
+  const task = variantTask(spec.variant);
   if (task && spec.task !== task) ctx.addIssue({ code: "custom", path: ["task"], message: `the ${spec.variant} variant runs as task "${task}"` });
 });
 export type HarnessSpec = z.infer<typeof HarnessSpec>;

@@ -10,8 +10,10 @@ import type { Update } from "./state.js";
 
 // Services the nodes use. They are bound when the graph is built and never stored in state.
 
+/** Stage names, in graph order: each is the node id of its step (timings and progress events use them). */
 export const STAGES = [
-  "verify",
+  "ingest",
+  "verify_request",
   "parse",
   "retrieve",
   "plan",
@@ -26,7 +28,7 @@ export const STAGES = [
   "verify_implementation",
   "revise",
   "deploy",
-  "report",
+  "finish",
 ] as const;
 export type Stage = (typeof STAGES)[number];
 

@@ -4,17 +4,17 @@ import { approveNode } from "./nodes/approve.js";
 import { clarifyNode } from "./nodes/clarify.js";
 import { decomposeNode } from "./nodes/decompose.js";
 import { deployNode } from "./nodes/deploy.js";
-import { executePlansNode } from "./nodes/execute-plans.js";
-import { fullRunNode } from "./nodes/full-run.js";
+import { executeNode } from "./nodes/execute.js";
 import { implementNode } from "./nodes/implement.js";
 import { ingestNode } from "./nodes/ingest.js";
 import { parseNode } from "./nodes/parse.js";
 import { planNode } from "./nodes/plan.js";
-import { reportNode } from "./nodes/report.js";
+import { finishNode } from "./nodes/finish.js";
 import { retrieveNode } from "./nodes/retrieve.js";
 import { reviseNode } from "./nodes/revise.js";
 import { selectNode } from "./nodes/select.js";
-import { smokeRunNode } from "./nodes/smoke-run.js";
+import { smokeNode } from "./nodes/smoke.js";
+import { trainNode } from "./nodes/train.js";
 import { verifyExecutionNode } from "./nodes/verify-execution.js";
 import { verifyImplementationNode } from "./nodes/verify-implementation.js";
 import { verifyRequestNode } from "./nodes/verify-request.js";
@@ -25,9 +25,11 @@ const unless = (next: string) => (s: State) => (ended(s) ? "finish" : next);
 const byRoute = (s: State) => (ended(s) ? "finish" : (s.route ?? "finish"));
 
 /**
- * The AutoML graph (AutoML-Agent's pipeline): verify → parse → retrieve → plan → approve → decompose →
- * execute → verify execution → select → implement → smoke → train → verify implementation → deploy →
- * report, with revision loops back to planning and implementation.
+ * The AutoML graph (AutoML-Agent's pipeline): ingest → verify_request → parse → retrieve → plan → approve →
+ * decompose → execute → verify_execution → select → implement → smoke → train → verify_implementation →
+ * deploy → finish, with revision loops back to planning and implementation. Each node id is also its
+ * stage name and, in kebab case, its file under nodes/. The last step is `finish`, not `report`, because
+ * LangGraph refuses a node named like a state channel.
  */
 export function buildAutoMLGraph(deps: GraphDeps, checkpointer: BaseCheckpointSaver = new MemorySaver()) {
   return new StateGraph(AutoMLState)
@@ -39,16 +41,16 @@ export function buildAutoMLGraph(deps: GraphDeps, checkpointer: BaseCheckpointSa
     .addNode("plan", planNode(deps))
     .addNode("approve", approveNode(deps))
     .addNode("decompose", decomposeNode(deps))
-    .addNode("execute", executePlansNode(deps))
+    .addNode("execute", executeNode(deps))
     .addNode("verify_execution", verifyExecutionNode(deps))
     .addNode("select", selectNode(deps))
     .addNode("implement", implementNode(deps))
-    .addNode("smoke", smokeRunNode(deps))
-    .addNode("train", fullRunNode(deps))
-    .addNode("verify", verifyImplementationNode(deps))
+    .addNode("smoke", smokeNode(deps))
+    .addNode("train", trainNode(deps))
+    .addNode("verify_implementation", verifyImplementationNode(deps))
     .addNode("revise", reviseNode(deps))
     .addNode("deploy", deployNode(deps))
-    .addNode("finish", reportNode(deps))
+    .addNode("finish", finishNode(deps))
     .addEdge(START, "ingest")
     .addEdge("ingest", "verify_request")
     .addConditionalEdges("verify_request", byRoute, ["clarify", "parse", "finish"])
@@ -63,8 +65,8 @@ export function buildAutoMLGraph(deps: GraphDeps, checkpointer: BaseCheckpointSa
     .addConditionalEdges("select", unless("implement"), ["implement", "finish"])
     .addEdge("implement", "smoke")
     .addConditionalEdges("smoke", byRoute, ["train", "revise", "finish"])
-    .addConditionalEdges("train", byRoute, ["verify", "revise", "finish"])
-    .addConditionalEdges("verify", byRoute, ["deploy", "revise"])
+    .addConditionalEdges("train", byRoute, ["verify_implementation", "revise", "finish"])
+    .addConditionalEdges("verify_implementation", byRoute, ["deploy", "revise"])
     .addConditionalEdges("revise", byRoute, ["smoke", "implement", "deploy", "finish"])
     .addEdge("deploy", "finish")
     .addEdge("finish", END)

@@ -1,5 +1,6 @@
 import { join } from "node:path";
 import { estimateCost } from "../../src/llm/usage.js";
+import { taskSpec } from "../../src/schema/tasks.js";
 import { fmt } from "./format.js";
 import type { Report, State, Status } from "./state.js";
 
@@ -42,7 +43,7 @@ export function buildReport(state: State, pricing: { promptPerMTok: number; comp
   if (best && req) {
     const baseline = metrics[`baseline_${req.metric.name}`];
     const beside = baseline === undefined ? "" : ` (seasonal-naive forecast: ${fmt(baseline)})`;
-    summary.push(`${best.description}, ${req.task.replace(/_/g, " ")}${req.target ? ` of "${req.target}"` : ""}; ${req.metric.name} on the held-out test split: ${fmt(metrics[req.metric.name])}${beside}.`);
+    summary.push(`${best.description}, ${taskSpec(req.task).label}${req.target ? ` of "${req.target}"` : ""}; ${req.metric.name} on the held-out test split: ${fmt(metrics[req.metric.name])}${beside}.`);
     const unmet = best.verdict.checks.filter((c) => c.met === false);
     summary.push(unmet.length ? `${unmet.length} constraint(s) not met: ${unmet.map((c) => c.name).join(", ")}.` : constraints.length ? "Every constraint is met." : "No constraints were given.");
   }

@@ -60,6 +60,22 @@ export interface BestRun {
 
 export type { Usage };
 
+/** Node ids a deciding node may route to; typed so that a renamed step cannot leave a stale route behind. */
+export type Route =
+  | "ingest"
+  | "clarify"
+  | "parse"
+  | "plan"
+  | "decompose"
+  | "select"
+  | "implement"
+  | "smoke"
+  | "train"
+  | "verify_implementation"
+  | "revise"
+  | "deploy"
+  | "finish";
+
 const last = <T>(initial: T) => Annotation<T>({ reducer: (_a: T, b: T) => b, default: () => initial });
 const append = <T>() => Annotation<T[]>({ reducer: (a: T[], b: T[]) => a.concat(b), default: () => [] });
 const mergeRecord = <T>() =>
@@ -117,7 +133,7 @@ export const AutoMLState = Annotation.Root({
   failedApproaches: append<string>(),
   endpoint: last<Endpoint | null>(null),
   /** The next step a deciding node chose (read by the graph's conditional edges). */
-  route: last<string | null>(null),
+  route: last<Route | null>(null),
   status: last<Status>("running"),
   /** A problem with the data file, reported once the request itself has been checked. */
   dataError: last<string | null>(null),

@@ -54,10 +54,10 @@ PIP_NAMES = {
     "torchvision": "torch torchvision",
 }
 
-# Harness variants beyond tables: each lives in its own module beside this file.
-VARIANT_MODULES = {"timeseries": "variant_timeseries", "graph": "variant_graph", "images": "variant_images"}
-# The harness task each variant runs as.
-VARIANT_TASKS = {"timeseries": "regression", "graph": "classification", "images": "classification"}
+# Harness variants beyond tables, each in variant_<name>.py beside this file (which declares the harness
+# task it runs as). The host maps task kinds to variants (src/schema/tasks.ts); this closed list stays
+# because spec.json and model_meta.json name the module to import.
+VARIANTS = ("timeseries", "graph", "images")
 
 METRIC_ALIASES = {
     "acc": "accuracy",
@@ -390,14 +390,15 @@ def normalise_spec(raw):
     variant = spec.get("variant") or "tabular"
     spec["variant"] = variant
     if variant != "tabular":
-        if variant not in VARIANT_MODULES:
-            problems.append(f"variant must be tabular or one of {', '.join(VARIANT_MODULES)}")
-        elif spec.get("task") != VARIANT_TASKS[variant]:
-            problems.append(f"the {variant} variant runs as task '{VARIANT_TASKS[variant]}'")
+        module = load_variant(variant) if variant in VARIANTS else None
+        if module is None:
+            problems.append(f"variant must be tabular or one of {', '.join(VARIANTS)}")
+        elif spec.get("task") != module.TASK:
+            problems.append(f"the {variant} variant runs as task '{module.TASK}'")
         elif not isinstance(spec.get(variant), dict):
             problems.append(f"the {variant} variant needs its '{variant}' settings")
         else:
-            load_variant(variant).normalise(spec, problems)
+            module.normalise(spec, problems)
     if problems:
         raise HarnessError("value_error", "spec.json is invalid: " + "; ".join(problems))
     return spec
@@ -407,7 +408,7 @@ def load_variant(name):
     """The module of a harness variant, or None for plain tables."""
     if not name or name == "tabular":
         return None
-    module = VARIANT_MODULES[name]
+    module = f"variant_{name}"
     try:
         return importlib.import_module(module)
     except ModuleNotFoundError as e:

@@ -30,6 +30,9 @@ import numpy as np
 import harness as H
 import variant_common as C
 
+# What the harness fits on the rows this variant makes (checked against spec.json's task).
+TASK = "classification"
+
 MAX_CATEGORIES = 20
 MAX_CATEGORICAL_UNIQUE = 100
 

@@ -33,6 +33,9 @@ from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 import harness as H
 import variant_common as C
 
+# What the harness fits on the rows this variant makes (checked against spec.json's task).
+TASK = "classification"
+
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 IMAGE_COLUMN = "image"
 FOLDER_LABEL = "label"

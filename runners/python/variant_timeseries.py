@@ -33,6 +33,9 @@ import numpy as np
 import harness as H
 import variant_common as C
 
+# What the harness fits on the rows this variant makes (checked against spec.json's task).
+TASK = "regression"
+
 STRATEGIES = ("direct", "recursive")
 FORECAST_METRICS = ["rmse", "mae", "mape", "smape", "r2", "rmsle"]
 # Direct training rows are (origin, step) pairs; beyond this many a seeded sample is used.

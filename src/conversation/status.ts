@@ -12,7 +12,8 @@ export interface StatusView {
 }
 
 export const STAGE_LABELS: Record<Stage, string> = {
-  verify: "Check the request",
+  ingest: "Read the data",
+  verify_request: "Check the request",
   parse: "Parse requirements",
   retrieve: "Retrieve knowledge",
   plan: "Plan",
@@ -27,7 +28,7 @@ export const STAGE_LABELS: Record<Stage, string> = {
   verify_implementation: "Verify metrics",
   revise: "Revise",
   deploy: "Deploy",
-  report: "Report",
+  finish: "Report",
 };
 
 /** Folds progress events into a StatusView. */

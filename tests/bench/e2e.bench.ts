@@ -362,7 +362,7 @@ function wallTable(results: TaskResult[]): string[] {
 }
 
 function stageTable(results: TaskResult[]): string[] {
-  const stages = ["verify", "plan", "execute", "smoke", "train", "deploy"];
+  const stages = ["ingest", "verify_request", "plan", "execute", "smoke", "train", "deploy"];
   const lines = [
     `| task | ${stages.join(" | ")} | other | total |`,
     `|---|${stages.map(() => "---:").join("|")}|---:|---:|`,

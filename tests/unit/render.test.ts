@@ -114,7 +114,7 @@ describe("status rendering", () => {
     tracker.apply({ type: "stage", stage: "decompose", state: "start" });
     tracker.apply({ type: "stage", stage: "decompose", state: "done" });
     tracker.apply({ type: "stage", stage: "execute", state: "start" });
-    tracker.apply({ type: "stage", stage: "verify", state: "failed" });
+    tracker.apply({ type: "stage", stage: "verify_request", state: "failed" });
     // Stages come in pipeline order, not event order.
     expect(renderStatusFull(tracker.view())).toBe("[✗] Check the request  [✓] Decompose plans  […] Evaluate plans");
   });

@@ -447,7 +447,7 @@ describe("ConversationService: status messages", () => {
     engine.steps.push(() => job.promise);
     await service.handle(adapter, message("build a model", { mention: true }));
     await until(() => engine.calls.length === 1, "the first step");
-    engine.emit(keyOf(), { type: "stage", stage: "verify", state: "start" });
+    engine.emit(keyOf(), { type: "stage", stage: "verify_request", state: "start" });
     engine.emit(keyOf(), { type: "stage", stage: "plan", state: "start" });
     job.resolve(interrupt(approval));
     await service.idle();

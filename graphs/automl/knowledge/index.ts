@@ -3,6 +3,7 @@ import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { ForecastStrategy, ParamSpace, Preprocess } from "../../../runners/contract.js";
 import { fromRoot } from "../../../src/paths.js";
+import { TASK_KINDS } from "../../../src/schema/tasks.js";
 import type { KnowledgeItem } from "../agents/types.js";
 
 // The recipe knowledge base (recipes.yaml beside this file), validated once on first use.
@@ -41,15 +42,8 @@ const TaskRecipes = z.object({
 });
 export type TaskRecipes = z.infer<typeof TaskRecipes>;
 
-const KnowledgeBase = z.object({
-  classification: TaskRecipes,
-  regression: TaskRecipes,
-  clustering: TaskRecipes,
-  text_classification: TaskRecipes,
-  time_series_forecasting: TaskRecipes,
-  node_classification: TaskRecipes,
-  image_classification: TaskRecipes,
-});
+// An enum-keyed record is exhaustive: every task kind needs its recipes.
+const KnowledgeBase = z.record(z.enum(TASK_KINDS), TaskRecipes);
 export type KnowledgeBase = z.infer<typeof KnowledgeBase>;
 export type RecipeTask = keyof KnowledgeBase;
 

@@ -9,7 +9,7 @@ const TOP_K = 3;
  * Executes the plans with cheap real evidence: one harness search run cross-validates every plan's
  * candidates on the training split, and the model agent ranks them per plan.
  */
-export function executePlansNode(deps: GraphDeps) {
+export function executeNode(deps: GraphDeps) {
   return stage<State>(deps, "execute", async (state, config) => {
     const s = deps.config.search;
     const candidates = state.modelPlans.flatMap((m) => m.candidates);

@@ -4,8 +4,8 @@ import { buildReport, renderMarkdown } from "../report.js";
 import type { State } from "../state.js";
 
 /** The final report: metrics versus constraints, endpoint, artifacts; also written as report.md. */
-export function reportNode(deps: GraphDeps) {
-  return stage<State>(deps, "report", async (state) => {
+export function finishNode(deps: GraphDeps) {
+  return stage<State>(deps, "finish", async (state) => {
     const report = buildReport(state, deps.config.llm.pricing);
     if (report.artifacts.report) {
       try {

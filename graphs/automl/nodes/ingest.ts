@@ -15,7 +15,7 @@ import type { State } from "../state.js";
  * the request check.
  */
 export function ingestNode(deps: GraphDeps) {
-  return stage<State>(deps, "verify", async (state) => {
+  return stage<State>(deps, "ingest", async (state) => {
     if (!state.runKey) return { runKey: randomUUID().slice(0, 8), ...(await ingest(deps, state)) };
     return ingest(deps, state);
   });

@@ -3,7 +3,7 @@ import { runJob } from "../jobs.js";
 import type { State } from "../state.js";
 
 /** A quick run of the generated code on a sample, to catch crashes before the full run. */
-export function smokeRunNode(deps: GraphDeps) {
+export function smokeNode(deps: GraphDeps) {
   return stage<State>(deps, "smoke", async (state, config) => {
     const impl = state.implementation!;
     const run = await runJob(deps, state, config, {

@@ -5,7 +5,7 @@ import type { State } from "../state.js";
 
 /** Relevancy and adequacy: decline, ask, or go on to parsing. */
 export function verifyRequestNode(deps: GraphDeps) {
-  return stage<State>(deps, "verify", async (state, config) => {
+  return stage<State>(deps, "verify_request", async (state, config) => {
     const assessment = await deps.agents.manager.assess({
       conversation: { messages: state.messages, files: state.files, answers: state.answers },
       profile: state.profile,

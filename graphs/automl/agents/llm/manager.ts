@@ -1,6 +1,6 @@
 import { basename } from "node:path";
 import { quote } from "../../../../src/llm/prompts.js";
-import { TASK_KINDS, type Requirements } from "../../../../src/schema/requirements.js";
+import { TASK_KINDS, harnessVariantOf, type Requirements } from "../../../../src/schema/requirements.js";
 import { better } from "../../constraints.js";
 import { recipesFor, type Family } from "../../knowledge/index.js";
 import { fmt } from "../../format.js";
@@ -108,7 +108,7 @@ export class LlmManagerAgent implements ManagerAgent {
     // the data can settle what the words left open (images, an edge list, a horizon over a time column)
     const llmTask = normaliseTask(out.task);
     const plain = llmTask === "classification" || llmTask === "regression";
-    const fromData = u.task === "image_classification" || u.task === "node_classification" || u.task === "time_series_forecasting";
+    const fromData = u.task !== null && harnessVariantOf(u.task) !== "tabular";
     const task = normaliseTask(conversation.answers.task) ?? (plain && fromData ? u.task : llmTask) ?? u.task;
 
     const llmQuestions = out.questions.flatMap((q) => {

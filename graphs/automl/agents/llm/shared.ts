@@ -4,7 +4,8 @@ import type { LlmRole } from "../../../../config/schema.js";
 import type { LlmClient } from "../../../../src/llm/client.js";
 import { LlmOutputError } from "../../../../src/llm/errors.js";
 import { quote, renderPrompt, type PromptVars } from "../../../../src/llm/prompts.js";
-import { TASK_KINDS, type Requirements, type TaskKind } from "../../../../src/schema/requirements.js";
+import type { Requirements } from "../../../../src/schema/requirements.js";
+import { TASK_KINDS, asTaskKind, isPlainTask, taskSpec, type TaskKind } from "../../../../src/schema/tasks.js";
 import { recipesFor, type Family } from "../../knowledge/index.js";
 import { parseRequest } from "../../request/parse.js";
 import type { Conversation, DataProfile } from "../types.js";
@@ -172,20 +173,16 @@ export function refusedKeys(feedback: readonly string[]): Set<string> {
   return refused;
 }
 
+// The specific kinds first, since their names hold the plain ones' words ("image classification"), and
+// plain classification, the most general word, last of all.
+const NAMING_ORDER: readonly TaskKind[] = [...TASK_KINDS.filter((k) => !isPlainTask(k)), ...TASK_KINDS.filter(isPlainTask).reverse()];
+
 /** A task kind from free wording ("binary classification", "Regression", "k-means clustering"). */
 export function normaliseTask(value: unknown): TaskKind | null {
   if (value === null || value === undefined) return null;
   const s = String(value).toLowerCase().replace(/[\s-]+/g, "_").trim();
   if (!s || s === "null" || s === "none" || s === "unknown") return null;
-  if ((TASK_KINDS as readonly string[]).includes(s)) return s as TaskKind;
-  if (/image|vision|photo/.test(s)) return "image_classification";
-  if (/text|nlp|sentiment|language/.test(s)) return "text_classification";
-  if (/time_?series|forecast/.test(s)) return "time_series_forecasting";
-  if (/node|graph/.test(s)) return "node_classification";
-  if (/cluster|segment/.test(s)) return "clustering";
-  if (/regress/.test(s)) return "regression";
-  if (/classif/.test(s)) return "classification";
-  return null;
+  return asTaskKind(s) ?? NAMING_ORDER.find((k) => new RegExp(taskSpec(k).synonyms).test(s)) ?? null;
 }
 
 function round(x: number): number {

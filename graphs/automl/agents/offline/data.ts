@@ -1,4 +1,4 @@
-import { isClassification, type Requirements } from "../../../../src/schema/requirements.js";
+import { harnessVariantOf, isClassification, type Requirements } from "../../../../src/schema/requirements.js";
 import type { DataAgent, DataPlan, DataProfile, Plan } from "../types.js";
 import { recipesFor } from "../../knowledge/index.js";
 import { basename } from "node:path";
@@ -21,7 +21,7 @@ export function dataFindings(profile: DataProfile, req: Requirements): string[] 
   const missing = profile.columns.filter((c) => c.missing > 0);
   if (missing.length) findings.push(`missing values in ${missing.map((c) => `${c.name} (${c.missing})`).join(", ")}`);
   for (const c of profile.columns.filter((c) => c.suspect)) findings.push(`"${c.name}" looks like ${c.suspect === "id" ? "an identifier" : c.suspect === "constant" ? "a constant" : "a mostly empty column"}; it is left out`);
-  if (req.task === "time_series_forecasting" || req.task === "node_classification" || req.task === "image_classification") return [...variantFindings(profile, req), ...findings.slice(1)];
+  if (harnessVariantOf(req.task) !== "tabular") return [...variantFindings(profile, req), ...findings.slice(1)];
   const text = textFeatureColumns(profile, req);
   if (text.length) findings.push(`free text in ${text.map((c) => `"${c}"`).join(", ")}; it becomes TF-IDF features`);
   if (profile.duplicateRows) findings.push(`${profile.duplicateRows} duplicate rows`);

@@ -1,4 +1,6 @@
 import { z } from "zod";
+import type { HarnessTask, HarnessVariant } from "../../runners/contract.js";
+import { TASK_KINDS, TASK_SPECS, isPlainTask, taskSpec, type TaskKind } from "./tasks.js";
 
 // The requirements schema follows AutoML-Agent's Prompt-agent schema, with the additions of docs/architecture.md §2.
 // Parsing is lenient (unknown enum values fall back, metric values may be null); `Requirements.parse`
@@ -13,6 +15,7 @@ export const AREAS = [
   "recommendation systems",
   "multimodal learning",
 ] as const;
+export type Area = (typeof AREAS)[number];
 export const INTENTS = ["build", "consult-build", "consult", "inquire", "unclear"] as const;
 export const SOURCES = ["user-upload", "user-link", "direct-search", "infer-search"] as const;
 export const MODEL_TYPES = [
@@ -22,42 +25,21 @@ export const MODEL_TYPES = [
   "statistical models",
 ] as const;
 
-/** Task kinds ThreadML distinguishes; TRAINABLE_TASKS are those the harness can train. */
-export const TASK_KINDS = [
-  "classification",
-  "regression",
-  "clustering",
-  "image_classification",
-  "text_classification",
-  "time_series_forecasting",
-  "node_classification",
-] as const;
-export type TaskKind = (typeof TASK_KINDS)[number];
-export const TABULAR_TASKS: readonly TaskKind[] = ["classification", "regression", "clustering"];
-/**
- * Tasks the harness trains: the tabular ones, text classification (TF-IDF features), and through harness
- * variants image classification, time-series forecasting and node classification.
- */
+/** Task kinds ThreadML distinguishes; every fact about each is in the registry (./tasks.ts). */
+export { TASK_KINDS, type TaskKind } from "./tasks.js";
+/** Classification, regression and clustering of a plain table. */
+export const TABULAR_TASKS: readonly TaskKind[] = TASK_KINDS.filter(isPlainTask);
+/** Tasks the harness trains: all of them (text through TF-IDF features, the others through harness variants). */
 export const TRAINABLE_TASKS: readonly TaskKind[] = TASK_KINDS;
 
 /** How the harness reads the data of a task (runners/python/variant_*.py beside the harness). */
-export type HarnessVariantName = "tabular" | "timeseries" | "graph" | "images";
-
-export function harnessVariantOf(task: TaskKind): HarnessVariantName {
-  if (task === "time_series_forecasting") return "timeseries";
-  if (task === "node_classification") return "graph";
-  if (task === "image_classification") return "images";
-  return "tabular";
+export function harnessVariantOf(task: TaskKind): HarnessVariant {
+  return taskSpec(task).harnessVariant;
 }
 
-/**
- * The harness task a task runs as: text, image and node classification are classification (over TF-IDF,
- * image or propagated graph features), forecasting is regression over features of the history.
- */
-export function harnessTaskOf(task: TaskKind): "classification" | "regression" | "clustering" {
-  if (task === "text_classification" || task === "image_classification" || task === "node_classification") return "classification";
-  if (task === "time_series_forecasting") return "regression";
-  return task;
+/** The harness task a task runs as (text, image and node classification are classification, forecasting regression). */
+export function harnessTaskOf(task: TaskKind): HarnessTask {
+  return taskSpec(task).harnessTask;
 }
 
 /** Tasks judged as classification (stratified splits, class baselines, a positive class). */
@@ -90,15 +72,7 @@ export type MetricName = (typeof METRIC_NAMES)[number];
 export const LOWER_IS_BETTER: ReadonlySet<string> = new Set(["rmse", "rmsle", "mae", "mape", "smape"]);
 
 /** Metrics that fit each task, the default first. */
-export const METRICS_BY_TASK: Record<TaskKind, readonly MetricName[]> = {
-  classification: ["accuracy", "f1", "precision", "recall", "roc_auc"],
-  text_classification: ["accuracy", "f1", "precision", "recall", "roc_auc"],
-  image_classification: ["accuracy", "f1", "precision", "recall", "roc_auc"],
-  node_classification: ["accuracy", "f1", "precision", "recall", "roc_auc"],
-  regression: ["rmse", "rmsle", "mae", "r2"],
-  time_series_forecasting: ["rmse", "mae", "mape", "smape", "rmsle", "r2"],
-  clustering: ["rand_index", "adjusted_rand_index", "nmi", "silhouette"],
-};
+export const METRICS_BY_TASK = Object.fromEntries(TASK_SPECS.map((t) => [t.kind, t.metrics])) as Record<TaskKind, readonly MetricName[]>;
 
 /** Complexity measurements the harness makes; constraint names refer to these. */
 export const COMPLEXITY_NAMES = [
@@ -155,6 +129,17 @@ export const ImagesLayout = z.object({
   filename_column: z.string().nullable().default(null),
 });
 export type ImagesLayout = z.infer<typeof ImagesLayout>;
+
+/** One field of the requirements and the words of the request it came from. */
+export const ReadingBinding = z.object({ slot: z.string(), value: z.string(), words: z.string() });
+export const Reading = z.object({
+  /** "I read: predict Survived · ROC AUC > 0.8 · leaving out PassengerId, Name". */
+  line: z.string(),
+  bindings: z.array(ReadingBinding).default([]),
+  /** Numbers of the request nothing could place (asked about before planning). */
+  unplaced: z.array(z.string()).default([]),
+});
+export type Reading = z.infer<typeof Reading>;
 
 const lenientEnum = <T extends readonly [string, ...string[]]>(values: T, fallback: T[number]) =>
   z.preprocess(
@@ -249,6 +234,8 @@ export const Requirements = z.object({
   graph: GraphLayout.nullable().default(null),
   /** Image classification: where the labels come from. */
   images: ImagesLayout.nullable().default(null),
+  /** How the request was read: the one-line restatement on the plan card and which words became which field. */
+  reading: Reading.nullable().default(null),
 });
 export type Requirements = z.infer<typeof Requirements>;
 
@@ -257,7 +244,6 @@ export function metricDirection(name: string): "max" | "min" {
 }
 
 export function defaultMetric(task: TaskKind, hasLabels = false): MetricName {
-  if (task === "regression" || task === "time_series_forecasting") return "rmse";
-  if (task === "clustering") return hasLabels ? "rand_index" : "silhouette";
-  return "accuracy";
+  const spec = taskSpec(task);
+  return (!hasLabels && spec.labelFreeMetric) || spec.metrics[0];
 }

@@ -1,6 +1,8 @@
 // Written names to real columns: quoted or plain names read at an anchor, matched by case, form and stem.
 
 import { GENERIC_NAME_TAIL, METRIC_SYNONYMS, MODEL_SYNONYMS, NAME_STOP } from "./lexicon.js";
+import { distance } from "fastest-levenshtein";
+import { stemmer } from "stemmer";
 import { allMatches } from "./text.js";
 
 export const QUOTE_PAIRS: Record<string, string> = { "'": "'", '"': '"', "`": "`" };
@@ -31,9 +33,10 @@ export function readName(text: string, pos: number, maxWords = 3): { name: strin
     const w = m[0].replace(/[.-]+$/, "");
     if (NAME_STOP.has(w.toLowerCase())) break;
     // A possessive only qualifies what follows: "next month's sales", "customer's churn".
-    if (text.startsWith("'s ", j + w.length)) {
+    const possessive = text.startsWith("'s ", j + w.length) ? 3 : /s$/i.test(w) && text.startsWith("' ", j + w.length) ? 2 : 0;
+    if (possessive) {
       words.length = 0;
-      j += w.length + 3;
+      j += w.length + possessive;
       continue;
     }
     words.push(w);
@@ -68,6 +71,11 @@ export function wordKey(word: string): string {
   return w;
 }
 
+/** A word's stem (Porter), so "survival" meets "Survived" and "embarked" meets "embark". */
+export function stemKey(word: string): string {
+  return stemmer(fold(word));
+}
+
 /** A column name as words: camelCase, snake_case, dots, dashes and spaces split; a unit in brackets dropped. */
 export function nameWords(name: string): string[] {
   return name
@@ -77,6 +85,11 @@ export function nameWords(name: string): string[] {
     .split(/[^\p{L}\p{N}]+/u)
     .filter(Boolean)
     .map(wordKey);
+}
+
+/** The words of a column's bracketed unit: `Energy Use (kWh)` → kwh. */
+function unitWords(name: string): string[] {
+  return [...name.matchAll(/\(([^)]*)\)|\[([^\]]*)\]/g)].flatMap((m) => (m[1] ?? m[2]).split(/[^\p{L}\p{N}]+/u)).filter((w) => w.length >= 2).map(wordKey);
 }
 
 /** Candidate spellings of a name, most specific first: the whole phrase, then its trailing words. */
@@ -126,15 +139,45 @@ export function columnCandidates(raw: string, columns: string[]): string[] {
     const hits = columns.filter((c) => stem(squash(c)) === sv);
     if (hits.length) return hits;
   }
+  const written = name.split(/\s+/).filter(Boolean);
+  // Same stems word for word: "survival" → Survived, "passenger survives" → nothing.
+  const stems = written.map(stemKey).join(" ");
+  const byStem = columns.filter((c) => nameWords(c).map(stemKey).join(" ") === stems);
+  if (byStem.length) return byStem;
+  // Initials and the last word: "passenger class" → Pclass.
+  if (written.length >= 2) {
+    const initials = written.slice(0, -1).map((w) => fold(w)[0]).join("") + fold(written[written.length - 1]);
+    const hits = columns.filter((c) => squash(c) === initials);
+    if (hits.length) return hits;
+  }
   // A single word that is part of a column's name; the last word first ("tumour size" → size_mm).
-  const words = name.split(/\s+/).filter(Boolean).reverse();
-  for (const w of words) {
+  for (const w of [...written].reverse()) {
     const key = wordKey(w);
     if (key.length < 2 || NAME_STOP.has(key) || WEAK_AT_ANCHOR.has(key)) continue;
-    const hits = columns.filter((c) => nameWords(c).includes(key));
+    const hits = columns.filter((c) => partOf(c, w));
     if (hits.length) return hits;
   }
   return [];
+}
+
+/** Words that make a column an identifier: its other word names the rows ("passengers" is not PassengerId). */
+const ID_WORDS = new Set(["id", "ids", "no", "nr", "key", "uuid", "identifier"]);
+
+/**
+ * Is a written word part of a column's name? The same word or stem ("rooms" in num-rooms), or an
+ * abbreviation the column uses ("temperature" for Temp). The entity word of an identifier column does
+ * not count: "passengers" are the rows, not `PassengerId`.
+ */
+function partOf(column: string, written: string): boolean {
+  // a unit in brackets is part of the name here: "kWh usage" for `Energy Use (kWh)`
+  const words = [...nameWords(column), ...unitWords(column)];
+  const key = wordKey(written);
+  const stem = stemKey(written);
+  const hit = words.findIndex(
+    (w) => w === key || stemKey(w) === stem || (w.length >= 4 && key.length > w.length && key.startsWith(w)) || (w.length >= 8 && distance(w, key) === 1),
+  );
+  if (hit < 0) return false;
+  return !(words.length === 2 && words.some((w) => ID_WORDS.has(w)) && !ID_WORDS.has(words[hit]));
 }
 
 /** Resolve a written name to one column; null when none fits or several fit equally. */
@@ -234,16 +277,30 @@ export function findColumnMentions(text: string, columns: string[], skip: { star
       const start = seq[0].start;
       const end = seq[seq.length - 1].end;
       if (taken(start, end)) continue;
-      found.push({ column, start, end, written: text.slice(start, end), how: "name" });
+      // "Temp (°C)" written in full: the bracketed unit belongs to the mention
+      const at = column.search(/[([]/);
+      const unit = at > 0 ? column.slice(at) : "";
+      const gap = /^\s*/.exec(text.slice(end))?.[0].length ?? 0;
+      const full = unit && text.slice(end + gap).toLowerCase().startsWith(unit.toLowerCase()) ? end + gap + unit.length : end;
+      found.push({ column, start, end: full, written: text.slice(start, full), how: "name" });
     }
   }
-  const owners = new Map<string, Set<string>>();
-  for (const { column, words } of shapes) for (const w of words) owners.set(w, (owners.get(w) ?? new Set()).add(column));
+  // "horse power" for `horsepower`: two or three written words that run together into a column's name
+  const squashed = new Map(columns.map((c) => [squash(c), c]));
+  for (let i = 0; i < toks.length; i++) {
+    for (let n = 2; n <= 3 && i + n <= toks.length; n++) {
+      const seq = toks.slice(i, i + n);
+      if (!seq[0].first || !seq[n - 1].last || !seq.every((t, k) => k === 0 || /^\s$/.test(text.slice(seq[k - 1].end, t.start)))) continue;
+      const column = squashed.get(squash(text.slice(seq[0].start, seq[n - 1].end)));
+      if (column && !taken(seq[0].start, seq[n - 1].end)) found.push({ column, start: seq[0].start, end: seq[n - 1].end, written: text.slice(seq[0].start, seq[n - 1].end), how: "name" });
+    }
+  }
   for (const t of toks) {
-    if (!(t.first && t.last) || t.key.length < 2 || NAME_STOP.has(t.key) || WEAK_PARTIAL.has(t.key)) continue;
-    const cols = owners.get(t.key);
-    if (!cols || cols.size !== 1 || taken(t.start, t.end)) continue;
-    found.push({ column: [...cols][0], start: t.start, end: t.end, written: text.slice(t.start, t.end), how: "partial" });
+    if (!(t.first && t.last) || t.key.length < 2 || NAME_STOP.has(t.key) || WEAK_PARTIAL.has(t.key) || taken(t.start, t.end)) continue;
+    const written = text.slice(t.start, t.end);
+    const cols = columns.filter((c) => partOf(c, written));
+    if (cols.length !== 1) continue;
+    found.push({ column: cols[0], start: t.start, end: t.end, written, how: "partial" });
   }
   return found.sort((a, b) => a.start - b.start);
 }

@@ -19,14 +19,23 @@ export function findMetricMentions(text: string): MetricMention[] {
     }
     work = mask(work, found);
   }
-  return found.sort((a, b) => a.start - b.start);
+  found.sort((a, b) => a.start - b.start);
+  // "coefficient of determination (R²)": a name and its abbreviation in brackets are one mention
+  const merged: MetricMention[] = [];
+  for (const m of found) {
+    const prev = merged[merged.length - 1];
+    const close = prev && prev.metric === m.metric && /^\s*\(\s*$/.test(text.slice(prev.end, m.start)) ? /^\s*\)/.exec(text.slice(m.end)) : null;
+    if (close) prev.end = m.end + close[0].length;
+    else merged.push({ ...m });
+  }
+  return merged;
 }
 
 /** Words between a metric and its comparison: "accuracy [on the test set should be] over 0.9". */
 export const FILLER_SRC =
   "(?:\\s*\\(?(?!(?:and|but|while|whereas|training|train|time|latency|inference|size|memory|parameters|params)\\b)[a-z'_-]+\\)?){0,8}?";
 export const AFTER_METRIC = new RegExp(
-  `^(?<fill>${FILLER_SRC})\\s*(?:(?<op>${OPS_SRC})|(?<conn>(?<![\\w])(?:of|is|be|reach(?:es|ing)?|to|around|about)(?![\\w])|=|:))?\\s*(?:of\\s+)?` +
+  `^(?<fill>${FILLER_SRC})\\s*\\(?\\s*(?:(?<op>${OPS_SRC})|(?<conn>(?<![\\w])(?:of|is|be|reach(?:es|ing)?|to|around|about)(?![\\w])|=|:))?\\s*(?:of\\s+)?` +
     `(?<num>${NUM_SRC})\\s*(?<pct>${PCT_SRC})?(?:\\s*(?<trail>${TRAILING_SRC})(?![\\w]))?`,
   "i",
 );
@@ -169,7 +178,9 @@ export function complexityConstraints(text: string): { constraint: Constraint; s
     if (value.kind === "size") {
       if (opWord === "in") return;
       const sentence = text.slice(sentStart, end);
-      const gpu = /\b(?:gpu|vram|graphics\s+memory|cuda\s+memory)\b/i.test(sentence);
+      // the clause decides: "on the GPU, GPU memory at most 2 GB, model under 1 GB" holds two limits
+      const clause = text.slice(sentStart + clauseOffset(text.slice(sentStart, start)), end);
+      const gpu = /\b(?:gpu|vram|graphics\s+memory|cuda\s+memory)\b/i.test(/\bmodel\b/i.test(clause) ? clause : sentence);
       if (!gpu && /\b(?:ram|memory)\b/i.test(sentence) && !/\bmodel\b/i.test(sentence)) return;
       out.push({ start, end, constraint: { name: gpu ? "gpu_memory_mb" : "model_size_mb", op, target: value.mb, phrase } });
       return;
@@ -178,6 +189,8 @@ export function complexityConstraints(text: string): { constraint: Constraint; s
     if (kind === "predict") {
       kind = /\btest(?:ing)?\s+(?:set|split|data)\b/i.test(text.slice(sentStart, end)) ? "test" : value.seconds < 1 ? "latency" : "test";
     }
+    // "within 1 minute training", "5 min to train": the subject written after the limit
+    if (!kind && /^\s*(?:of\s+|for\s+|to\s+)?(?:training|train|fitting|fit|search|tuning)\b/i.test(text.slice(end, end + 20))) kind = "train";
     // A bare duration with no subject ("within 7 days") is as likely a horizon as a limit.
     if (!kind) {
       if (value.seconds >= 1 || opWord === "in") return;

@@ -4,7 +4,7 @@ import { type TaskKind } from "../../../src/schema/requirements.js";
 import { firstNameAfter, looksLikeNonColumn, readName, resolveColumn, type ColumnMention } from "./columns.js";
 import { count } from "./forecast.js";
 import { DOMAIN_KEYWORDS, HORIZON_UNIT_SRC, MODEL_SYNONYMS, NAME_STOP, NOT_A_COLUMN, NUMBER_WORDS, NUMBER_WORD_SRC } from "./lexicon.js";
-import { targetFromMentions } from "./roles.js";
+import { targetFromAim, targetFromMentions } from "./roles.js";
 import { Span, allMatches, mask } from "./text.js";
 
 /** Where model names are written, so their digits ("ResNet50") and words are not read as anything else. */
@@ -72,7 +72,13 @@ export function findDataPaths(text: string): string[] {
   return [...new Set(findPathSpans(text).map((h) => h.path))];
 }
 
-export function findTarget(text: string, columns: string[] | undefined, task: TaskKind | null, mentions: ColumnMention[] = []): string | null {
+export function findTarget(
+  text: string,
+  columns: string[] | undefined,
+  task: TaskKind | null,
+  mentions: ColumnMention[] = [],
+  valueTarget: string | null = null,
+): string | null {
   const verb = "\\b(?:predict(?:s|ing|ion\\s+of)?|estimat(?:e|es|ing)|forecast(?:s|ing)?|model(?:s|ing)?|classify(?:ing)?)\\s+(?:the\\s+)?(?:column\\s+|variable\\s+)?";
   // Quoted names first: they are the user's exact spelling.
   const quotedFirst = firstNameAfter(
@@ -145,6 +151,10 @@ export function findTarget(text: string, columns: string[] | undefined, task: Ta
 
   const modifier = targetFromMentions(text, mentions, true);
   if (modifier) return modifier;
+  // "predict which tumours are malignant": the column holding the value, before looser readings of the words
+  if (valueTarget) return valueTarget;
+  const aimed = targetFromAim(text, mentions);
+  if (aimed) return aimed;
 
   // "classify the support tickets into their category": the grouping after "into", when it is a column.
   if (hasColumns) {
@@ -215,8 +225,10 @@ export function findClusterCount(text: string, task: TaskKind | null): number | 
     { re: new RegExp(`\\b${count}[\\s-]+(?:distinct\\s+|separate\\s+|different\\s+)?clusters?\\b`, "i"), needsClustering: false },
     { re: new RegExp(`\\bnumber\\s+of\\s+clusters\\s*(?:is|=|:|should\\s+be|of|to)?\\s*${count}\\b`, "i"), needsClustering: false },
     { re: new RegExp(`\\bn_?clusters\\s*[=:]\\s*${count}\\b`, "i"), needsClustering: false },
-    { re: new RegExp(`\\b${count}[\\s-]+(?:distinct\\s+|separate\\s+|different\\s+)?(?:groups|segments|communities)\\b`, "i"), needsClustering: true },
+    { re: new RegExp(`\\b${count}[\\s-]+(?:[a-z]+[\\s-]+)?(?:groups|segments|communities|clusters|types|kinds)\\b`, "i"), needsClustering: true },
     { re: /\bk\s*=\s*(\d+)\b/i, needsClustering: true },
+    { re: new RegExp(`\\bclust\\w*\\b[^.;!?\\n]{0,40}?\\b(?:into|in)\\s+${count}\\b(?!\\s*(?:%|percent|min|minutes?|s|sec|seconds?|h|hours?))`, "i"), needsClustering: true },
+    { re: new RegExp(`\\(\\s*${count}\\s+of\\s+them\\s*\\)`, "i"), needsClustering: true },
   ];
   for (const { re, needsClustering } of rules) {
     if (needsClustering && task !== "clustering") continue;

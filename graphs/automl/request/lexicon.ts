@@ -6,20 +6,20 @@ import { type MetricName } from "../../../src/schema/requirements.js";
 /** Metric synonyms in matching priority: longer names first so "RMSLE" is not read as "RMSE". */
 export const METRIC_SYNONYMS: { metric: MetricName; re: RegExp }[] = [
   { metric: "rmsle", re: /\brmsle\b|\broot[\s-]+mean[\s-]+squared?[\s-]+log(?:arithmic)?[\s-]+error\b/gi },
-  { metric: "rmse", re: /\brmse\b|\broot[\s-]+mean[\s-]+squared?[\s-]+error\b/gi },
+  { metric: "rmse", re: /\brmse\b|\brmes\b|\brsme\b|\broot[\s-]+mean[\s-]+squared?[\s-]+error\b/gi },
   { metric: "smape", re: /\bs[\s-]?mape\b|\bsymmetric\s+mean[\s-]+absolute[\s-]+percent(?:age)?[\s-]+error\b/gi },
   { metric: "mape", re: /\bmape\b|\bmean[\s-]+absolute[\s-]+percent(?:age)?[\s-]+error\b/gi },
-  { metric: "mae", re: /\bmae\b|\bmean[\s-]+absolute[\s-]+error\b/gi },
+  { metric: "mae", re: /\bmae\b|\bmean[\s-]+abs(?:olute|\.)?[\s-]+err(?:or|\.)?\b/gi },
   { metric: "r2", re: /\br2\b|\br\s?\^\s?2\b|\br²|\br[\s-]squared?\b|\bcoefficient\s+of\s+determination\b/gi },
   { metric: "adjusted_rand_index", re: /\badjusted[\s-]+rand(?:[\s-]+(?:index|score))?\b|\bari\b/gi },
-  { metric: "rand_index", re: /\brand[\s-]+(?:index|score)\b/gi },
+  { metric: "rand_index", re: /\brand[\s-]+(?:index|score|idx)\b/gi },
   { metric: "nmi", re: /\bnmi\b|\bnormali[sz]ed\s+mutual\s+information\b/gi },
   { metric: "silhouette", re: /\bsilhouette(?:[\s-]+(?:score|coefficient))?\b/gi },
-  { metric: "roc_auc", re: /\broc[\s-]*auc\b|\bauc(?:[\s-]*roc)?\b|\barea\s+under\s+(?:the\s+)?(?:roc\s+)?curve\b/gi },
+  { metric: "roc_auc", re: /\broc[\s-]*auc\b|\bauc(?:[\s-]*roc)?\b|\barea\s+under\s+(?:the\s+)?(?:roc\s+)?curve\b|\barea\s+under\s+(?:the\s+)?roc\b/gi },
   { metric: "f1", re: /\bf[\s-]?1(?:[\s-]*score)?\b|\bf[\s-]measure\b|\bf[\s-]score\b/gi },
   { metric: "precision", re: /\bprecision\b/gi },
   { metric: "recall", re: /\brecall\b/gi },
-  { metric: "accuracy", re: /\baccuracy\b/gi },
+  { metric: "accuracy", re: /\baccuracy\b|\bacc\b/gi },
 ];
 
 /** Metrics that live in [0, 1]: "95%" or a bare "95" means 0.95 for these. */
@@ -102,7 +102,7 @@ export const OP_PHRASES: { src: string; op: OpWord; word: boolean }[] = [
   },
   {
     src:
-      "at\\s+most|no\\s+more\\s+than|not\\s+more\\s+than|no\\s+greater\\s+than|no\\s+higher\\s+than|no\\s+longer\\s+than|not\\s+above|not\\s+over" +
+      "at\\s+most|no\\s+more\\s+than|not\\s+more\\s+than|no\\s+greater\\s+than|no\\s+higher\\s+than|no\\s+longer\\s+than|no\\s+bigger\\s+than|no\\s+larger\\s+than|not\\s+bigger\\s+than|not\\s+larger\\s+than|not\\s+above|not\\s+over" +
       "|a\\s+maximum\\s+of|maximum\\s+of|maximum|max|up\\s+to|within|limited\\s+to|capped\\s+at|a\\s+(?:time\\s+)?budget\\s+of|(?:time\\s+)?budget\\s+of|a\\s+limit\\s+of|limit\\s+of",
     op: "le",
     word: true,

@@ -1,12 +1,12 @@
 import { type Constraint, type MetricName, type TaskKind } from "../../../src/schema/requirements.js";
 import { chooseMetric, complexityConstraints, dedupeConstraints, findMetricMentions, metricConstraint } from "./constraints.js";
-import { findColumnMentions, type ColumnMention } from "./columns.js";
+import { findColumnMentions, nameWords, type ColumnMention } from "./columns.js";
 import { findClusterCount, findDataPaths, findDomain, findDropColumns, findLabelsColumn, findModels, findModelSpans, findPathSpans, findPositiveClass, findTarget } from "./fields.js";
 import { findHorizon, findSeriesColumn, findTimeColumn } from "./forecast.js";
 import { RELEVANT_RE, detectIntent, detectTask, isRelevant, taskFromMetrics } from "./intent.js";
 import { expandScales, placeNumbers, wordsToDigits, type PlacedNumber } from "./numbers.js";
-import { dropsFromMentions, labelsFromMentions, targetFromValues } from "./roles.js";
-import { mask, normalizeText } from "./text.js";
+import { dropsFromMentions, labelsFromMentions, onlyColumns, positiveFromGoal, rivalTargets, soleColumn, targetFromValues } from "./roles.js";
+import { fixTypos, mask, normalizeText } from "./text.js";
 
 // Rule-based reading of a chat request for the offline engine. Every rule prefers leaving a field
 // empty over guessing wrong: later stages can look at the data, but cannot undo a wrong target.
@@ -32,6 +32,8 @@ export interface ParsedRequest {
   timeColumn: string | null;
   /** Forecasting: the column that separates series ("one series per store"); only names of real columns. */
   seriesColumn: string | null;
+  /** Several columns named as the target ("predict X or Y"): the engine asks which. */
+  targetChoices: string[];
   /** The text as read: number words as digits, "25k" as 25000. */
   text: string;
   /** Every place the text names a column of the data. */
@@ -60,6 +62,7 @@ function emptyResult(): ParsedRequest {
     horizon: null,
     timeColumn: null,
     seriesColumn: null,
+    targetChoices: [],
     text: "",
     columnMentions: [],
     numbers: [],
@@ -73,7 +76,8 @@ export function parseRequest(text: string, columns?: string[], values?: Record<s
   const cols = Array.isArray(columns) ? columns.filter((c): c is string => typeof c === "string" && c.trim() !== "") : undefined;
   const colsOrUndef = cols && cols.length > 0 ? cols : undefined;
   try {
-    const norm = expandScales(wordsToDigits(normalizeText(text)));
+    const keep = new Set((colsOrUndef ?? []).flatMap((c) => [c.toLowerCase(), ...nameWords(c)]));
+    const norm = expandScales(wordsToDigits(fixTypos(normalizeText(text), keep)));
     result.text = norm;
     const dataPaths = findDataPaths(norm);
     // File names are blanked so "banana_quality.csv" is not read as words or numbers by the other rules.
@@ -95,15 +99,17 @@ export function parseRequest(text: string, columns?: string[], values?: Record<s
 
     result.dataPaths = dataPaths;
     result.requestedModels = requestedModels;
-    result.relevant = isRelevant(noPaths, dataPaths.length > 0 || mentions.length > 0 || requestedModels.length > 0);
-    if (!result.relevant) return result;
-    result.constraints = constraints;
-
     // Columns are found where the text names them, never guessed from free noun phrases.
     // A lone word inside a limit ("model size under 2 MB") is not a column.
     const inLimit = (m: ColumnMention) => located.some((x) => m.start < x.end && m.end > x.start);
     const columnMentions = colsOrUndef ? findColumnMentions(noPaths, colsOrUndef, [...mentions, ...modelSpans]) : [];
     result.columnMentions = columnMentions.filter((m) => m.how !== "partial" || !inLimit(m));
+
+    // Naming a column of the data, or setting a threshold, is about the data even without ML words.
+    const signals = dataPaths.length > 0 || mentions.length > 0 || requestedModels.length > 0 || constraints.length > 0 || result.columnMentions.some((m) => m.how !== "partial");
+    result.relevant = isRelevant(noPaths, signals);
+    if (!result.relevant) return result;
+    result.constraints = constraints;
 
     const task = detectTask(noPaths) ?? taskFromMetrics(mentions);
     result.task = task;
@@ -114,12 +120,31 @@ export function parseRequest(text: string, columns?: string[], values?: Record<s
       result.labelsColumn = findLabelsColumn(noPaths, colsOrUndef) ?? labelsFromMentions(noPaths, result.columnMentions);
       result.target = null;
     } else {
-      result.target = findTarget(noPaths, colsOrUndef, task, result.columnMentions) ?? byValue?.column ?? null;
+      result.target = findTarget(noPaths, colsOrUndef, task, result.columnMentions, byValue?.column ?? null);
+      // "predict Churn and TotalCharges": two targets named; the engine asks which.
+      const rivals = result.target ? rivalTargets(noPaths, result.columnMentions, result.target) : [];
+      if (rivals.length) {
+        result.targetChoices = rivals;
+        result.target = null;
+      }
     }
-    result.positiveClass = findPositiveClass(noPaths) ?? (byValue && byValue.column === result.target ? byValue.value : null);
+    const targetValues = result.target ? values?.[result.target] : undefined;
+    result.positiveClass =
+      findPositiveClass(noPaths) ??
+      (byValue?.value && byValue.column === result.target ? byValue.value : null) ??
+      (targetValues ? positiveFromGoal(noPaths, targetValues) : null);
     result.nClusters = findClusterCount(noPaths, task);
-    const drops = [...findDropColumns(noPaths, colsOrUndef), ...(colsOrUndef ? dropsFromMentions(noPaths, result.columnMentions) : [])];
+    const only = colsOrUndef ? onlyColumns(noPaths, result.columnMentions) : [];
+    const drops = [
+      ...findDropColumns(noPaths, colsOrUndef),
+      ...(colsOrUndef ? dropsFromMentions(noPaths, result.columnMentions) : []),
+      ...(only.length ? colsOrUndef!.filter((c) => !only.includes(c)) : []),
+    ];
     result.dropColumns = [...new Set(drops)].filter((c) => c !== result.target && c !== result.labelsColumn);
+    if (task !== "clustering" && !result.target && !result.targetChoices.length && colsOrUndef) {
+      result.target = soleColumn(noPaths, result.columnMentions, [...result.dropColumns]);
+      if (result.target) result.dropColumns = result.dropColumns.filter((c) => c !== result.target);
+    }
     result.domain = findDomain(norm.replace(/[_.]/g, " "));
     result.horizon = findHorizon(noPaths);
     result.timeColumn = findTimeColumn(noPaths, colsOrUndef);

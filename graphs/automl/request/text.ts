@@ -1,5 +1,6 @@
 // Text utilities for the request readers: offset-keeping normalisation and masking, sentence bounds.
 
+import { distance } from "fastest-levenshtein";
 import { type Constraint } from "../../../src/schema/requirements.js";
 import { OP_PHRASES, OpWord, TRAILING_OPS } from "./lexicon.js";
 import { ParsedRequest } from "./parse.js";
@@ -9,9 +10,22 @@ export type Op = Constraint["op"];
 export type Span = { start: number; end: number };
 
 
+/** A few French words requests use, read as their English equivalents. */
+const FRENCH: [RegExp, string][] = [
+  [/\bpr[ée]dire\b/gi, "predict"],
+  [/\bau\s+moins\b/gi, "at least"],
+  [/\bau\s+plus\b/gi, "at most"],
+  [/\bmoins\s+de\b/gi, "less than"],
+  [/\bplus\s+de\b/gi, "more than"],
+  [/\bsans\b/gi, "without"],
+  [/\bcolonne\b/gi, "column"],
+  [/\bmod[èe]le\b/gi, "model"],
+];
+
 export function normalizeText(text: string): string {
-  // Single-character replacements only, so offsets stay valid against the original text.
-  return text
+  let out = text;
+  for (const [re, en] of FRENCH) out = out.replace(re, en);
+  return out
     .replace(/[\u2018\u2019\u02BC]/g, "'")
     .replace(/[\u201C\u201D]/g, '"')
     .replace(/[\u00A0\u2007\u202F]/g, " ")
@@ -63,4 +77,28 @@ export function sentences(text: string): string[] {
     .split(/(?<=[.!?])\s+|\n+/)
     .map((s) => s.trim())
     .filter(Boolean);
+}
+
+/** Words the readers key on; a misspelling of one of these ("predcit", "acuracy") is read as the word. */
+const KEYWORDS = (
+  "predict prediction predicting classify classifier classification clustering cluster clusters accuracy precision recall " +
+  "regression regressor estimate forecast exclude excluding ignore ignoring target column columns without minutes seconds " +
+  "latency percent maximum minimum segment training silhouette adjusted between whether categorise categorize"
+).split(" ");
+const KEYWORD_SET = new Set(KEYWORDS);
+
+/**
+ * Mend misspelt keywords: one letter added, dropped or changed (words of six letters or more) or two
+ * neighbours swapped (five or more). Column names and their words are never touched, and a word that
+ * is near two keywords is left as written.
+ */
+export function fixTypos(text: string, keep: ReadonlySet<string>): string {
+  return text.replace(/\p{L}{5,}/gu, (word) => {
+    const w = word.toLowerCase();
+    if (KEYWORD_SET.has(w) || keep.has(w)) return word;
+    const swapped = new Set<string>();
+    for (let i = 0; i + 1 < w.length; i++) swapped.add(w.slice(0, i) + w[i + 1] + w[i] + w.slice(i + 2));
+    const near = KEYWORDS.filter((k) => swapped.has(k) || (w.length >= 6 && Math.abs(k.length - w.length) <= 1 && distance(k, w) === 1));
+    return near.length === 1 ? near[0] : word;
+  });
 }

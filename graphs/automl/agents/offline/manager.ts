@@ -18,7 +18,7 @@ import type {
   VerifyImplementationInput,
 } from "../types.js";
 import { fmt } from "../../format.js";
-import { parseRequest } from "../../request/parse.js";
+import { parseRequest, type ParsedRequest } from "../../request/parse.js";
 import { numberQuestion, numberSlot } from "../../request/reading.js";
 import { variantPlanText } from "./plan-text.js";
 import { textFeatureColumns } from "../../data/profile.js";
@@ -78,19 +78,32 @@ export class OfflineManagerAgent implements ManagerAgent {
     if (dataset.length) return { relevant: true, declineReason: null, questions: dataset, notes };
     if (u.task !== "clustering" && !u.target) {
       const ordered = targetChoices(profile, u.task);
+      const rivals = asked ? [] : u.parsed.targetChoices;
       const intro = asked
         ? `"${asked}" is not a column of ${profile.name}.`
-        : u.unknownTarget
+        : rivals.length
+          ? `You named ${rivals.join(" and ")} — which one should I predict?`
+          : u.unknownTarget
           ? `I couldn't find "${u.unknownTarget}" among the columns of ${profile.name}.`
           : `Which column of ${profile.name} should I predict?`;
       questions.push({
         slot: "target",
-        text: asked || u.unknownTarget ? `${intro} Which column should I predict?` : intro,
-        choices: ordered.slice(0, MAX_CHOICES).map((c) => ({ label: c, value: c })),
+        text: (asked || u.unknownTarget) && !rivals.length ? `${intro} Which column should I predict?` : intro,
+        choices: [...rivals, ...ordered.filter((c) => !rivals.includes(c))].slice(0, MAX_CHOICES).map((c) => ({ label: c, value: c })),
         allowFreeText: true,
       });
     }
     questions.push(...needed);
+    // Judging clusters against known labels needs to know which column holds them.
+    if (u.task === "clustering" && !u.labelsColumn && !conversation.answers.labels && wantsLabels(u.parsed)) {
+      const choices = profile.columns.filter((c) => c.kind !== "numeric" && c.unique >= 2 && c.unique <= 50 && c.suspect === null).map((c) => c.name);
+      questions.push({
+        slot: "labels",
+        text: "Which column holds the known groups to judge the clusters against?",
+        choices: [...choices.map((c) => ({ label: c, value: c })), { label: "none (judge by silhouette)", value: "none" }],
+        allowFreeText: true,
+      });
+    }
     // The accountability rule: a number the reading could not place is asked about, never dropped.
     const all = u.parsed.numbers.filter((n) => n.use === null);
     const open = all.findIndex((_, i) => conversation.answers[numberSlot(i)] === undefined);
@@ -299,4 +312,14 @@ function humanKey(key: string): string {
 
 function capitalise(s: string): string {
   return s.charAt(0).toUpperCase() + s.slice(1);
+}
+
+const EXTERNAL_METRICS = new Set(["rand_index", "adjusted_rand_index", "nmi"]);
+
+/** A clustering request that speaks of known labels (or sets a goal on a label-based score) without naming them. */
+function wantsLabels(parsed: ParsedRequest): boolean {
+  return (
+    parsed.constraints.some((c) => EXTERNAL_METRICS.has(c.name)) ||
+    /\b(?:against|with|to)\s+(?:the\s+)?(?:known|true|real|actual|existing|given)?\s*(?:labels|groups|classes|categories|ground[\s-]truth)\b|\bknown\s+(?:labels|groups|classes)\b/i.test(parsed.text)
+  );
 }

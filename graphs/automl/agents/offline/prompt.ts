@@ -82,6 +82,11 @@ export function understand(conversation: Conversation, profile: DataProfile | nu
   let taskReason = task ? "as requested" : "";
   const target = resolveColumn(profile, conversation.answers.target) ?? parsed.target;
   const labelsColumn = resolveColumn(profile, conversation.answers.labels) ?? parsed.labelsColumn;
+  // "forecast total charges" over a table with no time column is a plain prediction; the target decides
+  if (task === "time_series_forecasting" && profile && !profile.time && !answeredTask) {
+    task = null;
+    taskReason = "";
+  }
   if (!task && parsed.nClusters !== null) {
     task = "clustering";
     taskReason = "you asked for groups";

@@ -1,8 +1,8 @@
 // Thresholds and limits: a metric with its comparison and number, or a time, size or parameter limit with its subject.
 
-import { type Constraint, type MetricName, type TaskKind, metricDirection } from "../../../src/schema/requirements.js";
+import { type Constraint, METRICS_BY_TASK, type MetricName, type TaskKind, metricDirection } from "../../../src/schema/requirements.js";
 import { count } from "./forecast.js";
-import { METRIC_FAMILY, METRIC_SYNONYMS, NUM_SRC, OpWord, PARAM_SCALE, PCT_SRC, SIZE_UNITS, TIME_SUBJECTS, TIME_UNITS, TRAILING_SRC, UNIT_INTERVAL_METRICS, UNIT_SRC } from "./lexicon.js";
+import { METRIC_SYNONYMS, NUM_SRC, OpWord, PARAM_SCALE, PCT_SRC, SIZE_UNITS, TIME_SUBJECTS, TIME_UNITS, TRAILING_SRC, UNIT_INTERVAL_METRICS, UNIT_SRC } from "./lexicon.js";
 import { OPS_SRC, Op, Span, allMatches, mask, opFromWords, parseNumber, sentenceStart, toConstraintOp } from "./text.js";
 
 export interface MetricMention extends Span {
@@ -242,13 +242,13 @@ export function chooseMetric(text: string, mentions: MetricMention[], constraint
     );
   });
   if (explicit) return explicit.metric;
-  const family = task ? METRIC_FAMILY[task] : undefined;
+  const family = task ? METRICS_BY_TASK[task] : undefined;
   if (family) {
     const fit = mentions.find((m) => family.includes(m.metric));
     if (fit) return fit.metric;
   }
   // "evaluate its accuracy with RMSLE": a loose "accuracy" yields to a regression or clustering metric.
-  const scoreLike = mentions.find((m) => !METRIC_FAMILY.classification.includes(m.metric));
-  if (scoreLike && mentions.every((m) => m.metric === "accuracy" || !METRIC_FAMILY.classification.includes(m.metric))) return scoreLike.metric;
+  const scoreLike = mentions.find((m) => !METRICS_BY_TASK.classification.includes(m.metric));
+  if (scoreLike && mentions.every((m) => m.metric === "accuracy" || !METRICS_BY_TASK.classification.includes(m.metric))) return scoreLike.metric;
   return mentions[0].metric;
 }

@@ -1,53 +1,68 @@
 // What kind of request this is: the task, the intent (build, consult, ask) and whether it is about ML at all.
 
-import { type TaskKind } from "../../../src/schema/requirements.js";
+import { METRICS_BY_TASK, TABULAR_TASKS } from "../../../src/schema/requirements.js";
+import { CLASSIFY_WORDS, LOOSE_CLASSIFY_WORDS, TASK_SPECS, type TaskKind, taskSpec } from "../../../src/schema/tasks.js";
 import { MetricMention } from "./constraints.js";
-import { count } from "./forecast.js";
-import { HORIZON_TASK, METRIC_FAMILY } from "./lexicon.js";
+import { HORIZON_TASK } from "./lexicon.js";
 import { Intent, sentences } from "./text.js";
 
-export const STRONG_CLASSIFY = /\bclassif(?:y|ies|ied|ying|ication|ier|iers)\b|\bcategori[sz](?:e|es|ed|ing|ation)\b/i;
-export const STRONG_REGRESS = /\bregress(?:ion|or|ors)\b/i;
-export const WEAK_CLASSIFY = [
-  /\bbinary\b|\bmulti-?class\b|\bmulticlass\b/i,
-  /\b(?:predict|determine|tell)\w*\s+(?:whether|if)\b/i,
-  /\byes\s*(?:or|\/)\s*no\b|\btrue\s+or\s+false\b/i,
-  /\bas\s+['"`]?[A-Za-z]+['"`]?\s+or\s+['"`]?[A-Za-z]+['"`]?(?:\b|$)/i,
-];
-export const WEAK_REGRESS = [
-  /\b(?:predict|estimat)\w*\s+(?:the\s+|a\s+|an\s+|their\s+|its\s+|future\s+)?(?:[a-z']+\s+){0,2}?(?:prices?|costs?|amounts?|revenues?|sales|ages?|temperatures?|salar(?:y|ies)|incomes?|quantit(?:y|ies)|demand|durations?|yields?)\b(?!\s+(?:groups?|categor(?:y|ies)|class(?:es)?|ranges?|brackets?|bands?|levels?|tiers?))/i,
-  /\b(?:predict|estimat)\w*\s+how\s+(?:much|many|long)\b/i,
-];
+// The words for each task kind come from the registry (src/schema/tasks.ts); this reader only
+// decides the order in which the kinds are tried.
+
+const rx = (src: string) => new RegExp(src, "i");
+const CLASSIFY = rx(CLASSIFY_WORDS);
+const LOOSE_CLASSIFY = rx(LOOSE_CLASSIFY_WORDS);
+
+/**
+ * Phrases that hold a kind's words but name something else ("logistic regression" is a classifier):
+ * inside them the kind's own words become "model", so "logistic regression" reads "logistic model".
+ */
+const EXCEPTIONS = TASK_SPECS.flatMap(({ words }) =>
+  words.except ? [{ phrase: new RegExp(words.except, "gi"), names: words.names ? new RegExp(words.names, "gi") : null }] : [],
+);
+
+/** Words for a kind that the registry does not hold, built from this reader's time units. */
+const EXTRA_NAMES: Partial<Record<TaskKind, RegExp>> = { time_series_forecasting: HORIZON_TASK };
+
+/**
+ * Kinds named by words of their own, in the order they are tried, the narrower first: a graph's
+ * nodes, a forecast, images, text, clusters. Only then is it plain classification or regression.
+ */
+const NAMED_KINDS: readonly TaskKind[] = ["node_classification", "time_series_forecasting", "image_classification", "text_classification", "clustering"];
+
+function namedBy(kind: TaskKind): (t: string) => boolean {
+  const { names, withClassify } = taskSpec(kind).words;
+  const nameRe = names ? rx(names) : undefined;
+  const extra = EXTRA_NAMES[kind];
+  const all = withClassify?.all.map(rx);
+  const loose = withClassify?.loose ?? false;
+  return (t) =>
+    !!nameRe?.test(t) ||
+    !!extra?.test(t) ||
+    (!!all && all.every((r) => r.test(t)) && (CLASSIFY.test(t) || (loose && LOOSE_CLASSIFY.test(t))));
+}
+
+const NAMED = NAMED_KINDS.map((kind) => ({ kind, test: namedBy(kind) }));
+
+/** The two plain kinds weighed against each other: names first, weak hints when no name decides. */
+function plainWords(kind: "classification" | "regression") {
+  const { names, hints } = taskSpec(kind).words;
+  return { names: rx(names!), hints: (hints ?? []).map(rx) };
+}
+const CLASSIFICATION = plainWords("classification");
+const REGRESSION = plainWords("regression");
 
 export function detectTask(text: string): TaskKind | null {
-  // "logistic regression" names a classifier, so it must not count as a regression request.
-  const t = text.replace(/logistic[\s-]+regression/gi, "logistic model");
-  if (/\bnode[\s-]+classification\b|\bgcn\b|\bgnn\b|\bgraph[\s-]+(?:neural|convolutional|attention)\b|\bcora\b|\bciteseer\b|\bpubmed\b|\bplanetoid\b|torch_geometric/i.test(t)) {
-    return "node_classification";
-  }
-  if (/\bgraph\b/i.test(t) && /\bnodes?\b/i.test(t) && STRONG_CLASSIFY.test(t)) return "node_classification";
-  if (/\bforecast(?:s|ing|er|ers)?\b|\btime[\s-]?series\b|\bfuture\s+sequences?\b/i.test(t)) return "time_series_forecasting";
-  if (HORIZON_TASK.test(t)) return "time_series_forecasting";
-  const classifyish = STRONG_CLASSIFY.test(t) || /\brecogni[sz]\w*|\bidentif\w*|\bspecies\b|\bsentiment\b|\bentailment\b|\bspam\b/i.test(t);
-  if (/\b(?:images?|photos?|pictures?|pixels?|cnns?|resnet[\w-]*|convolutional|computer\s+vision)\b/i.test(t) && classifyish) return "image_classification";
-  if (
-    /\b(?:texts?|textual|sentences?|reviews?|tweets?|nlp|natural\s+language|language\s+models?|bert|transformers?|sentiment|entailment|headlines?|spam)\b/i.test(t) &&
-    classifyish
-  ) {
-    return "text_classification";
-  }
-  if (
-    /\bclust(?:er|ers|ering|ered)\b|\bunsupervised\b|\bk[\s-]?means\b|\bsegmentation\b|\bsegment\s+(?:[a-z]+\s+){0,3}?into\b|\bgroup\s+(?:[a-z]+\s+){0,4}?into\s+\S+\s+(?:groups|clusters|segments)\b/i.test(t)
-  ) {
-    return "clustering";
-  }
-  const strongC = STRONG_CLASSIFY.test(t);
-  const strongR = STRONG_REGRESS.test(t);
+  let t = text;
+  for (const { phrase, names } of EXCEPTIONS) t = t.replace(phrase, (m) => (names ? m.replace(names, "model") : " "));
+  for (const { kind, test } of NAMED) if (test(t)) return kind;
+  const strongC = CLASSIFICATION.names.test(t);
+  const strongR = REGRESSION.names.test(t);
   if (strongC && !strongR) return "classification";
   if (strongR && !strongC) return "regression";
   if (strongC && strongR) return null;
-  const weakC = WEAK_CLASSIFY.some((r) => r.test(t));
-  const weakR = WEAK_REGRESS.some((r) => r.test(t));
+  const weakC = CLASSIFICATION.hints.some((r) => r.test(t));
+  const weakR = REGRESSION.hints.some((r) => r.test(t));
   if (weakC && !weakR) return "classification";
   if (weakR && !weakC) return "regression";
   return null;
@@ -55,11 +70,7 @@ export function detectTask(text: string): TaskKind | null {
 
 /** With no task words, the family of the named metric is the best evidence left. */
 export function taskFromMetrics(mentions: MetricMention[]): TaskKind | null {
-  const kinds = new Set(
-    mentions.map((m) =>
-      (["classification", "regression", "clustering"] as const).find((k) => METRIC_FAMILY[k].includes(m.metric)),
-    ),
-  );
+  const kinds = new Set(mentions.map((m) => TABULAR_TASKS.find((k) => METRICS_BY_TASK[k].includes(m.metric))));
   return kinds.size === 1 ? ([...kinds][0] ?? null) : null;
 }
 

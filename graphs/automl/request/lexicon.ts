@@ -27,16 +27,6 @@ export const UNIT_INTERVAL_METRICS = new Set<MetricName>([
   "accuracy", "f1", "precision", "recall", "roc_auc", "r2", "rand_index", "adjusted_rand_index", "nmi", "silhouette", "mape", "smape",
 ]);
 
-export const METRIC_FAMILY: Record<string, MetricName[]> = {
-  classification: ["accuracy", "f1", "precision", "recall", "roc_auc"],
-  image_classification: ["accuracy", "f1", "precision", "recall", "roc_auc"],
-  text_classification: ["accuracy", "f1", "precision", "recall", "roc_auc"],
-  node_classification: ["accuracy", "f1", "precision", "recall", "roc_auc"],
-  regression: ["rmse", "rmsle", "mae", "r2"],
-  time_series_forecasting: ["rmse", "rmsle", "mae", "mape", "smape", "r2"],
-  clustering: ["rand_index", "adjusted_rand_index", "nmi", "silhouette"],
-};
-
 /**
  * Model synonyms in matching priority; each match is blanked before the next entry runs, so
  * "graph convolutional network" is not also an MLP and "LightGBM" is not also a GBM.

@@ -1,6 +1,6 @@
 import { type Constraint, type MetricName, type TaskKind } from "../../../src/schema/requirements.js";
 import { chooseMetric, complexityConstraints, dedupeConstraints, findMetricMentions, metricConstraint } from "./constraints.js";
-import { findColumnMentions, nameWords, type ColumnMention } from "./columns.js";
+import { findColumnMentions, nameWords, wordKey, type ColumnMention } from "./columns.js";
 import { findClusterCount, findDataPaths, findDomain, findDropColumns, findLabelsColumn, findModels, findModelSpans, findPathSpans, findPositiveClass, findTarget } from "./fields.js";
 import { findHorizon, findSeriesColumn, findTimeColumn } from "./forecast.js";
 import { RELEVANT_RE, detectIntent, detectTask, isRelevant, taskFromMetrics } from "./intent.js";
@@ -77,7 +77,7 @@ export function parseRequest(text: string, columns?: string[], values?: Record<s
   const colsOrUndef = cols && cols.length > 0 ? cols : undefined;
   try {
     const keep = new Set((colsOrUndef ?? []).flatMap((c) => [c.toLowerCase(), ...nameWords(c)]));
-    const norm = expandScales(wordsToDigits(fixTypos(normalizeText(text), keep)));
+    const norm = expandScales(wordsToDigits(fixTypos(normalizeText(text), (w) => keep.has(w) || keep.has(wordKey(w)))));
     result.text = norm;
     const dataPaths = findDataPaths(norm);
     // File names are blanked so "banana_quality.csv" is not read as words or numbers by the other rules.
@@ -103,7 +103,9 @@ export function parseRequest(text: string, columns?: string[], values?: Record<s
     // A lone word inside a limit ("model size under 2 MB") is not a column.
     const inLimit = (m: ColumnMention) => located.some((x) => m.start < x.end && m.end > x.start);
     const columnMentions = colsOrUndef ? findColumnMentions(noPaths, colsOrUndef, [...mentions, ...modelSpans]) : [];
-    result.columnMentions = columnMentions.filter((m) => m.how !== "partial" || !inLimit(m));
+    // "a text classifier", "image classification": the task's name, not the column called "text"
+    const taskName = (m: ColumnMention) => /^(?:text|texts|image|images|graph|node|nodes|time)$/i.test(m.written) && /^\s+(?:classif\w*|model\w*|series)\b/i.test(noPaths.slice(m.end, m.end + 20));
+    result.columnMentions = columnMentions.filter((m) => (m.how !== "partial" || !inLimit(m)) && !taskName(m));
 
     // Naming a column of the data, or setting a threshold, is about the data even without ML words.
     const signals = dataPaths.length > 0 || mentions.length > 0 || requestedModels.length > 0 || constraints.length > 0 || result.columnMentions.some((m) => m.how !== "partial");

@@ -1,6 +1,7 @@
 // Text utilities for the request readers: offset-keeping normalisation and masking, sentence bounds.
 
 import { distance } from "fastest-levenshtein";
+import { stemmer } from "stemmer";
 import { type Constraint } from "../../../src/schema/requirements.js";
 import { OP_PHRASES, OpWord, TRAILING_OPS } from "./lexicon.js";
 import { ParsedRequest } from "./parse.js";
@@ -83,7 +84,7 @@ export function sentences(text: string): string[] {
 const KEYWORDS = (
   "predict prediction predicting classify classifier classification clustering cluster clusters accuracy precision recall " +
   "regression regressor estimate forecast exclude excluding ignore ignoring target column columns without minutes seconds " +
-  "latency percent maximum minimum segment training silhouette adjusted between whether categorise categorize"
+  "latency percent maximum minimum segment training silhouette adjusted between whether"
 ).split(" ");
 const KEYWORD_SET = new Set(KEYWORDS);
 
@@ -92,13 +93,15 @@ const KEYWORD_SET = new Set(KEYWORDS);
  * neighbours swapped (five or more). Column names and their words are never touched, and a word that
  * is near two keywords is left as written.
  */
-export function fixTypos(text: string, keep: ReadonlySet<string>): string {
+export function fixTypos(text: string, keep: (word: string) => boolean): string {
   return text.replace(/\p{L}{5,}/gu, (word) => {
     const w = word.toLowerCase();
-    if (KEYWORD_SET.has(w) || keep.has(w)) return word;
+    if (KEYWORD_SET.has(w) || keep(w)) return word;
     const swapped = new Set<string>();
     for (let i = 0; i + 1 < w.length; i++) swapped.add(w.slice(0, i) + w[i + 1] + w[i] + w.slice(i + 2));
     const near = KEYWORDS.filter((k) => swapped.has(k) || (w.length >= 6 && Math.abs(k.length - w.length) <= 1 && distance(k, w) === 1));
+    // "segments" is a form of "segment", not a misspelling of it
+    if (near.some((k) => stemmer(k) === stemmer(w))) return word;
     return near.length === 1 ? near[0] : word;
   });
 }

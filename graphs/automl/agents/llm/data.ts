@@ -2,7 +2,7 @@ import { quote } from "../../../../src/llm/prompts.js";
 import type { Requirements } from "../../../../src/schema/requirements.js";
 import { recipesFor } from "../../knowledge/index.js";
 import { dataFindings, OfflineDataAgent } from "../offline/data.js";
-import { resolveColumn } from "../offline/prompt.js";
+import { exactColumn, resolveColumn } from "../offline/prompt.js";
 import type { DataAgent, DataPlan, DataProfile, Plan } from "../types.js";
 import { DataDecomposeOutput, DropSuggestion } from "./schemas.js";
 import { askJson, clip, clipAll, orOffline, profileForPrompt, requirementsForPrompt, type Client } from "./shared.js";
@@ -70,7 +70,7 @@ export class LlmDataAgent implements DataAgent {
       const suggestions = mine.drop_suggestions.flatMap((s) => {
         const parsed = DropSuggestion.safeParse(s);
         if (!parsed.success) return [];
-        const column = resolveColumn(profile, parsed.data.column);
+        const column = exactColumn(profile, parsed.data.column);
         if (!column || protectedCols.has(column) || requirements.drop_columns.includes(column)) return [];
         return [`worth checking: "${column}" could be left out${parsed.data.reason ? ` (${clip(parsed.data.reason, 160)})` : ""}; it is kept, as agreed`];
       });

@@ -7,7 +7,7 @@ import { fmt } from "../../format.js";
 import { datasetQuestion, OfflineManagerAgent, targetChoices } from "../offline/manager.js";
 import { variantQuestions } from "../offline/variants.js";
 import { textFeatureColumns } from "../../data/profile.js";
-import { resolveColumn, understand } from "../offline/prompt.js";
+import { exactColumn, resolveColumn, understand } from "../offline/prompt.js";
 import type {
   Assessment,
   Conversation,
@@ -125,7 +125,7 @@ export class LlmManagerAgent implements ManagerAgent {
     if (task !== "clustering") {
       const answered = conversation.answers.target;
       const llmTarget = out.target === null ? null : String(out.target);
-      const target = answered ? resolveColumn(profile, answered) : (resolveColumn(profile, llmTarget) ?? u.target);
+      const target = answered ? resolveColumn(profile, answered) : (exactColumn(profile, llmTarget) ?? u.target);
       if (!target) {
         const ordered = targetChoices(profile, task);
         const wrong = answered ?? llmTarget ?? u.unknownTarget;

@@ -7,6 +7,7 @@ import {
   MODEL_TYPES,
   Requirements,
   TRAINABLE_TASKS,
+  harnessVariantOf,
   isClassification,
   metricDirection,
   type Constraint,
@@ -14,7 +15,7 @@ import {
   type TaskKind,
 } from "../../../../src/schema/requirements.js";
 import { parseRequest } from "../../request/parse.js";
-import { OfflinePromptAgent, resolveColumn, taskFromTarget, understand } from "../offline/prompt.js";
+import { OfflinePromptAgent, exactColumn, resolveColumn, taskFromTarget, understand } from "../offline/prompt.js";
 import type { Conversation, DataProfile, PromptAgent } from "../types.js";
 import { ConstraintOutput, ParseOutput } from "./schemas.js";
 import { askJson, clip, clipAll, columnsForPrompt, conversationForPrompt, modelKeys, normaliseTask, orOffline, profileForPrompt, refusedKeys, type Client } from "./shared.js";
@@ -206,12 +207,12 @@ export async function reconcile(
   // Task: an answer, then the LLM, then the rules, then the target's values. The data settles what a
   // plain reading misses: images, an edge list, a horizon over a time column.
   const llmTask = normaliseTask(out.task);
-  const fromData = u.task === "image_classification" || u.task === "node_classification" || u.task === "time_series_forecasting";
+  const fromData = u.task !== null && harnessVariantOf(u.task) !== "tabular";
   const plain = llmTask === "classification" || llmTask === "regression";
   let task: TaskKind | null =
     normaliseTask(conversation.answers.task) ?? (plain && fromData ? u.task : llmTask && TRAINABLE_TASKS.includes(llmTask) ? llmTask : null) ?? u.task;
   const answeredTarget = resolveColumn(profile, conversation.answers.target);
-  const llmTarget = out.target === null ? null : resolveColumn(profile, String(out.target));
+  const llmTarget = out.target === null ? null : exactColumn(profile, String(out.target));
   let target = task === "clustering" ? null : (answeredTarget ?? llmTarget ?? u.target);
   if (!task && target) task = taskFromTarget(profile, target).task;
   if (!task) throw new Error("the task type is still unknown");
@@ -224,7 +225,7 @@ export async function reconcile(
   if (task === "clustering") target = null;
   const labels =
     task === "clustering"
-      ? (resolveColumn(profile, conversation.answers.labels) ?? (out.labels_column === null ? null : resolveColumn(profile, String(out.labels_column))) ?? u.labelsColumn)
+      ? (resolveColumn(profile, conversation.answers.labels) ?? (out.labels_column === null ? null : exactColumn(profile, String(out.labels_column))) ?? u.labelsColumn)
       : null;
 
   // The rule parser with the decided task, target and labels gives the normalised base.
@@ -233,9 +234,9 @@ export async function reconcile(
   if (labels) answers.labels = labels;
   // A forecast's time column, series column and horizon: the LLM's reading fills what the rules left open.
   if (task === "time_series_forecasting") {
-    const llmTime = out.time_column === null ? null : resolveColumn(profile, String(out.time_column));
+    const llmTime = out.time_column === null ? null : exactColumn(profile, String(out.time_column));
     if (!answers.time && !rule.timeColumn && llmTime) answers.time = llmTime;
-    const llmSeries = out.series_column === null ? null : resolveColumn(profile, String(out.series_column));
+    const llmSeries = out.series_column === null ? null : exactColumn(profile, String(out.series_column));
     if (!answers.series && !rule.seriesColumn && llmSeries && llmSeries !== target) answers.series = llmSeries;
     if (!answers.horizon && !rule.horizon && out.horizon !== null) answers.horizon = String(out.horizon);
   }
@@ -255,7 +256,7 @@ export async function reconcile(
   // The LLM may only drop columns the user wrote about; it cannot silently remove features.
   const said = [text, ...Object.values(conversation.answers)].join("\n").toLowerCase();
   const llmDrops = out.drop_columns
-    .map((c) => resolveColumn(profile, c))
+    .map((c) => exactColumn(profile, c))
     .filter((c): c is string => c !== null && new RegExp(`(?<![\\w])${escapeRegExp(c.toLowerCase())}(?![\\w])`).test(said));
   const drop = [...new Set([...base.drop_columns, ...llmDrops])].filter((c) => !protectedCols.has(c));
   // Never drop every feature.

@@ -17,6 +17,7 @@ import type {
   SelectInput,
   VerifyImplementationInput,
 } from "../types.js";
+import { TABLE_DATA_QUESTION, taskSpec } from "../../../../src/schema/tasks.js";
 import { fmt } from "../../format.js";
 import { parseRequest, type ParsedRequest } from "../../request/parse.js";
 import { numberQuestion, numberSlot } from "../../request/reading.js";
@@ -27,16 +28,7 @@ import { variantQuestions } from "./variants.js";
 
 /** The dataset question, worded for what the task reads. */
 export function datasetQuestion(task: TaskKind | null): Question {
-  // Chat users attach files; only the terminal and the CLI read a typed path from this machine.
-  const text =
-    task === "image_classification"
-      ? "Which images should I use? Attach a zip archive of images, with a CSV of file names and labels or one folder per class (in the terminal, send its path or a folder's)."
-      : task === "node_classification"
-        ? "Which graph should I use? Attach the node table and the edge list (two CSV files, or a zip archive holding both; in the terminal, send their paths)."
-        : task === "time_series_forecasting"
-          ? "Which dataset should I use? Attach a CSV file with a time column (in the terminal, send its path)."
-          : "Which dataset should I use? Attach a CSV file (in the terminal, send its path).";
-  return { slot: "dataset", text, choices: [], allowFreeText: true };
+  return { slot: "dataset", text: task ? taskSpec(task).dataQuestion : TABLE_DATA_QUESTION, choices: [], allowFreeText: true };
 }
 
 /** Target choices, likeliest first; numbers first for a forecast. */
@@ -301,8 +293,8 @@ function refusedModels(text: string): Set<string> {
   return refused;
 }
 
-function taskName(task: string): string {
-  return task.replace(/_/g, " ");
+function taskName(task: TaskKind): string {
+  return taskSpec(task).label;
 }
 
 /** A model key as words: "random_forest" → "random forest". */

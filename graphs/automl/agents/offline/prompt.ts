@@ -9,10 +9,11 @@ import {
   type Constraint,
   type TaskKind,
 } from "../../../../src/schema/requirements.js";
+import { taskSpec } from "../../../../src/schema/tasks.js";
 import type { Conversation, DataProfile, PromptAgent } from "../types.js";
 import { parseRequest, type ParsedRequest } from "../../request/parse.js";
 import { constraintFromAnswer, numberSlot } from "../../request/reading.js";
-import { columnCandidates } from "../../request/columns.js";
+import { columnCandidates, squash } from "../../request/columns.js";
 import { textFeatureColumns } from "../../data/profile.js";
 import { forecastOf, graphOf, imagesOf, imageTarget, readForecast, taskFromData } from "./variants.js";
 
@@ -40,7 +41,16 @@ export function taskFromTarget(profile: DataProfile, target: string): { task: Ta
   return { task: "classification", reason: `the target "${target}" has only ${column.unique} distinct values` };
 }
 
-/** An answer or an LLM's column name to a real column: exact, then any spelling that fits one column only. */
+/** An LLM's column name to a real column: the same name in another case or form, nothing looser. */
+export function exactColumn(profile: DataProfile | null, value: string | undefined | null): string | null {
+  if (!value || !profile) return null;
+  const names = profile.columns.map((c) => c.name);
+  if (names.includes(value)) return value;
+  const hits = names.filter((c) => squash(c) === squash(value.replace(/^[`'"]|[`'"]$/g, "")));
+  return hits.length === 1 ? hits[0] : null;
+}
+
+/** A person's answer to a real column: exact, then any spelling that fits one column only ("sale price", "survival"). */
 export function resolveColumn(profile: DataProfile | null, value: string | undefined | null): string | null {
   if (!value || !profile) return null;
   const names = profile.columns.map((c) => c.name);
@@ -83,7 +93,7 @@ export function understand(conversation: Conversation, profile: DataProfile | nu
   const target = resolveColumn(profile, conversation.answers.target) ?? parsed.target;
   const labelsColumn = resolveColumn(profile, conversation.answers.labels) ?? parsed.labelsColumn;
   // "forecast total charges" over a table with no time column is a plain prediction; the target decides
-  if (task === "time_series_forecasting" && profile && !profile.time && !answeredTask) {
+  if (task === "time_series_forecasting" && profile && !profile.time && !parsed.horizon && !answeredTask) {
     task = null;
     taskReason = "";
   }
@@ -129,37 +139,6 @@ export function withTextFeatures(task: TaskKind, profile: DataProfile, target: s
   return { task: "text_classification", reason: `${text.map((c) => `"${c}"`).join(", ")} ${text.length === 1 ? "is" : "are"} free text` };
 }
 
-const DOMAIN_BY_TASK: Record<TaskKind, string> = {
-  classification: "tabular classification",
-  regression: "tabular regression",
-  clustering: "tabular clustering",
-  text_classification: "text classification",
-  image_classification: "image classification",
-  time_series_forecasting: "time-series forecasting",
-  node_classification: "node classification",
-};
-
-const AREA_BY_TASK: Partial<Record<TaskKind, Requirements["problem"]["area"]>> = {
-  text_classification: "natural language processing",
-  image_classification: "computer vision",
-  time_series_forecasting: "time-series analysis",
-  node_classification: "graph machine learning",
-};
-
-const MODALITY_BY_TASK: Partial<Record<TaskKind, string[]>> = {
-  text_classification: ["tabular", "text"],
-  image_classification: ["image"],
-  time_series_forecasting: ["time series"],
-  node_classification: ["graph", "tabular"],
-};
-
-const DATA_TYPE_BY_TASK: Partial<Record<TaskKind, string>> = {
-  text_classification: "tabular with text",
-  image_classification: "images",
-  time_series_forecasting: "time series",
-  node_classification: "graph (node table and edge list)",
-};
-
 /** Rule-based parsing into the requirements schema; validated strictly before it is returned. */
 export class OfflinePromptAgent implements PromptAgent {
   async parse({ conversation, profile }: { conversation: Conversation; profile: DataProfile }): Promise<Requirements> {
@@ -168,6 +147,7 @@ export class OfflinePromptAgent implements PromptAgent {
     if (!task) throw new Error("the task type is still unknown");
     if (!TRAINABLE_TASKS.includes(task)) throw new Error(`${task} cannot be trained by this version`);
     const p = u.parsed;
+    const spec = taskSpec(task);
     const targetColumn = u.target ? profile.columns.find((c) => c.name === u.target) : undefined;
     let nClusters = p.nClusters;
     const labels = task === "clustering" ? u.labelsColumn : null;
@@ -191,8 +171,8 @@ export class OfflinePromptAgent implements PromptAgent {
     return Requirements.parse({
       user: { intent: p.intent === "unclear" ? "build" : p.intent, expertise: "unknown" },
       problem: {
-        area: AREA_BY_TASK[task] ?? "tabular data analysis",
-        downstream_task: DOMAIN_BY_TASK[task],
+        area: spec.area,
+        downstream_task: spec.downstreamTask,
         application_domain: p.domain,
         description: text.slice(0, 2000),
         performance_metrics: [
@@ -204,7 +184,7 @@ export class OfflinePromptAgent implements PromptAgent {
       dataset: [
         {
           name: profile.name,
-          modality: MODALITY_BY_TASK[task] ?? ["tabular"],
+          modality: [...spec.modality],
           target_variables: u.target ? [u.target] : [],
           specification: `${profile.rows} rows × ${profile.columns.length} columns`,
           description: "",
@@ -226,7 +206,7 @@ export class OfflinePromptAgent implements PromptAgent {
       labels_column: labels,
       drop_columns: drop,
       constraints: p.constraints.filter((c) => c.name !== "n_params"),
-      data_card: { rows: profile.rows, columns: profile.columns.length, data_type: DATA_TYPE_BY_TASK[task] ?? "tabular", domain: p.domain },
+      data_card: { rows: profile.rows, columns: profile.columns.length, data_type: spec.dataType, domain: p.domain },
       requested_models: p.requestedModels,
       forecast,
       graph: task === "node_classification" ? graphOf(profile) : null,

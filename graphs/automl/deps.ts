@@ -36,7 +36,7 @@ export type ProgressEvent =
   | { type: "stage"; stage: Stage; state: "start" | "done" | "failed"; detail?: string }
   | { type: "progress"; stage: Stage; done: number; total: number; label?: string }
   | { type: "metric"; name: string; value: number; split?: string }
-  | { type: "plans"; plans: Plan[] }
+  | { type: "plans"; plans: Plan[]; reading?: string }
   | { type: "notice"; text: string };
 
 export interface GraphDeps {

@@ -27,7 +27,8 @@ const byRoute = (s: State) => (ended(s) ? "finish" : (s.route ?? "finish"));
 /**
  * The AutoML graph (AutoML-Agent's pipeline): ingest → verify_request → parse → retrieve → plan → approve →
  * decompose → execute → verify_execution → select → implement → smoke → train → verify_implementation →
- * deploy → finish, with revision loops back to planning and implementation. Each node id is also its
+ * deploy → finish, with revision loops back to parsing (a revision that changes the reading), planning and
+ * implementation. Each node id is also its
  * stage name and, in kebab case, its file under nodes/. The last step is `finish`, not `report`, because
  * LangGraph refuses a node named like a state channel.
  */
@@ -55,10 +56,10 @@ export function buildAutoMLGraph(deps: GraphDeps, checkpointer: BaseCheckpointSa
     .addEdge("ingest", "verify_request")
     .addConditionalEdges("verify_request", byRoute, ["clarify", "parse", "finish"])
     .addConditionalEdges("clarify", (s) => (ended(s) ? "finish" : "ingest"), ["ingest", "finish"])
-    .addConditionalEdges("parse", unless("retrieve"), ["retrieve", "finish"])
+    .addConditionalEdges("parse", (s) => (ended(s) ? "finish" : s.route === "clarify" ? "clarify" : "retrieve"), ["retrieve", "clarify", "finish"])
     .addEdge("retrieve", "plan")
     .addConditionalEdges("plan", unless("approve"), ["approve", "finish"])
-    .addConditionalEdges("approve", byRoute, ["decompose", "plan", "finish"])
+    .addConditionalEdges("approve", byRoute, ["decompose", "parse", "plan", "finish"])
     .addEdge("decompose", "execute")
     .addConditionalEdges("execute", unless("verify_execution"), ["verify_execution", "finish"])
     .addConditionalEdges("verify_execution", byRoute, ["plan", "select", "finish"])

@@ -26,7 +26,14 @@ export type Status = (typeof STATUSES)[number];
 /** What a paused conversation waits for; sent to the chat adapter through `interrupt()`. */
 export type InterruptPayload =
   | { kind: "question"; question: Question }
-  | { kind: "approval"; plans: Plan[]; recommended: string; notices: string[] };
+  | {
+      kind: "approval";
+      plans: Plan[];
+      recommended: string;
+      notices: string[];
+      /** The requirements stated back ("I read: predict Survived · …"), shown first on the plan card. */
+      reading?: string;
+    };
 
 /** What the user sent back: an answer, or a decision on the plans. */
 export const ResumeValue = z.discriminatedUnion("kind", [

@@ -21,6 +21,7 @@ import type { HarnessResult } from "../../runners/contract.js";
 import { HarnessResult as HarnessResultSchema } from "../../runners/contract.js";
 import type { LlmClient, LlmRequest } from "../../src/llm/client.js";
 import { LlmOutputError } from "../../src/llm/errors.js";
+import { ReadingQuestion } from "../../graphs/automl/request/reading.js";
 import { fill, loadPrompt, promptsDir, quote } from "../../src/llm/prompts.js";
 import { Requirements } from "../../src/schema/requirements.js";
 
@@ -43,9 +44,17 @@ function fakeClient(script: Record<string, Handler>) {
   const client = {
     calls,
     modelFor: () => "fake-model",
+    // Like the real client: one repair round with the problems spelled out, then LlmOutputError.
     async json<T>(req: LlmRequest & { schema: z.ZodType<T> }): Promise<T> {
       calls.push({ ...req, mode: "json" });
-      return req.schema.parse(await answer(req));
+      const first = req.schema.safeParse(await answer(req));
+      if (first.success) return first.data;
+      const problems = first.error.issues.map((i) => i.message).join("\n");
+      const repair = { ...req, user: `${req.user}\n\nProblems:\n${problems}` };
+      calls.push({ ...repair, mode: "json" });
+      const second = req.schema.safeParse(await answer(repair));
+      if (second.success) return second.data;
+      throw new LlmOutputError(req.step, second.error.issues.map((i) => i.message).join("\n"));
     },
     async text(req: LlmRequest): Promise<string> {
       calls.push({ ...req, mode: "text" });
@@ -314,10 +323,10 @@ describe("LLM prompt agent: parse", () => {
     positive_class: "yes",
     n_clusters: null,
     labels_column: null,
-    drop_columns: ["income_band", "age", "City"],
+    drop_columns: ["age", "City"],
     constraints: [
-      { name: "accuracy", op: ">=", value: 0.8, unit: "", phrase: "at least 80%" },
-      { name: "inference latency", op: "<", value: 0.004, unit: "s", phrase: "fast" },
+      { name: "accuracy", op: ">=", value: 85, unit: "%", phrase: "Accuracy at least 85%" },
+      { name: "inference latency", op: "<", value: 0.005, unit: "s", phrase: "latency under 5 ms per row" },
       { name: "training time", op: "<=", value: 2, unit: "minutes", phrase: "two minutes" },
       { name: "n_params", op: "<=", value: 1000, unit: "", phrase: "small" },
     ],
@@ -369,6 +378,29 @@ describe("LLM prompt agent: parse", () => {
     const client = fakeClient({ parse: { ...parseReply, target: "will_leave" } });
     const req = await createLlmAgents(client, { codeAttempts: 3 }).prompt.parse({ conversation: conversation(), profile: churnProfile() });
     expect(req.target).toBe("churn");
+  });
+
+  it("spells out a dropped number and an invented column in the repair round, and takes the corrected reading", async () => {
+    const sloppy = { ...parseReply, drop_columns: ["tenure_band"], constraints: [parseReply.constraints[1]] };
+    const client = fakeClient({ parse: (_req: LlmRequest, n: number) => (n === 1 ? sloppy : parseReply) });
+    const req = await createLlmAgents(client, { codeAttempts: 3 }).prompt.parse({ conversation: conversation(), profile: churnProfile() });
+    expect(client.calls).toHaveLength(2);
+    const repair = client.calls[1].user;
+    expect(repair).toMatch(/"tenure_band" is not a column of churn\.csv/);
+    expect(repair).toMatch(/the user wrote "Accuracy at least 85%" \(accuracy ≥ 0\.85\); constraints lacks it/);
+    expect(req.constraints.find((c) => c.name === "accuracy")?.target).toBe(0.85);
+  });
+
+  it("asks which column to predict when the LLM keeps reading another target than the user named", async () => {
+    const client = fakeClient({ parse: { ...parseReply, target: "city" } });
+    const parse = createLlmAgents(client, { codeAttempts: 3 }).prompt.parse({ conversation: conversation(), profile: churnProfile() });
+    await expect(parse).rejects.toBeInstanceOf(ReadingQuestion);
+    const question = ((await parse.catch((e: unknown) => e)) as ReadingQuestion).question;
+    expect(question).toMatchObject({ slot: "target", choices: [{ value: "churn" }, { value: "city" }] });
+    expect(client.calls[1].user).toMatch(/the user named "churn" as the column to predict/);
+    // once the user answers, the answer settles it and no question remains
+    const answered = await createLlmAgents(client, { codeAttempts: 3 }).prompt.parse({ conversation: conversation({ answers: { target: "churn" } }), profile: churnProfile() });
+    expect(answered.target).toBe("churn");
   });
 });
 
@@ -737,7 +769,7 @@ describe("LLM engine: one conversation", () => {
   it("makes at most 12 calls with P = 3", async () => {
     const client = fakeClient({
       "verify-request": { relevant: true, task: "classification", target: "churn", labels_column: null, adequate: true, missing: [], questions: [], decline_reason: null, notes: [] },
-      parse: { user: {}, problem: {}, dataset: { visualization: ["confusion matrix"] }, model: [], service: null, knowledge: [], confidence: null, task: "classification", target: "churn", metric: "accuracy", positive_class: null, n_clusters: null, labels_column: null, drop_columns: [], constraints: [], requested_models: ["random forest"] },
+      parse: { user: {}, problem: {}, dataset: { visualization: ["confusion matrix"] }, model: [], service: null, knowledge: [], confidence: null, task: "classification", target: "churn", metric: "accuracy", positive_class: null, n_clusters: null, labels_column: null, drop_columns: [], constraints: [{ name: "accuracy", op: ">=", value: 0.85 }, { name: "latency", op: "<", value: 5, unit: "ms" }], requested_models: ["random forest"] },
       knowledge: { insights: ["Trees handle mixed columns."] },
       plan: planReply,
       "data-decompose": (req: LlmRequest) => ({

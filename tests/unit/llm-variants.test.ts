@@ -1,3 +1,4 @@
+import { LlmOutputError } from "../../src/llm/errors.js";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { z } from "zod";
@@ -21,7 +22,13 @@ function fakeClient(script: Record<string, unknown>) {
     async json<T>(req: LlmRequest & { schema: z.ZodType<T> }): Promise<T> {
       calls.push({ ...req, mode: "json" });
       if (!(req.step in script)) throw new Error(`unscripted step ${req.step}`);
-      return req.schema.parse(script[req.step]);
+      // the real client asks once for a repair; the script answers the same, so a bad answer stays bad
+      const checked = req.schema.safeParse(script[req.step]);
+      if (checked.success) return checked.data;
+      calls.push({ ...req, mode: "json" });
+      const again = req.schema.safeParse(script[req.step]);
+      if (again.success) return again.data;
+      throw new LlmOutputError(req.step, again.error.issues.map((i) => i.message).join("\n"));
     },
     async text(req: LlmRequest): Promise<string> {
       calls.push({ ...req, mode: "text" });

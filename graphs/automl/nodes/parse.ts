@@ -1,15 +1,27 @@
 import { isClassification } from "../../../src/schema/requirements.js";
 import { stage, type GraphDeps } from "../deps.js";
+import { ReadingQuestion, readConversation, readingOf } from "../request/reading.js";
 import type { State } from "../state.js";
 
 /** Turns the conversation into validated requirements and checks them against the real data. */
 export function parseNode(deps: GraphDeps) {
   return stage<State>(deps, "parse", async (state) => {
     const profile = state.profile!;
-    const requirements = await deps.agents.prompt.parse({
-      conversation: { messages: state.messages, files: state.files, answers: state.answers },
-      profile,
-    });
+    let requirements;
+    try {
+      requirements = await deps.agents.prompt.parse({
+        conversation: { messages: state.messages, files: state.files, answers: state.answers },
+        profile,
+      });
+    } catch (err) {
+      // The reading needs the user (the LLM keeps naming another target than their words): ask, then parse again.
+      if (!(err instanceof ReadingQuestion)) throw err;
+      const assessment = { relevant: true, declineReason: null, questions: [err.question], notes: [] };
+      return { assessment, questions: [err.question.text], route: "clarify" };
+    }
+    // The reading stated back on the plan card: which words became which field (both engines).
+    const conversation = { messages: state.messages, files: state.files, answers: state.answers };
+    requirements.reading = readingOf(requirements, readConversation(conversation, profile), state.answers);
     const target = requirements.target ? profile.columns.find((c) => c.name === requirements.target) : undefined;
     let baseline: number | null = null;
     if (isClassification(requirements.task) && target) {

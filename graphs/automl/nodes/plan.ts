@@ -19,7 +19,8 @@ export function planNode(deps: GraphDeps) {
           deps.emit(threadIdOf(config), { type: "progress", stage: "plan", done: ready, total, label: `plan ready: ${plan.title}` }),
       });
       const numbered = plans.map((p, i) => ({ ...p, id: `plan-${state.planSerial + i + 1}` }));
-      deps.emit(threadIdOf(config), { type: "plans", plans: numbered });
+      const reading = state.requirements?.reading?.line;
+      deps.emit(threadIdOf(config), { type: "plans", plans: numbered, ...(reading ? { reading } : {}) });
       // Substitutions and caveats stay in the conversation's notes even after a re-plan.
       const notices = [...new Set(numbered.flatMap((p) => p.notices))];
       return { plans: numbered, approvedPlan: null, planSerial: state.planSerial + plans.length, notices };

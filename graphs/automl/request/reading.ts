@@ -3,8 +3,8 @@
 // became which field, and turns an unplaced number into a targeted question.
 
 import { METRICS_BY_TASK, metricDirection, type Constraint, type MetricName, type Reading, type Requirements, type TaskKind } from "../../../src/schema/requirements.js";
-import { fmt } from "../format.js";
-import type { ParsedRequest } from "./parse.js";
+import type { Conversation, DataProfile, Question } from "../agents/types.js";
+import { parseRequest, type ParsedRequest } from "./parse.js";
 import type { PlacedNumber } from "./numbers.js";
 import { UNIT_INTERVAL_METRICS } from "./lexicon.js";
 
@@ -28,16 +28,21 @@ export const METRIC_LABELS: Record<MetricName, string> = {
 
 const OPS: Record<Constraint["op"], string> = { ">=": "≥", ">": ">", "<=": "≤", "<": "<" };
 
+/** A number as the user would write it: 0.8, 5, 25000, 0.293. */
+function plain(n: number): string {
+  return String(Number(n.toPrecision(4)));
+}
+
 function seconds(s: number): string {
   if (s >= 3600 && s % 3600 === 0) return `${s / 3600} h`;
   if (s >= 60 && s % 60 === 0) return `${s / 60} min`;
-  return `${fmt(s)} s`;
+  return `${plain(s)} s`;
 }
 
 function megabytes(mb: number): string {
   if (mb >= 1024 && (mb / 1024) % 1 === 0) return `${mb / 1024} GB`;
-  if (mb < 1) return `${fmt(mb * 1024)} KB`;
-  return `${fmt(mb)} MB`;
+  if (mb < 1) return `${plain(mb * 1024)} KB`;
+  return `${plain(mb)} MB`;
 }
 
 /** One constraint in words: "ROC AUC > 0.8", "training ≤ 5 min", "model < 300 KB". */
@@ -49,13 +54,13 @@ export function constraintWords(c: Pick<Constraint, "name" | "op" | "target">): 
     case "test_predict_s":
       return `test predictions ${op} ${seconds(c.target)}`;
     case "latency_ms_per_row":
-      return `latency ${op} ${fmt(c.target)} ms per row`;
+      return `latency ${op} ${plain(c.target)} ms per row`;
     case "model_size_mb":
       return `model ${op} ${megabytes(c.target)}`;
     case "gpu_memory_mb":
       return `GPU memory ${op} ${megabytes(c.target)}`;
     default:
-      return `${METRIC_LABELS[c.name as MetricName] ?? c.name} ${op} ${fmt(c.target)}`;
+      return `${METRIC_LABELS[c.name as MetricName] ?? c.name} ${op} ${plain(c.target)}`;
   }
 }
 
@@ -71,7 +76,8 @@ export function readingLine(req: Requirements): string {
     parts.push(`forecast ${req.target} ${req.forecast.horizon} step${req.forecast.horizon === 1 ? "" : "s"} ahead over ${req.forecast.time_column}`);
   } else if (req.target) {
     const what = req.task === "regression" ? "predict" : req.task === "text_classification" ? "classify text into" : "predict";
-    parts.push(`${what} ${req.target}${req.positive_class ? ` (positive: ${req.positive_class})` : ""}`);
+    const positive = req.positive_class && !/^(?:1|true|yes)$/i.test(req.positive_class) ? ` (positive: ${req.positive_class})` : "";
+    parts.push(`${what} ${req.target}${positive}`);
   }
   const metricGoals = req.constraints.filter((c) => c.name in METRIC_LABELS);
   if (metricGoals.length === 0) parts.push(`judged by ${METRIC_LABELS[req.metric.name]}`);
@@ -149,4 +155,38 @@ export function constraintFromAnswer(parsed: ParsedRequest, n: PlacedNumber, ans
   let target = n.value;
   if (UNIT_INTERVAL_METRICS.has(metric) && (n.percent || (target > 1 && target <= 100))) target /= 100;
   return { name: metric, op, target, phrase: `${n.raw} (${METRIC_LABELS[metric]}, your answer)` };
+}
+
+/** Category values per column, so "predict which tumours are malignant" can find the column holding "malignant". */
+export function categoryValues(profile: DataProfile | null): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const c of profile?.columns ?? []) {
+    if (c.kind === "numeric" || c.unique < 2 || c.unique > 30) continue;
+    out[c.name] = c.top.map((t) => t.value).filter((v) => /\p{L}{3,}/u.test(v));
+  }
+  return out;
+}
+
+/** The rule reading of the whole conversation against the data, with answered numbers placed. */
+export function readConversation(conversation: Conversation, profile: DataProfile | null): ParsedRequest {
+  const columns = profile?.columns.map((c) => c.name);
+  const parsed = parseRequest(conversation.messages.join("\n"), columns, categoryValues(profile));
+  const answered: Constraint[] = [];
+  parsed.numbers
+    .filter((n) => n.use === null)
+    .forEach((n, i) => {
+      const answer = conversation.answers[numberSlot(i)];
+      if (answer === undefined) return;
+      const c = constraintFromAnswer(parsed, n, answer);
+      if (c && !parsed.constraints.some((x) => x.name === c.name)) answered.push(c);
+    });
+  return answered.length ? { ...parsed, constraints: [...parsed.constraints, ...answered] } : parsed;
+}
+
+/** Raised by a parse step when only the user can settle the reading; the graph asks and parses again. */
+export class ReadingQuestion extends Error {
+  override name = "ReadingQuestion";
+  constructor(readonly question: Question) {
+    super(question.text);
+  }
 }

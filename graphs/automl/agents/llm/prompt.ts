@@ -18,7 +18,9 @@ import { parseRequest } from "../../request/parse.js";
 import { OfflinePromptAgent, exactColumn, resolveColumn, taskFromTarget, understand } from "../offline/prompt.js";
 import type { Conversation, DataProfile, PromptAgent } from "../types.js";
 import { ConstraintOutput, ParseOutput } from "./schemas.js";
-import { askJson, clip, clipAll, columnsForPrompt, conversationForPrompt, modelKeys, normaliseTask, orOffline, profileForPrompt, refusedKeys, type Client } from "./shared.js";
+import { ReadingQuestion, readConversation } from "../../request/reading.js";
+import { readingDifferences, targetQuestion, type ReadingDiff } from "./reading-check.js";
+import { askJson, clip, clipAll, columnsForPrompt, conversationForPrompt, isOutputError, modelKeys, normaliseTask, orOffline, profileForPrompt, refusedKeys, type Client } from "./shared.js";
 
 // Parsing with the LLM, reconciled with the rules and the data: the LLM reads the request into the
 // requirements schema; the rule parser's normalised numbers win where both exist; names (target, labels,
@@ -171,6 +173,14 @@ export class LlmPromptAgent implements PromptAgent {
   }
 
   private async parseWithLlm({ conversation, profile }: { conversation: Conversation; profile: DataProfile }): Promise<Requirements> {
+    // The model's reading must agree with the user's words: each difference is a validation problem,
+    // so the client's repair round spells it out to the model.
+    const rule = readConversation(conversation, profile);
+    let last: ReadingDiff[] = [];
+    const checked = ParseOutput.superRefine((out, ctx) => {
+      last = readingDifferences(out, rule, profile, conversation);
+      for (const d of last) ctx.addIssue({ code: "custom", path: [d.field], message: d.message });
+    });
     const out = await askJson(
       this.client,
       "prompt",
@@ -186,8 +196,12 @@ export class LlmPromptAgent implements PromptAgent {
         intents: INTENTS.join(" | "),
         model_types: MODEL_TYPES.join(" | "),
       },
-      ParseOutput,
-    );
+      checked,
+    ).catch((err: unknown) => {
+      // Still reading another target than the user named: only the user can settle it.
+      const target = isOutputError(err) ? last.find((d) => d.field === "target" && d.said && d.chose) : undefined;
+      throw target ? new ReadingQuestion(targetQuestion(target)) : err;
+    });
     return reconcile(out, conversation, profile, (c) => this.offline.parse({ conversation: c, profile }));
   }
 }

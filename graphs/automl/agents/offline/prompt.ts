@@ -12,7 +12,7 @@ import {
 import { taskSpec } from "../../../../src/schema/tasks.js";
 import type { Conversation, DataProfile, PromptAgent } from "../types.js";
 import { parseRequest, type ParsedRequest } from "../../request/parse.js";
-import { constraintFromAnswer, numberSlot } from "../../request/reading.js";
+import { readConversation } from "../../request/reading.js";
 import { columnCandidates, squash } from "../../request/columns.js";
 import { textFeatureColumns } from "../../data/profile.js";
 import { forecastOf, graphOf, imagesOf, imageTarget, readForecast, taskFromData } from "./variants.js";
@@ -57,32 +57,6 @@ export function resolveColumn(profile: DataProfile | null, value: string | undef
   if (names.includes(value)) return value;
   const hits = columnCandidates(value.replace(/^[`'"]|[`'"]$/g, ""), names);
   return hits.length === 1 ? hits[0] : null;
-}
-
-/** Category values per column, so "predict which tumours are malignant" can find the column holding "malignant". */
-export function categoryValues(profile: DataProfile | null): Record<string, string[]> {
-  const out: Record<string, string[]> = {};
-  for (const c of profile?.columns ?? []) {
-    if (c.kind === "numeric" || c.unique < 2 || c.unique > 30) continue;
-    out[c.name] = c.top.map((t) => t.value).filter((v) => /\p{L}{3,}/u.test(v));
-  }
-  return out;
-}
-
-/** The rule reading of the whole conversation against the data, with answered numbers placed. */
-export function readConversation(conversation: Conversation, profile: DataProfile | null): ParsedRequest {
-  const columns = profile?.columns.map((c) => c.name);
-  const parsed = parseRequest(conversation.messages.join("\n"), columns, categoryValues(profile));
-  const answered: Constraint[] = [];
-  parsed.numbers
-    .filter((n) => n.use === null)
-    .forEach((n, i) => {
-      const answer = conversation.answers[numberSlot(i)];
-      if (answer === undefined) return;
-      const c = constraintFromAnswer(parsed, n, answer);
-      if (c && !parsed.constraints.some((x) => x.name === c.name)) answered.push(c);
-    });
-  return answered.length ? { ...parsed, constraints: [...parsed.constraints, ...answered] } : parsed;
 }
 
 export function understand(conversation: Conversation, profile: DataProfile | null): Understanding {

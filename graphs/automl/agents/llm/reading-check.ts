@@ -1,0 +1,91 @@
+import type { TaskKind } from "../../../../src/schema/requirements.js";
+import type { ParsedRequest } from "../../request/parse.js";
+import { constraintWords } from "../../request/reading.js";
+import { exactColumn } from "../offline/prompt.js";
+import type { Conversation, DataProfile, Question } from "../types.js";
+import type { ParseOutput } from "./schemas.js";
+import { normaliseConstraint } from "./prompt.js";
+import { normaliseTask } from "./shared.js";
+
+// The LLM's reading of a request is checked against the grounded reading of the same words (the
+// rule reader, which only ever names real columns and every stated number). A difference goes back to
+// the model in the repair round, spelled out; a target the model still reads differently is asked
+// about; anything else left over falls back to the grounded reading.
+
+export interface ReadingDiff {
+  field: "target" | "labels_column" | "drop_columns" | "constraints" | "n_clusters" | "time_column" | "series_column";
+  message: string;
+  /** For a target disagreement: the column the words name and the one the model chose. */
+  said?: string;
+  chose?: string;
+}
+
+const quote = (s: string) => JSON.stringify(s);
+
+/** How the model's parse output differs from what the user's words say, one problem per entry. */
+export function readingDifferences(out: ParseOutput, rule: ParsedRequest, profile: DataProfile, conversation: Conversation): ReadingDiff[] {
+  const diffs: ReadingDiff[] = [];
+  const columns = profile.columns.map((c) => c.name);
+  const list = columns.map(quote).join(", ");
+  const answers = conversation.answers;
+  const named = (value: unknown) => (value === null || value === undefined || String(value).trim() === "" ? null : String(value));
+  const task = normaliseTask(answers.task) ?? normaliseTask(out.task) ?? rule.task;
+
+  // Names must be columns of the data.
+  for (const field of ["target", "labels_column", "time_column", "series_column"] as const) {
+    const value = named(out[field]);
+    if (value !== null && !exactColumn(profile, value))
+      diffs.push({ field, message: `${quote(value)} is not a column of ${profile.name}; the columns are ${list}.` });
+  }
+  for (const c of out.drop_columns) {
+    if (!exactColumn(profile, c)) diffs.push({ field: "drop_columns", message: `${quote(c)} is not a column of ${profile.name}; the columns are ${list}.` });
+  }
+
+  // The column the user named as the target, unless an answer already settled it.
+  const llmTarget = exactColumn(profile, named(out.target));
+  if (!answers.target && rule.target && task !== "clustering" && llmTarget !== null && llmTarget !== rule.target) {
+    const words = rule.columnMentions.find((m) => m.column === rule.target)?.written ?? rule.target;
+    diffs.push({
+      field: "target",
+      said: rule.target,
+      chose: llmTarget,
+      message: `the user named ${quote(rule.target)} as the column to predict (their words: ${quote(words)}), not ${quote(llmTarget)}.`,
+    });
+  } else if (!answers.target && rule.target && task !== "clustering" && named(out.target) === null) {
+    diffs.push({ field: "target", message: `the user named ${quote(rule.target)} as the column to predict; target is empty.` });
+  }
+  const llmLabels = exactColumn(profile, named(out.labels_column));
+  if (!answers.labels && task === "clustering" && rule.labelsColumn && llmLabels !== rule.labelsColumn)
+    diffs.push({ field: "labels_column", message: `the user named ${quote(rule.labelsColumn)} as the labels to judge the clusters by.` });
+  if (task === "clustering" && rule.nClusters !== null && out.n_clusters !== rule.nClusters)
+    diffs.push({ field: "n_clusters", message: `the user asked for ${rule.nClusters} clusters.` });
+
+  // Every column the user left out, and every number they stated.
+  const drops = new Set(out.drop_columns.map((c) => exactColumn(profile, c)).filter((c): c is string => c !== null));
+  for (const c of rule.dropColumns) {
+    if (!drops.has(c)) {
+      const words = rule.columnMentions.find((m) => m.column === c)?.written ?? c;
+      diffs.push({ field: "drop_columns", message: `the user asked to leave out ${quote(c)} (their words: ${quote(words)}).` });
+    }
+  }
+  if (task) {
+    const stated = out.constraints.map((c) => normaliseConstraint(c, task as TaskKind)).filter((c) => c !== null);
+    for (const c of rule.constraints) {
+      if (c.name === "n_params") continue;
+      const found = stated.some((s) => s!.name === c.name && Math.abs(s!.target - c.target) <= 1e-6 * Math.max(1, Math.abs(c.target)));
+      if (!found)
+        diffs.push({ field: "constraints", message: `the user wrote ${quote(c.phrase ?? constraintWords(c))} (${constraintWords(c)}); constraints lacks it.` });
+    }
+  }
+  return diffs;
+}
+
+/** A question for a target the model keeps reading differently from the user's words. */
+export function targetQuestion(diff: ReadingDiff): Question {
+  return {
+    slot: "target",
+    text: `Your words name ${diff.said} as the column to predict, but it could also be ${diff.chose}. Which column should I predict?`,
+    choices: [diff.said!, diff.chose!].map((c) => ({ label: c, value: c })),
+    allowFreeText: true,
+  };
+}

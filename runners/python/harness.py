@@ -78,7 +78,7 @@ GREATER_IS_BETTER = {
 }
 TASK_METRICS = {
     "classification": ["accuracy", "balanced_accuracy", "f1", "precision", "recall", "roc_auc"],
-    "regression": ["rmse", "mae", "r2", "rmsle"],
+    "regression": ["rmse", "mae", "r2", "rmsle", "mape", "smape"],
     "clustering": ["silhouette", "rand_index", "adjusted_rand_index", "nmi"],
 }
 DEFAULT_METRIC = {"classification": "accuracy", "regression": "rmse", "clustering": "silhouette"}
@@ -984,6 +984,10 @@ def regression_metrics(y_true, y_pred):
     }
     if np.all(y_true >= 0):
         out["rmsle"] = rmsle(y_true, y_pred)
+    m = mape(y_true, y_pred)
+    if m is not None:
+        out["mape"] = m
+    out["smape"] = smape(y_true, y_pred)
     return out
 
 
@@ -992,6 +996,30 @@ def rmsle(y_true, y_pred):
 
     y_pred = np.clip(np.asarray(y_pred, dtype=float), 0, None)
     return float(np.sqrt(np.mean((np.log1p(y_pred) - np.log1p(np.asarray(y_true, dtype=float))) ** 2)))
+
+
+# MAPE and sMAPE are fractions (0.1 is 10%), defined as variant_timeseries.forecast_metrics defines them.
+
+
+def mape(y_true, y_pred):
+    """Mean absolute percentage error over the rows whose actual is not zero; None when every actual
+    is zero (the metric is undefined and left out, as for forecasts)."""
+    import numpy as np
+
+    a, p = np.asarray(y_true, dtype=float).ravel(), np.asarray(y_pred, dtype=float).ravel()
+    nonzero = np.abs(a) > 1e-12
+    if not nonzero.any():
+        return None
+    return float(np.mean(np.abs(a[nonzero] - p[nonzero]) / np.abs(a[nonzero])))
+
+
+def smape(y_true, y_pred):
+    """Symmetric MAPE, 2|a - p| / (|a| + |p|) per row (0 where both are zero), in [0, 2]."""
+    import numpy as np
+
+    a, p = np.asarray(y_true, dtype=float).ravel(), np.asarray(y_pred, dtype=float).ravel()
+    denom = np.abs(a) + np.abs(p)
+    return float(np.mean(np.where(denom > 0, 2 * np.abs(a - p) / np.where(denom > 0, denom, 1), 0.0)))
 
 
 def label_metrics(labels, clusters):
@@ -1622,6 +1650,16 @@ def neg_rmsle(y_true, y_pred):
     return -rmsle(y_true, y_pred)
 
 
+def neg_mape(y_true, y_pred):
+    # NaN for a fold whose actuals are all zero: the trial fails as "not a finite number"
+    m = mape(y_true, y_pred)
+    return float("nan") if m is None else -m
+
+
+def neg_smape(y_true, y_pred):
+    return -smape(y_true, y_pred)
+
+
 def make_scorer_for(metric, task, pos_label, n_classes):
     """(sklearn scorer, sign) where sign turns the scorer's value into natural units."""
     from sklearn.metrics import f1_score, make_scorer, precision_score, recall_score
@@ -1640,6 +1678,10 @@ def make_scorer_for(metric, task, pos_label, n_classes):
         "mae": ("neg_mean_absolute_error", -1),
         "r2": ("r2", 1),
         "rmsle": (make_scorer(neg_rmsle), -1),
+        # not sklearn's neg_mean_absolute_percentage_error: that divides by max(|actual|, eps) instead of
+        # skipping zero actuals, so the search would rank by another number than the test metric
+        "mape": (make_scorer(neg_mape), -1),
+        "smape": (make_scorer(neg_smape), -1),
     }[metric]
 
 

@@ -451,11 +451,11 @@ def forecast_metrics(actual, pred):
     out = {"rmse": math.sqrt(M.mean_squared_error(a, p)), "mae": M.mean_absolute_error(a, p)}
     if len(a) > 1 and np.var(a) > 0:
         out["r2"] = M.r2_score(a, p)
-    nonzero = np.abs(a) > 1e-12
-    if nonzero.any():
-        out["mape"] = float(np.mean(np.abs(a[nonzero] - p[nonzero]) / np.abs(a[nonzero])))
-    denom = np.abs(a) + np.abs(p)
-    out["smape"] = float(np.mean(np.where(denom > 0, 2 * np.abs(a - p) / np.where(denom > 0, denom, 1), 0.0)))
+    # one definition of the percentage errors, shared with plain regression
+    m = H.mape(a, p)
+    if m is not None:
+        out["mape"] = m
+    out["smape"] = H.smape(a, p)
     if np.all(a >= 0):
         out["rmsle"] = H.rmsle(a, p)
     return out

@@ -87,7 +87,7 @@ const TASKS = [
     label: "regression",
     harnessVariant: "tabular",
     harnessTask: "regression",
-    metrics: ["rmse", "rmsle", "mae", "r2"],
+    metrics: ["rmse", "rmsle", "mae", "r2", "mape", "smape"],
     area: "tabular data analysis",
     downstreamTask: "tabular regression",
     modality: ["tabular"],

@@ -4,6 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { checkConstraints } from "../../graphs/automl/constraints.js";
 import { HarnessEvent, HarnessResult, HarnessSpec, type HarnessSpecInput } from "../../runners/contract.js";
 import { writeClassificationCsv, writeClusteringCsv, writeRegressionCsv } from "../helpers/datasets.js";
 
@@ -288,6 +289,80 @@ describe.concurrent("harness", () => {
       expect(r.sample!.predictions.every((p) => typeof p === "number")).toBe(true);
     });
 
+    it("reports mape and smape for a regression run and checks a mape constraint", async () => {
+      const dir = makeWorkspace("regression", EXAMPLE, 400);
+      const run = await runHarness(dir, { mode: "train", task: "regression", data: "data.csv", target: "Age", metric: "mape", plots: false });
+      expect(run.code, run.stderr).toBe(0);
+      const r = run.result;
+      for (const split of [r.metrics, r.valid_metrics]) {
+        expect(Object.keys(split)).toEqual(expect.arrayContaining(["rmse", "mae", "r2", "rmsle", "mape", "smape"]));
+        expect(split.mape).toBeGreaterThan(0);
+        expect(split.mape).toBeLessThan(1); // a fraction: Age is 1..30 and r2 is high
+        expect(split.smape).toBeGreaterThan(0);
+        expect(split.smape).toBeLessThan(1);
+      }
+      expect(eventsOf(run, "metric").some((e) => e.name === "mape" && e.split === "test")).toBe(true);
+      expect(r.warnings.some((w) => /primary metric/.test(w))).toBe(false);
+      const checks = checkConstraints(
+        [
+          { name: "mape", op: "<=", target: 0.9, phrase: "MAPE under 90%" },
+          { name: "mape", op: "<", target: 0.0001 },
+          { name: "smape", op: "<=", target: 0.9 },
+        ],
+        r,
+      );
+      expect(checks.map((c) => c.actual)).toEqual([r.metrics.mape, r.metrics.mape, r.metrics.smape]);
+      expect(checks.map((c) => c.met)).toEqual([true, false, true]);
+    });
+
+    it("scores mape over non-zero actuals and leaves it out when every actual is zero", async () => {
+      const scoreSpec = (dir: string, actual: number[], pred: number[]): Promise<HarnessRun> => {
+        writeFileSync(path.join(dir, "data.csv"), ["x,y", ...actual.map((a, i) => `${i},${a}`)].join("\n") + "\n");
+        writeFileSync(path.join(dir, "predictions.json"), JSON.stringify({ predictions: pred }));
+        return runHarness(dir, {
+          mode: "score",
+          task: "regression",
+          data: "data.csv",
+          target: "y",
+          metric: "mape",
+          plots: false,
+          score: { predictions: "predictions.json" },
+        });
+      };
+      const some = await scoreSpec(makeWorkspace({ csv: "x\n" }), [1, 2, 0, 4], [1.1, 1.8, 0.5, 4]);
+      expect(some.code, some.stderr).toBe(0);
+      expect(some.result.metrics.mape).toBeCloseTo((0.1 / 1 + 0.2 / 2 + 0 / 4) / 3, 10);
+      expect(some.result.metrics.smape).toBeCloseTo((0.2 / 2.1 + 0.4 / 3.8 + 2 + 0) / 4, 10);
+
+      const zeros = await scoreSpec(makeWorkspace({ csv: "x\n" }), [0, 0, 0], [0, 1, 2]);
+      expect(zeros.code, zeros.stderr).toBe(0);
+      expect(zeros.result.metrics).not.toHaveProperty("mape");
+      expect(zeros.result.metrics.smape).toBeCloseTo((0 + 2 + 2) / 3, 10);
+      expect(zeros.result.metrics.rmse).toBeGreaterThan(0);
+      expect(checkConstraints([{ name: "mape", op: "<=", target: 0.1 }], zeros.result)[0]).toMatchObject({ actual: null, met: null });
+    });
+
+    it("defines mape and smape for tables as forecasts define them", () => {
+      const dir = makeWorkspace({ csv: "x\n" });
+      const script = [
+        "import json, numpy as np, harness as H, variant_timeseries as T",
+        "rng = np.random.default_rng(0)",
+        "out = []",
+        "for a in (rng.normal(5, 3, 50), np.r_[0.0, 0.0, rng.normal(0, 1, 20)], np.zeros(6), np.r_[0.0, -2.0, 3.0]):",
+        "    p = a + rng.normal(0, 1, len(a))",
+        "    if len(a) == 3: p = np.r_[0.0, 1.0, -3.0]",
+        "    r, f = H.regression_metrics(a, p), T.forecast_metrics(a, p)",
+        "    out.append({k: [r.get(k), f.get(k)] for k in ('mape', 'smape')})",
+        "print(json.dumps(out))",
+      ].join("\n");
+      const res = spawnSync(PYTHON, ["-c", script], { cwd: dir, encoding: "utf8", env: { ...process.env, OMP_NUM_THREADS: "1" } });
+      expect(res.status, res.stderr).toBe(0);
+      const cases = JSON.parse(res.stdout) as Record<string, [number | null, number | null]>[];
+      for (const c of cases) for (const [table, forecast] of Object.values(c)) expect(table).toBe(forecast);
+      expect(cases[2].mape).toEqual([null, null]); // every actual zero: left out by both
+      expect(cases[3].smape[0]).toBeCloseTo((0 + 2 * 3 / 3 + 2 * 6 / 6) / 3, 12);
+    });
+
     it("clusters and scores against the labels column", async () => {
       const dir = makeWorkspace("clustering");
       const run = await runHarness(dir, {
@@ -440,6 +515,30 @@ describe.concurrent("harness", () => {
       const c = run.result.search!.candidates[0];
       expect(c.best_score!).toBeGreaterThan(0);
       expect(c.best_score).toBe(Math.min(...c.trials.map((t) => t.score!)));
+    });
+
+    it("searches by mape and smape with the harness's own definitions", async () => {
+      const dir = makeWorkspace("regression", EXAMPLE, 300);
+      const base = { mode: "search", task: "regression", data: "data.csv", target: "Age" } as const;
+      const search: HarnessSpecInput["search"] = {
+        n_iter: 2,
+        cv_folds: 3,
+        candidates: [{ id: "ridge", estimator: "sklearn.linear_model.Ridge", preprocess: { scale: true }, space: { alpha: { type: "log", low: 0.1, high: 10 } } }],
+      };
+      const [byMape, bySmape] = await Promise.all([
+        runHarness(dir, { ...base, metric: "mape", search }),
+        runHarness(makeWorkspace("regression", EXAMPLE, 300), { ...base, metric: "smape", search }),
+      ]);
+      for (const [run, metric] of [[byMape, "mape"], [bySmape, "smape"]] as const) {
+        expect(run.code, run.stderr).toBe(0);
+        expect(run.result.warnings.some((w) => /not known/.test(w))).toBe(false);
+        expect(run.result.search).toMatchObject({ metric, greater_is_better: false });
+        const c = run.result.search!.candidates[0];
+        expect(c.trials.every((t) => t.error === undefined)).toBe(true);
+        expect(c.best_score!).toBeGreaterThan(0); // natural units: a positive fraction, not sklearn's negated score
+        expect(c.best_score!).toBeLessThan(1);
+        expect(c.best_score).toBe(Math.min(...c.trials.map((t) => t.score!)));
+      }
     });
   });
 

@@ -80,11 +80,21 @@ export function stemKey(word: string): string {
 export function nameWords(name: string): string[] {
   return name
     .replace(/\([^)]*\)|\[[^\]]*\]/g, " ")
-    .replace(/(\p{Ll})(\p{Lu})/gu, "$1 $2")
-    .replace(/(\p{Lu})(\p{Lu}\p{Ll})/gu, "$1 $2")
     .split(/[^\p{L}\p{N}]+/u)
-    .filter(Boolean)
+    .flatMap(pieces)
     .map(wordKey);
+}
+
+/**
+ * One written word in pieces: "SalePrice" → Sale, Price; "customerID" → customer, ID; "x2" → x, 2.
+ * A single lower-case letter before capitals is a prefix, not a word: "kWh" and "pH" stay whole.
+ */
+function pieces(word: string): string[] {
+  const spaced = word
+    .replace(/(?<=\p{Ll}{2}|\p{Lu}\p{Ll}|[^\p{L}]\p{Ll})(?=\p{Lu})/gu, " ")
+    .replace(/(?<=\p{Lu})(?=\p{Lu}\p{Ll})/gu, " ")
+    .replace(/(?<=\p{L})(?=\p{N})|(?<=\p{N})(?=\p{L})/gu, " ");
+  return spaced.split(" ").filter(Boolean);
 }
 
 /** The words of a column's bracketed unit: `Energy Use (kWh)` → kwh. */
@@ -174,7 +184,12 @@ function partOf(column: string, written: string): boolean {
   const key = wordKey(written);
   const stem = stemKey(written);
   const hit = words.findIndex(
-    (w) => w === key || stemKey(w) === stem || (w.length >= 4 && key.length > w.length && key.startsWith(w)) || (w.length >= 8 && distance(w, key) === 1),
+    (w) =>
+      w === key ||
+      stemKey(w) === stem ||
+      (w.length >= 4 && key.length > w.length && key.startsWith(w)) ||
+      (stemKey(w).length >= 5 && stem.startsWith(stemKey(w))) ||
+      (w.length >= 8 && distance(w, key) === 1),
   );
   if (hit < 0) return false;
   return !(words.length === 2 && words.some((w) => ID_WORDS.has(w)) && !ID_WORDS.has(words[hit]));
@@ -240,10 +255,17 @@ function tokens(text: string): Token[] {
   const out: Token[] = [];
   for (const w of text.matchAll(/[\p{L}\p{N}]+(?:[_.'-][\p{L}\p{N}]+)*/gu)) {
     const base = w.index ?? 0;
-    const pieces = [...w[0].matchAll(/\p{Lu}?\p{Ll}+|\p{Lu}+(?!\p{Ll})|\p{N}+|\p{L}+/gu)];
-    pieces.forEach((p, i) => {
-      const start = base + (p.index ?? 0);
-      out.push({ key: wordKey(p[0]), start, end: start + p[0].length, first: i === 0, last: i === pieces.length - 1 });
+    const parts: { text: string; at: number }[] = [];
+    for (const seg of w[0].matchAll(/[\p{L}\p{N}]+/gu)) {
+      let at = seg.index ?? 0;
+      for (const p of pieces(seg[0])) {
+        parts.push({ text: p, at });
+        at += p.length;
+      }
+    }
+    parts.forEach((p, i) => {
+      const start = base + p.at;
+      out.push({ key: wordKey(p.text), start, end: start + p.text.length, first: i === 0, last: i === parts.length - 1 });
     });
   }
   return out;
@@ -285,6 +307,28 @@ export function findColumnMentions(text: string, columns: string[], skip: { star
       found.push({ column, start, end: full, written: text.slice(start, full), how: "name" });
     }
   }
+  // "number of rooms" for `num-rooms`, "size in mm" for `size_mm`: the column's words in order, each
+  // written in full or abbreviated by the column, with "in", "of", "per" or "by" allowed between them
+  for (const { column, words } of shapes) {
+    if (words.length < 2) continue;
+    for (let i = 0; i < toks.length; i++) {
+      if (!toks[i].first) continue;
+      let k = 0;
+      let j = i;
+      const seq: Token[] = [];
+      while (k < words.length && j < toks.length) {
+        if (!sameWord(toks[j].key, words[k])) break;
+        seq.push(toks[j]);
+        k++;
+        j++;
+        if (k < words.length && j < toks.length && /^(?:in|of|per|by)$/.test(toks[j].key) && toks[j].first && toks[j].last) j++;
+      }
+      if (k < words.length || !seq[seq.length - 1].last) continue;
+      const start = seq[0].start;
+      const end = seq[seq.length - 1].end;
+      if (!taken(start, end)) found.push({ column, start, end, written: text.slice(start, end), how: "name" });
+    }
+  }
   // "horse power" for `horsepower`: two or three written words that run together into a column's name
   const squashed = new Map(columns.map((c) => [squash(c), c]));
   for (let i = 0; i < toks.length; i++) {
@@ -303,6 +347,13 @@ export function findColumnMentions(text: string, columns: string[], skip: { star
     found.push({ column: cols[0], start: t.start, end: t.end, written, how: "partial" });
   }
   return found.sort((a, b) => a.start - b.start);
+}
+
+/** Two written words for the same thing: equal, the same stem, or one the other's abbreviation ("num", "number"). */
+function sameWord(written: string, column: string): boolean {
+  if (written === column || stemKey(written) === stemKey(column)) return true;
+  const [short, long] = written.length < column.length ? [written, column] : [column, written];
+  return short.length >= 3 && long.startsWith(short);
 }
 
 /** A quoted string counts as a column mention only when it spells one (not a partial word). */

@@ -19,7 +19,7 @@ export const METRIC_SYNONYMS: { metric: MetricName; re: RegExp }[] = [
   { metric: "f1", re: /\bf[\s-]?1(?:[\s-]*score)?\b|\bf[\s-]measure\b|\bf[\s-]score\b/gi },
   { metric: "precision", re: /\bprecision\b/gi },
   { metric: "recall", re: /\brecall\b/gi },
-  { metric: "accuracy", re: /\baccuracy\b|\bacc\b/gi },
+  { metric: "accuracy", re: /\baccuracy\b|\bacc\b|\b(?:right|correct)(?=\s+(?:at\s+least\s+|more\s+than\s+|over\s+|above\s+|in\s+|for\s+)?\d[\d.]*\s*(?:%|percent))/gi },
 ];
 
 /** Metrics that live in [0, 1]: "95%" or a bare "95" means 0.95 for these. */

@@ -28,7 +28,7 @@ const TARGET_AFTER = [
 ];
 /** Weaker: a column used as a noun's modifier, "a churn model", "SalePrice regression"; read after the verbs. */
 const TARGET_AFTER_WEAK = [
-  /^\s*[)'"`]?\s*(?:column\s+)?(?:(?:yes\/no|yes-no|0\/1|binary|multi-?class|two-class)\s+)?(?:prediction|predictor|classifier|classification|regression|regressor|forecast(?:ing|er)?|estimation|estimator|analysis)\b/i,
+  /^\s*[)'"`]?\s*(?:column\s+)?(?:as\s+an?\s+|[\p{L}]+\s+(?=(?:prediction|regression|classifier|classification|model)\b))?(?:(?:yes\/no|yes-no|0\/1|binary|multi-?class|two-class)\s+)?(?:prediction|predictor|classifier|classification|regression|regressor|forecast(?:ing|er)?|estimation|estimator|analysis)\b/iu,
   /^\s*(?:column\s+)?(?:model|modell?ing)\b(?!\s+(?:size|file))/i,
 ];
 
@@ -48,6 +48,7 @@ const TARGET_AFTER_LOOSE = [
   /^\s*['"`]?\s*(?:predicted|forecast(?:ed)?|estimated|classified)\b/i,
   /^\s*['"`]?\s*\?/,
   /^[^.;!?\n]{0,30}?\b(?:be|being|get|gets)\s+(?:predicted|forecast|estimated|classified)\b/i,
+  /^[^.;!?\n]{0,20}?\b(?:can|could|would)\s+you\s+(?:predict|model|estimate|forecast|classify)\s+(?:it|them|this|that)\b/i,
 ];
 /** "R² ≥ 0.85 for SalePrice": a goal stated for a column. */
 const GOAL_FOR = /\d%?\s+(?:for|on|when\s+predicting)\s+(?:the\s+)?['"`]?$/i;

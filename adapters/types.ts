@@ -22,7 +22,7 @@ export type Decision = { by: string; text: string };
 export type Outbound =
   | { kind: "text"; text: string }
   | { kind: "question"; question: Question }
-  | { kind: "plans"; plans: Plan[]; recommended: string; notices: string[]; decided?: Decision }
+  | { kind: "plans"; plans: Plan[]; recommended: string; notices: string[]; decided?: Decision; /** "I read: …", the card's first line. */ reading?: string }
   | { kind: "status"; status: StatusView }
   | { kind: "report"; report: Report };
 

@@ -30,7 +30,9 @@ function questionText(payload: InterruptPayload): string {
     const q = payload.question;
     return q.choices.length ? `${q.text} Choices: ${q.choices.map((c) => c.label).join(", ")}.` : q.text;
   }
-  return `Approve a plan? ${payload.plans.map((p, i) => `${i + 1}) ${p.title}`).join("; ")}. Use --yes to approve, or --answer with a plan number or revision text.`;
+  // The reading first, as on every plan card, so a misreading is seen before anything trains.
+  const reading = payload.reading ? `${payload.reading}. ` : "";
+  return `${reading}Approve a plan? ${payload.plans.map((p, i) => `${i + 1}) ${p.title}`).join("; ")}. Use --yes to approve, or --answer with a plan number or revision text.`;
 }
 
 export function toCliResult(state: State, status: CliResultT["status"], questions: string[], startedAt: number): CliResultT {

@@ -4,6 +4,7 @@ import {
   ButtonStyle,
   ComponentType,
   TextInputStyle,
+  escapeMarkdown,
   type APIActionRowComponent,
   type APIButtonComponentWithCustomId,
   type APIComponentInMessageActionRow,
@@ -73,7 +74,7 @@ export function render(message: Outbound, options: RenderOptions): DiscordMessag
     case "question":
       return [renderQuestion(message.question, options)];
     case "plans":
-      return [renderPlans(message.plans, message.notices, message.decided, options)];
+      return [renderPlans(message.plans, message.notices, message.decided, options, message.reading)];
     case "status":
       return [renderStatus(message.status)];
     case "report":
@@ -115,8 +116,19 @@ export function renderQuestion(q: Question, options: RenderOptions): DiscordMess
   return { content, embeds: [], components: rows, files: [] };
 }
 
-export function renderPlans(plans: Plan[], notices: string[], decided: Decision | undefined, options: RenderOptions): DiscordMessage {
+/**
+ * User-derived text shown as itself: markdown, masked links and `<…>` forms (mentions, channels, custom
+ * emoji) escaped, and control characters made spaces so it stays on its line. Pings are off anyway
+ * (allowedMentions), but a mention would still render as one.
+ */
+export function plainText(text: string): string {
+  return escapeMarkdown(text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, " "), { maskedLink: true }).replace(/</g, "\\<");
+}
+
+export function renderPlans(plans: Plan[], notices: string[], decided: Decision | undefined, options: RenderOptions, reading?: string): DiscordMessage {
   const n = plans.length;
+  // The reading first, so a misreading is seen before anything trains.
+  const read = reading ? `${plainText(reading)}\n` : "";
   const intro = decided
     ? `Decision: <@${decided.by}> ${decided.text}.`
     : `I have ${n} plan${n === 1 ? "" : "s"}. **Approve** evaluates every plan and builds the best one; **Build plan N** builds only that plan; **Revise…** re-plans with your feedback.` +
@@ -146,7 +158,7 @@ export function renderPlans(plans: Plan[], notices: string[], decided: Decision 
           button(ids.cancel, "Cancel", ButtonStyle.Danger),
         ]),
       ];
-  return { content: clip(intro, LIMITS.content), embeds: buildEmbeds(drafts), components, files: [] };
+  return { content: clip(read + intro, LIMITS.content), embeds: buildEmbeds(drafts), components, files: [] };
 }
 
 const MARKS = { pending: "·", running: "▶", done: "✓", failed: "✗" } as const;

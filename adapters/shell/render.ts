@@ -13,8 +13,14 @@ export function renderQuestion(q: Question): string {
   return lines.join("\n");
 }
 
-export function renderPlans(plans: Plan[], notices: string[], decided?: Decision): string {
-  const lines: string[] = [`I have ${plans.length} plan${plans.length === 1 ? "" : "s"}:`];
+/** One line of user-derived text for the terminal: control characters (escape sequences, line breaks) become spaces. */
+const oneLine = (text: string) => text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, " ");
+
+export function renderPlans(plans: Plan[], notices: string[], decided?: Decision, reading?: string): string {
+  const lines: string[] = [];
+  // The reading comes first, so a misread target or threshold is seen before anything trains.
+  if (reading) lines.push(oneLine(reading), "");
+  lines.push(`I have ${plans.length} plan${plans.length === 1 ? "" : "s"}:`);
   plans.forEach((p, i) => {
     lines.push("", `Plan ${i + 1} — ${p.title}`, `  ${p.summary}`);
     if (p.preprocessing.length) lines.push(`  Data: ${p.preprocessing.join("; ")}`);

@@ -86,11 +86,12 @@ export function renderQuestion(q: Question, answered = false): Rendered {
   return finish(fallback, blocks);
 }
 
-export function renderPlans(plans: Plan[], recommended: string, notices: string[], decided?: Decision): Rendered {
+export function renderPlans(plans: Plan[], recommended: string, notices: string[], decided?: Decision, reading?: string): Rendered {
   const count = `${plans.length} plan${plans.length === 1 ? "" : "s"}`;
-  const blocks: KnownBlock[] = [
-    section(decided ? `*I had ${count}:*` : `*I have ${count}.* Approve to evaluate every plan and build the best, build one plan, revise, or cancel.`),
-  ];
+  // The reading first, so a misreading is seen before anything trains. It names columns (user input), so it
+  // goes out as plain text: no mrkdwn, no mentions, no emoji codes.
+  const blocks: KnownBlock[] = reading ? [{ type: "section", text: { type: "plain_text", text: clip(reading, LIMITS.section), emoji: false } }] : [];
+  blocks.push(section(decided ? `*I had ${count}:*` : `*I have ${count}.* Approve to evaluate every plan and build the best, build one plan, revise, or cancel.`));
   plans.forEach((p, i) => {
     const lines = [`*Plan ${i + 1} — ${esc(p.title)}*${p.id === recommended ? " (recommended)" : ""}`, esc(p.summary)];
     if (p.preprocessing.length) lines.push(`*Data:* ${esc(p.preprocessing.join("; "))}`);
@@ -114,7 +115,8 @@ export function renderPlans(plans: Plan[], recommended: string, notices: string[
   }
   const titles = plans.map((p, i) => `${i + 1}) ${p.title}`).join("; ");
   const text = decided ? `Plans: ${titles}. Decision: ${decided.text}.` : `I have ${count}: ${titles}. Approve, revise or cancel.`;
-  return finish(text, blocks);
+  // The notification text keeps its "I have N plans" start (what people and tools look for) and ends with the reading.
+  return finish(reading ? `${text}\n${esc(reading)}` : text, blocks);
 }
 
 const MARK = { pending: "▫️", running: "⏳", done: "✅", failed: "❌" } as const;
@@ -174,7 +176,7 @@ export function render(message: Outbound): Rendered {
     case "question":
       return renderQuestion(message.question);
     case "plans":
-      return renderPlans(message.plans, message.recommended, message.notices, message.decided);
+      return renderPlans(message.plans, message.recommended, message.notices, message.decided, message.reading);
     case "status":
       return renderStatus(message.status);
     case "report":

@@ -1,6 +1,6 @@
 import throttle from "lodash-es/throttle.js";
 import PQueue from "p-queue";
-import { threadKey, type ChatAdapter, type Inbound, type MessageRef, type ThreadRef } from "../../adapters/types.js";
+import { threadKey, type ChatAdapter, type Inbound, type MessageRef, type Outbound, type ThreadRef } from "../../adapters/types.js";
 import type { Plan } from "../../graphs/automl/agents/types.js";
 import type { ProgressEvent } from "../../graphs/automl/deps.js";
 import type { InterruptPayload, ResumeValue } from "../../graphs/automl/state.js";
@@ -33,6 +33,11 @@ function describeDecision(resume: ResumeValue, plans: Plan[]): string {
     case "answer":
       return `replied: “${resume.text}”`;
   }
+}
+
+/** The plan card for an approval: the plans, with the reading of the request ("I read: …") when there is one. */
+function plansCard(p: Extract<InterruptPayload, { kind: "approval" }>): Extract<Outbound, { kind: "plans" }> {
+  return { kind: "plans", plans: p.plans, recommended: p.recommended, notices: p.notices, ...(p.reading ? { reading: p.reading } : {}) };
 }
 
 interface ThreadInfo {
@@ -214,7 +219,7 @@ export class ConversationService {
     if (info.pending?.kind === "approval" && info.pendingMessage) {
       const plans = info.pending;
       const text = describeDecision(resume, plans.plans);
-      await adapter.update(info.pendingMessage, { kind: "plans", plans: plans.plans, recommended: plans.recommended, notices: plans.notices, decided: { by: event.user, text } }).catch((err) =>
+      await adapter.update(info.pendingMessage, { ...plansCard(plans), decided: { by: event.user, text } }).catch((err) =>
         this.options.logger.warn({ err }, "could not update the plan card"),
       );
     }
@@ -397,7 +402,7 @@ export class ConversationService {
       const p = outcome.payload;
       info.pendingMessage = await info.adapter.post(
         info.ref,
-        p.kind === "question" ? { kind: "question", question: p.question } : { kind: "plans", plans: p.plans, recommended: p.recommended, notices: p.notices },
+        p.kind === "question" ? { kind: "question", question: p.question } : plansCard(p),
       );
       await this.save(info, "waiting");
       return;

@@ -29,6 +29,19 @@ describe("threadml run: whole conversations", () => {
     expect(result.metrics).toEqual({});
   });
 
+  it("states its reading on the plan card, and reads a revision that names the target again", async () => {
+    const task = "Predict Quality in banana_quality.csv, leaving out Acidity";
+    const first = await runCli([task], { cwd, env });
+    expect(first.result.status).toBe("needs_input");
+    expect(first.result.questions?.[0]).toMatch(/^I read: predict Quality\b.* · leaving out Acidity\. Approve a plan\?/);
+    expect((first.result.requirements as { reading: { line: string } }).reading.line).toMatch(/^I read: predict Quality\b/);
+    const revised = await runCli(["--answer", "r: the target is Sweetness", task], { cwd, env });
+    expect(revised.result.status).toBe("needs_input");
+    expect(revised.result.questions?.[0]).toMatch(/^I read: predict Sweetness · judged by RMSE · leaving out Acidity\. Approve a plan\?/);
+    expect(revised.result.requirements).toMatchObject({ target: "Sweetness", task: "regression" });
+    expect(revised.result.metrics).toEqual({});
+  });
+
   it("classification: answers the question, trains, meets the threshold and deploys a checked endpoint", async () => {
     const { result } = await runCli(
       ["--yes", "--answer", "Quality", "Build a classifier for banana_quality.csv with accuracy at least 0.9 and under 50 milliseconds per row"],

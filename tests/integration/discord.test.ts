@@ -81,13 +81,15 @@ describe("ThreadML on Discord", () => {
 
     const plans = await next(thread, (m) => embedTitles(m).some((t) => t.startsWith("Plan 1 —")), "the plan card");
     expect(controls(plans).map((c) => c.label)).toEqual(expect.arrayContaining(["Build plan 1", "Approve (build the best)", "Revise…", "Cancel"]));
+    // The reading comes first on the card, before anything trains.
+    expect(plans.content).toMatch(/^I read: predict Quality\b/);
     // The answered question keeps its text but loses its buttons.
     await fake.waitFor(() => question.components.length === 0, "the question card to lose its buttons");
 
     // Progress edits meet a rate limit on the way; discord.js waits it out and the card still ends current.
     fake.rateLimit((method, path) => method === "PATCH" && /\/messages\/\d+$/.test(path), 2, 0.3);
     const approve = fake.click(fake.users.alice, plans, control(plans, "Approve (build the best)"));
-    await fake.waitFor(() => /^Decision: <@\d+> approved the best plan/.test(plans.content) && plans.components.length === 0, "the decided plan card");
+    await fake.waitFor(() => /^Decision: <@\d+> approved the best plan/m.test(plans.content) && plans.components.length === 0, "the decided plan card");
 
     const report = await next(thread, (m) => m.embeds.some((e) => e.title === "Model deployed"), "the report", 150_000);
     const [main, tryIt] = report.embeds as Array<{ title?: string; description?: string; fields?: Array<{ name: string; value: string }>; image?: { url: string } }>;
@@ -156,7 +158,7 @@ describe("ThreadML on Discord", () => {
     expect(fake.callbacks.find((c) => c.interaction === stale)?.type).toBe(6);
 
     fake.click(fake.users.alice, second, control(second, "Cancel"));
-    await fake.waitFor(() => /^Decision: <@\d+> cancelled/.test(second.content) && second.components.length === 0, "the cancelled card");
+    await fake.waitFor(() => /^Decision: <@\d+> cancelled/m.test(second.content) && second.components.length === 0, "the cancelled card");
   });
 
   it("reads plain replies in the thread: a file for the dataset question, then the target typed as text", async () => {
@@ -172,7 +174,7 @@ describe("ThreadML on Discord", () => {
     expect(JSON.stringify(plans.embeds)).toMatch(/Quality/);
     // A typed decision reaches the plan card as the reply it was.
     fake.userMessage(fake.users.alice, "c", { channelId: thread });
-    await fake.waitFor(() => /^Decision: <@\d+> replied: “c”/.test(plans.content) && plans.components.length === 0, "the decided card");
+    await fake.waitFor(() => /^Decision: <@\d+> replied: “c”/m.test(plans.content) && plans.components.length === 0, "the decided card");
     await fake.waitFor(() => fake.channelMessages(thread).find((m) => m.embeds.some((e) => e.title === "Conversation cancelled")), "the cancellation report");
   });
 

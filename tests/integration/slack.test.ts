@@ -106,6 +106,8 @@ describe("Slack adapter in Socket Mode", () => {
     await click(question, "Quality");
     const card = await waitFor(thread, isPlanCard, "the plan card");
     expect(has(card, "threadml.approve.best") && has(card, "threadml.revise") && has(card, "threadml.cancel")).toBe(true);
+    // The reading is the card's first block, before anything trains.
+    expect(card.blocks[0]).toMatchObject({ type: "section", text: { type: "plain_text", text: expect.stringMatching(/^I read: predict Quality\b/) } });
     await waitFor(thread, (m) => m.ts === question.ts && /Answered/.test(blockText(m.blocks)), "the question closed");
     expect(has(fake.messages.get(question.ts)!, "threadml.answer")).toBe(false);
 
@@ -122,6 +124,8 @@ describe("Slack adapter in Socket Mode", () => {
     expect(has(decided, "threadml.approve")).toBe(false);
     const revised = await waitFor(thread, (m) => isPlanCard(m) && m.ts !== card.ts, "the revised plan card");
     expect(blockText(revised.blocks)).toMatch(/Extra trees/);
+    // Feedback about models re-plans without changing the reading.
+    expect(blockText(revised.blocks)).toMatch(/^I read: predict Quality\b/);
 
     // One 429 on the card's edit is waited out, not lost.
     fake.rateLimit("chat.update", 1, 1);

@@ -98,6 +98,16 @@ describe("plan cards", () => {
     expect(m.content).toMatch(/reply `a`, `1`-`5`/);
   });
 
+  it("states the reading as the first line, with markdown, links and mentions in column names escaped", () => {
+    const reading = "I read: predict *bold* <@U123> `x` · leaving out [a](http://evil), __b__\nc";
+    const m = render({ kind: "plans", plans: [plan(1)], recommended: "best", notices: [], reading }, opts)[0];
+    const [first, second] = m.content.split("\n");
+    expect(first).toBe("I read: predict \\*bold\\* \\<@U123> \\`x\\` · leaving out \\[a](http://evil), \\_\\_b\\_\\_ c");
+    expect(second).toMatch(/^I have 1 plan\./);
+    const decided = renderPlans([plan(1)], [], { by: "123", text: "approved plan 1 (Family 1)" }, opts, "I read: predict y");
+    expect(decided.content).toBe("I read: predict y\nDecision: <@123> approved plan 1 (Family 1).");
+  });
+
   it("shows who decided what and loses its buttons once decided", () => {
     const m = renderPlans([plan(1)], [], { by: "123", text: "approved plan 1 (Family 1)" }, opts);
     expect(m.content).toBe("Decision: <@123> approved plan 1 (Family 1).");

@@ -3,9 +3,9 @@ import { describe, expect, it } from "vitest";
 import { OfflineOperationAgent, renderSolution, shrinkParams } from "../../graphs/automl/agents/offline/operation.js";
 import { pyLiteral } from "../../graphs/automl/python-source.js";
 import type { Instructions, RankedCandidate } from "../../graphs/automl/agents/types.js";
-import { decisionFromText } from "../../graphs/automl/nodes/approve.js";
+import { decisionFromText, revisionOfReading } from "../../graphs/automl/nodes/approve.js";
 import { recipesFor } from "../../graphs/automl/knowledge/index.js";
-import { makeRequirements } from "../helpers/requirements.js";
+import { makeProfile, makeRequirements } from "../helpers/requirements.js";
 import { tempDir } from "../helpers/tmp.js";
 
 const python = process.env.THREADML_PYTHON ?? "/usr/bin/python3";
@@ -74,5 +74,20 @@ describe("plan decisions typed as text", () => {
     ["use a random forest instead", { kind: "revise", feedback: "use a random forest instead" }],
   ])("%s", (text, expected) => {
     expect(decisionFromText(text, ids)).toEqual(expected);
+  });
+});
+
+describe("revisions that change the reading", () => {
+  const base = makeProfile();
+  const names = ["region", "Churn", "y"];
+  const profile = { ...base, columns: base.columns.map((c, i) => ({ ...c, name: names[i] })) };
+  it.each([
+    ["the target is Churn", { reread: true, target: "Churn" }],
+    ["leave out region", { reread: true, target: null }],
+    ["F1 at least 0.8", { reread: true, target: null }],
+    ["try extra trees, and no logistic regression", { reread: false, target: null }],
+    ["use fewer features", { reread: false, target: null }],
+  ])("%s", (feedback, expected) => {
+    expect(revisionOfReading(feedback, { profile })).toEqual(expected);
   });
 });

@@ -82,6 +82,13 @@ describe("renderPlans", () => {
     expect(renderPlans([plans[0]], []).split("\n")[0]).toBe("I have 1 plan:");
   });
 
+  it("states the reading first, on one line, before the plans", () => {
+    const text = renderPlans(plans, [], undefined, "I read: predict *bold* <@U123> `x`\u001b[2J\nSurvived · ROC AUC > 0.8");
+    const lines = text.split("\n");
+    expect(lines[0]).toBe("I read: predict *bold* <@U123> `x` [2J Survived · ROC AUC > 0.8");
+    expect(lines.slice(1, 3)).toEqual(["", "I have 3 plans:"]);
+  });
+
   it("shows the decision instead of the instructions once decided", () => {
     const text = renderPlans(plans, [], { by: "alice", text: "approved the best plan after evaluation" });
     expect(text.split("\n").at(-1)).toBe("Decision: alice approved the best plan after evaluation.");

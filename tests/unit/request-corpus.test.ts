@@ -9,6 +9,8 @@ import { DEV_CORPUS, HELDOUT_CORPUS, evaluateCorpus, formatFailures, loadCorpus 
 
 /** A third set, written apart from the engine and never tuned on: measured only. */
 const UNSEEN_CORPUS = fileURLToPath(new URL("../fixtures/requests/unseen.jsonl", import.meta.url));
+/** A fourth set, written apart from the engine and never tuned on: measured only. */
+const FINAL_CORPUS = fileURLToPath(new URL("../fixtures/requests/final.jsonl", import.meta.url));
 
 function summary(name: string, r: { cases: { ok: boolean }[]; accuracy: number; wrong: number }): string {
   const right = r.cases.filter((c) => c.ok).length;
@@ -44,6 +46,12 @@ describe("request reading corpus", () => {
   it("reads the unseen set: at least 90% exactly right", async () => {
     const r = await evaluateCorpus(UNSEEN_CORPUS);
     const message = `${formatFailures(r.cases)}\n${summary("unseen.jsonl", r)}`;
+    expect(r.accuracy, message).toBeGreaterThanOrEqual(0.9);
+  });
+
+  it("reads the final set: at least 90% exactly right", async () => {
+    const r = await evaluateCorpus(FINAL_CORPUS);
+    const message = `${formatFailures(r.cases)}\n${summary("final.jsonl", r)}`;
     expect(r.accuracy, message).toBeGreaterThanOrEqual(0.9);
   });
 });

@@ -310,6 +310,16 @@ describe("ConversationService: permissions and decisions", () => {
     expect(adapter.updates[1].message).toMatchObject({ decided: { by: "alice", text: "approved the best plan after evaluation" } });
   });
 
+  it("carries the reading onto the plan card, and keeps it when the card is decided", async () => {
+    const { engine, adapter, send } = setup();
+    const reading = "I read: predict quality · judged by accuracy";
+    engine.steps.push(() => interrupt({ ...approval, reading }), () => done());
+    await send(message("build a model", { mention: true }));
+    expect(adapter.posts[0].message).toEqual({ kind: "plans", plans: PLANS, recommended: "best", notices: [], reading });
+    await send(action("approve", "best"));
+    expect(adapter.updates[0].message).toMatchObject({ kind: "plans", reading, decided: { text: "approved the best plan after evaluation" } });
+  });
+
   it("ignores an empty revision instead of resuming", async () => {
     const { engine, adapter, send } = setup();
     await send(message("build a model", { mention: true }));

@@ -106,6 +106,20 @@ describe("Slack Block Kit rendering", () => {
     withinLimits(renderPlans(Array.from({ length: 5 }, (_, i) => plan(i, { summary: "s".repeat(5000) })), "best", ["n".repeat(4000)]));
   });
 
+  it("puts the reading at the top of the plan card as plain text, so column names cannot format or mention", () => {
+    const reading = "I read: predict *bold* <@U123> `x` · leaving out a & b";
+    for (const decided of [undefined, { by: "UALICE0001", text: "approved the best plan after evaluation" }]) {
+      const r = renderPlans([plan(1)], "best", [], decided, reading);
+      const first = blocks(r)[0] as { type: string; text: { type: string; text: string; emoji?: boolean } };
+      expect(first).toEqual({ type: "section", text: { type: "plain_text", text: reading, emoji: false } });
+      // Nothing of it reaches a mrkdwn text unescaped, and the notification text has it escaped.
+      const mrkdwn = JSON.stringify(blocks(r).slice(1));
+      expect(mrkdwn).not.toContain("<@U123>");
+      expect(r.text.endsWith("\nI read: predict *bold* &lt;@U123&gt; `x` · leaving out a &amp; b")).toBe(true);
+    }
+    expect(blocks(renderPlans([plan(1)], "best", []))[0]).toMatchObject({ type: "section", text: { type: "mrkdwn" } });
+  });
+
   it("renders the status checklist, progress bar and metrics, with Cancel while a stage runs", () => {
     const view: StatusView = {
       stages: [

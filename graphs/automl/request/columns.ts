@@ -154,10 +154,11 @@ export function columnCandidates(raw: string, columns: string[]): string[] {
   const stems = written.map(stemKey).join(" ");
   const byStem = columns.filter((c) => nameWords(c).map(stemKey).join(" ") === stems);
   if (byStem.length) return byStem;
-  // Initials and the last word: "passenger class" → Pclass.
+  // Initials and the last word, or initials alone: "passenger class" → Pclass, "blood pressure" → BP.
   if (written.length >= 2) {
-    const initials = written.slice(0, -1).map((w) => fold(w)[0]).join("") + fold(written[written.length - 1]);
-    const hits = columns.filter((c) => squash(c) === initials);
+    const initials = written.slice(0, -1).map((w) => fold(w)[0]).join("");
+    const forms = [initials + fold(written[written.length - 1]), initials + fold(written[written.length - 1])[0]];
+    const hits = columns.filter((c) => forms.includes(squash(c)));
     if (hits.length) return hits;
   }
   // A single word that is part of a column's name; the last word first ("tumour size" → size_mm).

@@ -33,9 +33,9 @@ export function findMetricMentions(text: string): MetricMention[] {
 
 /** Words between a metric and its comparison: "accuracy [on the test set should be] over 0.9". */
 export const FILLER_SRC =
-  "(?:\\s*\\)?\\s*\\(?(?!(?:and|but|while|whereas|training|train|time|latency|inference|size|memory|parameters|params)\\b)[a-z'_-]+\\)?){0,8}?";
+  "(?:\\s*\\)?\\s*(?:,\\s*(?=(?:which|that|it|and\\s+it|should|must|has|needs|at|no|not)\\b))?\\(?(?!(?:and|but|while|whereas|training|train|time|latency|inference|size|memory|parameters|params)\\b)[a-z'_-]+\\)?){0,8}?";
 export const AFTER_METRIC = new RegExp(
-  `^(?<fill>${FILLER_SRC})\\s*\\)?\\s*(?:[:=]\\s*(?=[^\\d\\s]))?\\(?\\s*(?:(?<op>${OPS_SRC})|(?<conn>(?<![\\w])(?:of|is|be|reach(?:es|ing)?|to|around|about)(?![\\w])|=|:))?\\s*(?:of\\s+)?` +
+  `^(?<fill>${FILLER_SRC})\\s*\\)?\\s*(?:,\\s*)?(?:[:=]\\s*(?=[^\\d\\s]))?\\(?\\s*(?:(?<op>${OPS_SRC})|(?<conn>(?<![\\w])(?:of|is|be|reach(?:es|ing)?|to|around|about)(?![\\w])|=|:))?\\s*(?:of\\s+)?` +
     `(?<num>${NUM_SRC})\\s*(?<pct>${PCT_SRC})?(?:\\s*(?<trail>${TRAILING_SRC})(?![\\w]))?`,
   "i",
 );
@@ -104,7 +104,7 @@ export const QTY_RE = new RegExp(
   "gi",
 );
 export const QTY_TRAILING_RE = new RegExp(
-  `(?<![\\w.])(?<num>${NUM_SRC})\\s*(?<unit>${UNIT_SRC})(?![\\w])\\s*(?<trail>or\\s+(?:less|fewer|lower|under|below|shorter|smaller)|at\\s+(?:the\\s+)?most|max(?:imum)?|tops)(?![\\w])`,
+  `(?<![\\w.])(?<num>${NUM_SRC})\\s*(?<unit>${UNIT_SRC})(?![\\w])(?<per>\\s*(?:per|\\/|for\\s+each|each)\\s*(?:row|prediction|instance|sample|record|example|query|request|observation)s?\\b)?(?:\\s*(?:of|for)\\s+(?:training|train|fitting))?\\s*(?<trail>or\\s+(?:less|fewer|lower|under|below|shorter|smaller)|at\\s+(?:the\\s+)?most|max(?:imum)?|tops)(?![\\w])`,
   "gi",
 );
 
@@ -191,6 +191,7 @@ export function complexityConstraints(text: string): { constraint: Constraint; s
     }
     // "within 1 minute training", "5 min to train": the subject written after the limit
     if (!kind && /^\s*(?:of\s+|for\s+|to\s+)?(?:training|train|fitting|fit|search|tuning)\b/i.test(text.slice(end, end + 20))) kind = "train";
+    if (!kind && /\b(?:of|for)\s+(?:training|train|fitting)\b/i.test(text.slice(start, end))) kind = "train";
     // A bare duration with no subject ("within 7 days") is as likely a horizon as a limit.
     if (!kind) {
       if (value.seconds >= 1 || opWord === "in") return;
@@ -210,7 +211,7 @@ export function complexityConstraints(text: string): { constraint: Constraint; s
     const start = m.index ?? 0;
     // "under 10 minutes or less" was already read with its leading comparison.
     if (covered.some((c) => start >= c.start && start < c.end)) continue;
-    handle(m, opFromWords(m.groups?.trail ?? ""), false);
+    handle(m, opFromWords(m.groups?.trail ?? ""), Boolean(m.groups?.per));
   }
   return out;
 }

@@ -77,6 +77,11 @@ export const OP_PHRASES: { src: string; op: OpWord; word: boolean }[] = [
     word: true,
   },
   {
+    src: "(?:can'?t|cannot|can\\s+not|mustn'?t|must\\s+not|shouldn'?t|should\\s+not|won'?t|will\\s+not|may\\s+not)\\s+(?:be\\s+|go\\s+|get\\s+|take\\s+)?(?:bigger|larger|more|greater|higher|longer|above|over)(?:\\s+than)?",
+    op: "le",
+    word: true,
+  },
+  {
     src:
       "(?:does|do|did|must|should|shall|will|would|can|could|may)\\s+not\\s+exceed|(?:doesn't|don't|mustn't|shouldn't|won't|can't|cannot)\\s+exceed" +
       "|not\\s+to\\s+exceed|never\\s+exceeds?|without\\s+exceeding|not\\s+exceeding",

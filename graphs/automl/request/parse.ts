@@ -105,7 +105,9 @@ export function parseRequest(text: string, columns?: string[], values?: Record<s
     const columnMentions = colsOrUndef ? findColumnMentions(noPaths, colsOrUndef, [...mentions, ...modelSpans]) : [];
     // "a text classifier", "image classification": the task's name, not the column called "text"
     const taskName = (m: ColumnMention) => /^(?:text|texts|image|images|graph|node|nodes|time)$/i.test(m.written) && /^\s+(?:classif\w*|model\w*|series)\b/i.test(noPaths.slice(m.end, m.end + 20));
-    result.columnMentions = columnMentions.filter((m) => (m.how !== "partial" || !inLimit(m)) && !taskName(m));
+    const kept = columnMentions.filter((m) => (m.how !== "partial" || !inLimit(m)) && !taskName(m));
+    // "the reviewer name": a partial word right before another column's name only describes it
+    result.columnMentions = kept.filter((m, i) => !(m.how === "partial" && kept[i + 1] && kept[i + 1].column !== m.column && /^ $/.test(noPaths.slice(m.end, kept[i + 1].start))));
 
     // Naming a column of the data, or setting a threshold, is about the data even without ML words.
     const signals = dataPaths.length > 0 || mentions.length > 0 || requestedModels.length > 0 || constraints.length > 0 || result.columnMentions.some((m) => m.how !== "partial");
@@ -136,7 +138,7 @@ export function parseRequest(text: string, columns?: string[], values?: Record<s
       (byValue?.value && byValue.column === result.target ? byValue.value : null) ??
       (targetValues ? positiveFromGoal(noPaths, targetValues) : null);
     result.nClusters = findClusterCount(noPaths, task);
-    const only = colsOrUndef ? onlyColumns(noPaths, result.columnMentions) : [];
+    const only = colsOrUndef ? onlyColumns(noPaths, result.columnMentions, colsOrUndef) : [];
     const drops = [
       ...findDropColumns(noPaths, colsOrUndef),
       ...(colsOrUndef ? dropsFromMentions(noPaths, result.columnMentions) : []),

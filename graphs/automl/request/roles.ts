@@ -2,7 +2,7 @@
 // to judge clusters by. These readers start from the columns found in the text (never free noun
 // phrases), so whatever they return is a real column.
 
-import { fold, type ColumnMention } from "./columns.js";
+import { fold, nameWords, wordKey, type ColumnMention } from "./columns.js";
 
 const PREDICT_VERB = "(?:predict(?:ed|ing)?|forecast(?:ed|ing)?|estimat(?:e|ed|ing)|classif(?:y|ied|ying)|model(?:l?ed|l?ing)?|guess(?:ed|ing)?|determin(?:e|ed|ing)|learn(?:ed|ing)?)";
 /** Verbs that aim at the thing to predict with a few words between: "predict which customers will churn". */
@@ -58,6 +58,8 @@ const TARGET_AFTER_USE = /^\s*(?:column\s+)?as\s+(?:the\s+)?(?:target|label|outc
 const DROP_BEFORE = [
   /\b(?:ignore|ignoring|exclude|excluding|drop|dropping|remove|removing|omit|omitting|disregard|disregarding|discard|discarding|skip|skipping|minus|except(?:\s+for)?|apart\s+from|other\s+than|besides|throw\s+(?:away|out)|throwing\s+(?:away|out)|get\s+rid\s+of|toss|ditch|lose)\s+(?:the\s+|any\s+|all\s+)?(?:columns?\s+|features?\s+|fields?\s+)?['"`]?$/i,
   /\b(?:everything|all(?:\s+(?:the\s+)?(?:other\s+)?(?:columns|features))?)\s+(?:but|except|save)\s+(?:the\s+)?['"`]?$/i,
+  /\bexclu(?:ded|de|sions?)\s*(?:features?|columns?|fields?|inputs?)?\s*[:=-]\s*['"`]?$/i,
+  /\b(?:without|w\/o)\s+(?:using\s+|looking\s+at\s+)?(?:the\s+|any\s+)\p{L}+\s+['"`]?$/iu,
   /\bnot\s+(?:take|taking|use|using|include|including)\s+(?:the\s+|its\s+|their\s+|his\s+|her\s+)?['"`]?$/i,
   /\b(?:leave|leaving|keep|keeping|take|taking)\s+out\s+(?:the\s+)?(?:columns?\s+)?['"`]?$/i,
   /\b(?:don'?t|do\s+not|doesn'?t|does\s+not|never|shouldn'?t|should\s+not|mustn'?t|must\s+not|won'?t|will\s+not|please\s+don'?t|no\s+need\s+to)\s+(?:use|look\s+at|include|consider|touch|feed(?:\s+it)?|train\s+on|rely\s+on|need)\s+(?:the\s+|any\s+)?(?:columns?\s+|features?\s+)?['"`]?$/i,
@@ -66,6 +68,9 @@ const DROP_BEFORE = [
   /\bno\s+(?:use|using)\s+(?:of\s+)?(?:the\s+)?['"`]?$/i,
   /\bnot\s+(?:using|including|with)\s+(?:the\s+|its\s+|their\s+)?['"`]?$/i,
 ];
+/** Verbs and function words that cannot be a describing word before a column name. */
+const ANY_VERB = new RegExp(`^(?:${PREDICT_VERB}|use|using|and|or|but|then|the|with|from|predict|keep|include|only|also|not|all)$`, "i");
+
 /** Words after a column that leave it out: "leave the variety column out", "region is just noise". */
 const DROP_AFTER = [
   /^\s*['"`]?\s*(?:columns?\s+)?(?:out|aside)\b/i,
@@ -73,6 +78,7 @@ const DROP_AFTER = [
   /^\s*['"`]?\s*(?:columns?\s+)?(?:is|are)\s+(?:just\s+|only\s+|an?\s+|the\s+)*(?:id|ids|identifier|useless|irrelevant|noise|not\s+(?:useful|needed|relevant|a\s+feature)|leak(?:y|age)?)\b/i,
   /^\s*['"`]?\s*(?:columns?\s+)?(?:should(?:n'?t|\s+not)|must(?:n'?t|\s+not)|can(?:'?t|not))\s+be\s+used\b/i,
   /^\s*['"`]?\s*(?:columns?\s+)?[^.;!?\n]{0,80}?\b(?:must|should|can|may)(?:\s+\w+)?\s+(?:not|never)\s+be\s+used\b/i,
+  /^\s*['"`]?\s*(?:columns?\s+)?[^.;!?\n]{0,40}?\b(?:must|should|can|may)(?:\s+\w+)?\s+(?:not|never)\s+be\s+(?:an?\s+)?(?:input|feature|predictor)s?\b/i,
   /^\s*['"`]?\s*(?:columns?\s+)?[^.;!?\n]{0,60}?\b(?:must|should|needs?\s+to|has\s+to|have\s+to)\s+be\s+(?:excluded|dropped|removed|ignored|left\s+out|discarded)\b/i,
   /^\s*['"`]?\s*(?:columns?\s+)?(?:is|are)\s+(?:just\s+|only\s+|mere\s+)?(?:an?\s+)?(?:row\s+)?identifiers?\b/i,
 ];
@@ -153,7 +159,14 @@ export function rivalTargets(text: string, mentions: ColumnMention[], target: st
 }
 
 /** "using annual_income and spending_score only": the columns to keep; everything else is left out. */
-export function onlyColumns(text: string, mentions: ColumnMention[]): string[] {
+export function onlyColumns(text: string, mentions: ColumnMention[], columns: readonly string[] = []): string[] {
+  // "from the petal measurements only": a word several columns share names the group
+  const group = /\b(?:from|using|with|on|use)\s+(?:only\s+|just\s+)?(?:the\s+|their\s+)?(\p{L}{3,})\s+(?:measurements|columns|features|values|variables|fields|readings)\s+(?:only|alone)\b|\b(?:only|just)\s+(?:use\s+|using\s+)?(?:the\s+|their\s+)?(\p{L}{3,})\s+(?:measurements|columns|features|values|variables|fields|readings)\b/iu.exec(text);
+  if (group) {
+    const key = wordKey(group[1] ?? group[2]);
+    const members = columns.filter((c) => nameWords(c).includes(key));
+    if (members.length >= 2) return members;
+  }
   for (let i = 0; i < mentions.length; i++) {
     const before = clauseBefore(text, mentions[i], 40);
     const lead = /\b(?:using|use|with|on|from|based\s+on)\s+(?:only|just|solely)\s+(?:the\s+)?(?:columns?\s+)?['"`]?$/i.test(before) || /\b(?:only|just|solely)\s+(?:use|using|with|on|from)\s+(?:the\s+)?(?:columns?\s+)?['"`]?$/i.test(before);
@@ -164,7 +177,9 @@ export function onlyColumns(text: string, mentions: ColumnMention[]): string[] {
       run.push(mentions[j]);
     }
     const tail = text.slice(run[run.length - 1].end, run[run.length - 1].end + 25);
-    if (lead || (trail && /^\s*['"`]?\s*(?:columns?\s+)?(?:only|alone)\b/i.test(tail))) return [...new Set(run.map((m) => m.column))];
+    // "predict horsepower from displacement, weight and cylinders": a list of inputs after "from" is the whole list
+    const fromList = /\bfrom\s+(?:the\s+|their\s+|its\s+)?(?:columns?\s+)?['"`]?$/i.test(before) && new Set(run.map((m) => m.column)).size >= 2 && !/^\s*(?:,|and|etc|\.\.\.|…)?\s*(?:etc|and\s+(?:more|others|so\s+on|the\s+rest))\b/i.test(tail);
+    if (lead || fromList || (trail && /^\s*['"`]?\s*(?:columns?\s+)?(?:only|alone)\b/i.test(tail))) return [...new Set(run.map((m) => m.column))];
   }
   return [];
 }
@@ -178,9 +193,11 @@ export function dropsFromMentions(text: string, mentions: ColumnMention[]): stri
     const before = clauseBefore(text, m);
     const next = after(text, m);
     const listed: boolean = previous !== null && (previousDropped || out.includes(previous.column)) && /^\s*[)'"`]?\s*(?:columns?\s+)?\(?\s*(?:,\s*(?:and\s+|or\s+|nor\s+)?|\s(?:and|or|nor)\s|\s*&\s*|\s*\/\s*|\s*\+\s*)(?:the\s+|also\s+)?['"`]?\s*$/i.test(text.slice(previous.end, m.start));
+    // "don't use the reviewer name": one describing word may stand between the verb and the column
+    const skipped = before.replace(/(?<=\s)(\p{L}{3,})\s+$/u, (w, word: string) => (ANY_VERB.test(word) ? w : ""));
     const dropped: boolean =
       listed ||
-      DROP_BEFORE.some((r) => r.test(before)) ||
+      DROP_BEFORE.some((r) => r.test(before) || (skipped !== before && r.test(skipped))) ||
       DROP_AFTER.some((r) => r.test(next)) ||
       (LEAVE_BEFORE.test(before) && /^\s*['"`]?\s*(?:columns?\s+)?(?:out|aside)\b/i.test(next));
     if (dropped && !out.includes(m.column)) out.push(m.column);

@@ -18,7 +18,9 @@ const FRENCH: [RegExp, string][] = [
   [/\bau\s+plus\b/gi, "at most"],
   [/\bmoins\s+de\b/gi, "less than"],
   [/\bplus\s+de\b/gi, "more than"],
+  [/\bsans\s+utiliser\b/gi, "without using"],
   [/\bsans\b/gi, "without"],
+  [/\bni\b/gi, "nor"],
   [/\bcolonne\b/gi, "column"],
   [/\bmod[èe]le\b/gi, "model"],
 ];
@@ -26,6 +28,8 @@ const FRENCH: [RegExp, string][] = [
 export function normalizeText(text: string): string {
   let out = text;
   for (const [re, en] of FRENCH) out = out.replace(re, en);
+  // "$30,000" is 30,000; "one minute" is 1 minute (a bare "one" is left to the number reader)
+  out = out.replace(/[$€£](?=\d)/g, "").replace(/\bone\s+(?=(?:minute|hour|second|day|millisecond|ms|gb|mb|kb|gigabyte|megabyte|kilobyte|percent)s?\b)/gi, "1 ");
   return out
     .replace(/[\u2018\u2019\u02BC]/g, "'")
     .replace(/[\u201C\u201D]/g, '"')

@@ -64,7 +64,7 @@ export function understand(conversation: Conversation, profile: DataProfile | nu
   const answeredTask = conversation.answers.task as TaskKind | undefined;
   let task: TaskKind | null = answeredTask ?? parsed.task;
   let taskReason = task ? "as requested" : "";
-  const target = resolveColumn(profile, conversation.answers.target) ?? parsed.target;
+  let target = resolveColumn(profile, conversation.answers.target) ?? parsed.target;
   const labelsColumn = resolveColumn(profile, conversation.answers.labels) ?? parsed.labelsColumn;
   // "forecast total charges" over a table with no time column is a plain prediction; the target decides
   if (task === "time_series_forecasting" && profile && !profile.time && !parsed.horizon && !answeredTask) {
@@ -82,9 +82,17 @@ export function understand(conversation: Conversation, profile: DataProfile | nu
       taskReason = fromData.reason;
     }
   }
+  // free text is what a model reads, not what it predicts: such a target was a misreading
+  const targetKind = target && profile ? profile.columns.find((c) => c.name === target)?.kind : undefined;
+  if (targetKind === "text" && !conversation.answers.target) target = null;
   if (!task && target && profile) ({ task, reason: taskReason } = taskFromTarget(profile, target));
+  // "predict the sales channel" named no task but said "sales": categories decide it is classification
+  if (task === "regression" && targetKind && targetKind !== "numeric" && !answeredTask) {
+    task = "classification";
+    taskReason = `the target "${target}" holds categories`;
+  }
   if (task === "classification" && profile) {
-    const promoted = withTextFeatures(task, profile, target, parsed.dropColumns);
+    const promoted = withTextFeatures(task, profile, target, parsed.dropColumns, saysText(parsed, profile));
     if (promoted.task !== task) {
       task = promoted.task;
       taskReason = [taskReason, promoted.reason].filter(Boolean).join("; ");
@@ -97,19 +105,33 @@ export function understand(conversation: Conversation, profile: DataProfile | nu
   return { parsed, unknownTarget: written, task, target: task === "clustering" ? null : chosen, labelsColumn, taskReason };
 }
 
+/** Does the request speak of the text itself: a free-text column by name, or words for texts and sentiment? */
+function saysText(parsed: ParsedRequest, profile: DataProfile): boolean {
+  const textColumns = new Set(profile.columns.filter((c) => c.kind === "text").map((c) => c.name));
+  return parsed.columnMentions.some((m) => textColumns.has(m.column)) || /\b(?:reviews?|texts?|comments?|tweets?|messages?|emails?|sentiment|sentences?|documents?|posts?)\b/i.test(parsed.text);
+}
+
 /**
  * Classification whose only features are free text is text classification: the text becomes TF-IDF
  * features, which are sparse, and the text recipes hold the models that suit them. A long string
  * column beside ordinary columns (a passenger's name, say) does not turn a tabular task into a text
  * task; the user can still ask for text classification in words.
  */
-export function withTextFeatures(task: TaskKind, profile: DataProfile, target: string | null, dropColumns: readonly string[]): { task: TaskKind; reason: string } {
+export function withTextFeatures(
+  task: TaskKind,
+  profile: DataProfile,
+  target: string | null,
+  dropColumns: readonly string[],
+  aboutText = false,
+): { task: TaskKind; reason: string } {
   if (task !== "classification") return { task, reason: "" };
   const text = textFeatureColumns(profile, { target, drop_columns: dropColumns });
   const others = profile.columns.filter(
     (c) => c.name !== target && !dropColumns.includes(c.name) && !text.includes(c.name) && c.suspect === null && c.kind !== "empty",
   );
-  if (text.length === 0 || others.length > 0) return { task, reason: "" };
+  if (text.length === 0 || (others.length > 0 && !aboutText)) return { task, reason: "" };
+  if (others.length > 0)
+    return { task: "text_classification", reason: `the request is about ${text.map((c) => `"${c}"`).join(", ")}, which ${text.length === 1 ? "is" : "are"} free text` };
   return { task: "text_classification", reason: `${text.map((c) => `"${c}"`).join(", ")} ${text.length === 1 ? "is" : "are"} free text` };
 }
 

@@ -1,8 +1,8 @@
 // Request-reading benchmark: exact-match accuracy of the offline engine on the request corpus
-// (tests/fixtures/requests/corpus.jsonl, the development set, heldout.jsonl and unseen.jsonl), the failing
-// cases, and the time to read one request (manager assessment plus requirements or understanding), median
-// and p95. Run with `npm run bench:reading` (`--heldout-failures` / `--unseen-failures` to list those sets'
-// failures too, `--repeat N`).
+// (tests/fixtures/requests/corpus.jsonl, the development set, heldout.jsonl, unseen.jsonl and final.jsonl),
+// the failing cases, and the time to read one request (manager assessment plus requirements or
+// understanding), median and p95. Run with `npm run bench:reading` (`--heldout-failures` /
+// `--unseen-failures` / `--final-failures` to list those sets' failures too, `--repeat N`).
 
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -12,11 +12,13 @@ const { values: args } = parseArgs({
   options: {
     "heldout-failures": { type: "boolean", default: false },
     "unseen-failures": { type: "boolean", default: false },
+    "final-failures": { type: "boolean", default: false },
     repeat: { type: "string", default: "5" },
   },
 });
 const REPEAT = Math.max(1, Number(args.repeat) || 5);
 const UNSEEN_CORPUS = fileURLToPath(new URL("../fixtures/requests/unseen.jsonl", import.meta.url));
+const FINAL_CORPUS = fileURLToPath(new URL("../fixtures/requests/final.jsonl", import.meta.url));
 
 function quantile(sorted: number[], q: number): number {
   if (!sorted.length) return NaN;
@@ -33,6 +35,7 @@ function line(name: string, cases: CaseResult[], accuracy: number, wrong: number
 const dev = await evaluateCorpus(DEV_CORPUS);
 const heldout = await evaluateCorpus(HELDOUT_CORPUS);
 const unseen = await evaluateCorpus(UNSEEN_CORPUS);
+const final = await evaluateCorpus(FINAL_CORPUS);
 
 console.log("## Request reading\n");
 console.log("| corpus | cases | right | accuracy | settled wrong | other failures |");
@@ -40,6 +43,7 @@ console.log("|---|---:|---:|---:|---:|---:|");
 console.log(line("corpus.jsonl (dev)", dev.cases, dev.accuracy, dev.wrong));
 console.log(line("heldout.jsonl", heldout.cases, heldout.accuracy, heldout.wrong));
 console.log(line("unseen.jsonl", unseen.cases, unseen.accuracy, unseen.wrong));
+console.log(line("final.jsonl", final.cases, final.accuracy, final.wrong));
 
 console.log(`\n### Failing cases, corpus.jsonl (${dev.cases.filter((c) => !c.ok).length})\n`);
 console.log("```");
@@ -55,6 +59,12 @@ if (args["unseen-failures"]) {
   console.log(`\n### Failing cases, unseen.jsonl (${unseen.cases.filter((c) => !c.ok).length})\n`);
   console.log("```");
   console.log(formatFailures(unseen.cases) || "(none)");
+  console.log("```");
+}
+if (args["final-failures"]) {
+  console.log(`\n### Failing cases, final.jsonl (${final.cases.filter((c) => !c.ok).length})\n`);
+  console.log("```");
+  console.log(formatFailures(final.cases) || "(none)");
   console.log("```");
 }
 

@@ -192,7 +192,7 @@ export function dropsFromMentions(text: string, mentions: ColumnMention[]): stri
   for (const m of mentions) {
     const before = clauseBefore(text, m);
     const next = after(text, m);
-    const listed: boolean = previous !== null && (previousDropped || out.includes(previous.column)) && /^\s*[)'"`]?\s*(?:columns?\s+)?\(?\s*(?:,\s*(?:and\s+|or\s+|nor\s+)?|\s(?:and|or|nor)\s|\s*&\s*|\s*\/\s*|\s*\+\s*)(?:the\s+|also\s+)?['"`]?\s*$/i.test(text.slice(previous.end, m.start));
+    const listed: boolean = previous !== null && (previousDropped || out.includes(previous.column)) && /^\s*[)'"`]?\s*(?:columns?\s+)?\(?\s*(?:,\s*(?:and\s+|or\s+|nor\s+)?|\s(?:and|or|nor)\s|\s*&\s*|\s*\/\s*|\s*\+\s*)(?:the\s+|also\s+)?(?:\p{L}{3,}\s+)?['"`]?\s*$/iu.test(text.slice(previous.end, m.start));
     // "don't use the reviewer name": one describing word may stand between the verb and the column
     const skipped = before.replace(/(?<=\s)(\p{L}{3,})\s+$/u, (w, word: string) => (ANY_VERB.test(word) ? w : ""));
     const dropped: boolean =
@@ -232,7 +232,7 @@ export function labelsFromMentions(text: string, mentions: ColumnMention[]): str
 export function targetFromValues(text: string, values: Record<string, readonly string[]>): { column: string; value: string | null } | null {
   const patterns = [
     /\b(?:predict|tell|determin|flag|detect|identif|spot|find|classif|know|guess|work\s+out|figure\s+out)\w*(?:\s+(?:me|us))?\s+(?:which|whether|if|who|what|when)\b[^.;!?\n]{0,60}?\b(?:is|are|was|were|will\s+be|would\s+be|will|would|gets?|turns?\s+out|becomes?|ends?\s+up|be)\s+(?:(?:a|an|not|going\s+to)\s+)?(?:be\s+)?([\p{L}][\p{L}\p{N}_-]*)/giu,
-    /\b(?:flag|detect|identify|spot|find|catch|predict|pick\s+out|single\s+out)\w*\s+(?:the\s+|all\s+|any\s+)?([\p{L}][\p{L}\p{N}_-]*)\s+(?:ones|\p{L}+s)\b/giu,
+    /\b(?:flag|detect|identify|spot|find|catch|predict|pick\s+out|single\s+out)\w*(?:\s+(?:me|us))?\s+(?:the\s+|all\s+|any\s+)?([\p{L}][\p{L}\p{N}_-]*)\s+(?:ones|\p{L}+s)\b/giu,
   ];
   // Two values of one column set against each other: "benign or malignant?", "tell spam from ham".
   for (const m of text.matchAll(/\b([\p{L}][\p{L}\p{N}_-]*)(?:\s+(?:or|vs\.?|versus|from|and)\s+(?:not\s+)?|\s*\/\s*)([\p{L}][\p{L}\p{N}_-]*)\b/giu)) {

@@ -171,6 +171,13 @@ export function columnCandidates(raw: string, columns: string[]): string[] {
   return [];
 }
 
+/** Words that name the same thing in a dataset: "species" of flowers is the `variety` column. */
+const SAME_THING: readonly (readonly string[])[] = [["species", "variety", "breed", "strain", "cultivar"]];
+
+function sameThing(a: string, b: string): boolean {
+  return SAME_THING.some((g) => g.includes(a) && g.includes(b));
+}
+
 /** Words that make a column an identifier: its other word names the rows ("passengers" is not PassengerId). */
 const ID_WORDS = new Set(["id", "ids", "no", "nr", "key", "uuid", "identifier"]);
 
@@ -187,6 +194,7 @@ function partOf(column: string, written: string): boolean {
   const hit = words.findIndex(
     (w) =>
       w === key ||
+      sameThing(w, key) ||
       stemKey(w) === stem ||
       (w.length >= 4 && key.length > w.length && key.startsWith(w)) ||
       (stemKey(w).length >= 5 && stem.startsWith(stemKey(w))) ||
@@ -324,6 +332,8 @@ export function findColumnMentions(text: string, columns: string[], skip: { star
         j++;
         if (k < words.length && j < toks.length && /^(?:in|of|per|by)$/.test(toks[j].key) && toks[j].first && toks[j].last) j++;
       }
+      // a unit at the end of the name may go unwritten: "distance to centre" for `dist-to-center-km`
+      if (k === words.length - 1 && k >= 2 && UNIT_WORDS.has(words[k])) k++;
       if (k < words.length || !seq[seq.length - 1].last) continue;
       const start = seq[0].start;
       const end = seq[seq.length - 1].end;
@@ -350,11 +360,14 @@ export function findColumnMentions(text: string, columns: string[], skip: { star
   return found.sort((a, b) => a.start - b.start);
 }
 
+const UNIT_WORDS = new Set(["km", "m", "mm", "cm", "kg", "g", "lb", "lbs", "usd", "eur", "pct", "kwh", "s", "sec", "min", "h", "hr", "ms", "mb", "gb", "c", "f"]);
+
 /** Two written words for the same thing: equal, the same stem, or one the other's abbreviation ("num", "number"). */
 function sameWord(written: string, column: string): boolean {
   if (written === column || stemKey(written) === stemKey(column)) return true;
   const [short, long] = written.length < column.length ? [written, column] : [column, written];
-  return short.length >= 3 && long.startsWith(short);
+  // "centre" and "center", "colour" and "color": spellings two letters apart in long words
+  return (short.length >= 3 && long.startsWith(short)) || (short.length >= 6 && distance(short, long) <= 2);
 }
 
 /** A quoted string counts as a column mention only when it spells one (not a partial word). */

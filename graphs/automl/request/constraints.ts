@@ -98,9 +98,9 @@ export function metricConstraint(text: string, masked: string, m: MetricMention)
 }
 
 export const QTY_RE = new RegExp(
-  `(?:(?<op>${OPS_SRC})|(?<in>(?<![\\w])in(?![\\w])))\\s*(?:of\\s+|to\\s+)?(?:about\\s+|around\\s+|approximately\\s+|~\\s*)?` +
+  `(?:(?<op>${OPS_SRC})|(?<in>(?<![\\w])in(?![\\w])))\\s*(?<subject>(?:training|train|fit|fitting|inference|prediction|latency|run|running)\\s+time\\s*(?:of|:|=|is)?\\s*)?(?:of\\s+|to\\s+)?(?:about\\s+|around\\s+|approximately\\s+|~\\s*)?` +
     `(?<num>${NUM_SRC})\\s*(?<unit>${UNIT_SRC})(?![\\w])` +
-    `(?<per>\\s*(?:per|/|for\\s+each|for\\s+every|for\\s+a|each|a)\\s*(?:single\\s+)?(?:row|prediction|instance|sample|record|example|item|query|request|observation|input)s?\\b)?`,
+    `(?<per>\\s*(?:per|/|for\\s+each|for\\s+every|for\\s+a|each|a)\\s*(?:single\\s+)?(?:row|prediction|instance|sample|record|example|item|query|request|observation|input|customer|client|user|patient|passenger|house|listing|transaction|image|review|text|document|message|email|call|order)s?\\b)?`,
   "gi",
 );
 export const QTY_TRAILING_RE = new RegExp(
@@ -189,9 +189,9 @@ export function complexityConstraints(text: string): { constraint: Constraint; s
     if (kind === "predict") {
       kind = /\btest(?:ing)?\s+(?:set|split|data)\b/i.test(text.slice(sentStart, end)) ? "test" : value.seconds < 1 ? "latency" : "test";
     }
-    // "within 1 minute training", "5 min to train": the subject written after the limit
-    if (!kind && /^\s*(?:of\s+|for\s+|to\s+)?(?:training|train|fitting|fit|search|tuning)\b/i.test(text.slice(end, end + 20))) kind = "train";
-    if (!kind && /\b(?:of|for)\s+(?:training|train|fitting)\b/i.test(text.slice(start, end))) kind = "train";
+    // "within 1 minute training", "5 min to train", "max training time 1h": a subject written with the limit wins
+    if (!perRow && /^\s*(?:of\s+|for\s+|to\s+)?(?:training|train|fitting|fit|search|tuning)\b/i.test(text.slice(end, end + 20))) kind = "train";
+    if (!perRow && /\b(?:of|for)\s+(?:training|train|fitting)\b|\b(?:training|train|fit|fitting)\s+time\b/i.test(text.slice(start, end))) kind = "train";
     // A bare duration with no subject ("within 7 days") is as likely a horizon as a limit.
     if (!kind) {
       if (value.seconds >= 1 || opWord === "in") return;

@@ -91,13 +91,13 @@ export const OP_PHRASES: { src: string; op: OpWord; word: boolean }[] = [
   { src: "(?:greater|more|higher)\\s+than\\s+or\\s+equal\\s+to|equal\\s+to\\s+or\\s+(?:greater|higher|more)\\s+than", op: "ge", word: true },
   { src: "(?:less|lower|smaller)\\s+than\\s+or\\s+equal\\s+to|equal\\s+to\\s+or\\s+(?:less|lower|smaller)\\s+than", op: "le", word: true },
   {
-    src: "at\\s+least|no\\s+less\\s+than|not\\s+less\\s+than|no\\s+lower\\s+than|not\\s+lower\\s+than|no\\s+worse\\s+than|not\\s+below|a\\s+minimum\\s+of|minimum\\s+of|minimum|min",
+    src: "at\\s+or\\s+above|at\\s+least|no\\s+less\\s+than|not\\s+less\\s+than|no\\s+lower\\s+than|not\\s+lower\\s+than|no\\s+worse\\s+than|not\\s+below|a\\s+minimum\\s+of|minimum\\s+of|minimum|min",
     op: "ge",
     word: true,
   },
   {
     src:
-      "at\\s+most|no\\s+more\\s+than|not\\s+more\\s+than|no\\s+greater\\s+than|no\\s+higher\\s+than|no\\s+longer\\s+than|no\\s+bigger\\s+than|no\\s+larger\\s+than|not\\s+bigger\\s+than|not\\s+larger\\s+than|not\\s+above|not\\s+over" +
+      "at\\s+or\\s+below|at\\s+or\\s+under|at\\s+most|no\\s+more\\s+than|not\\s+more\\s+than|no\\s+greater\\s+than|no\\s+higher\\s+than|no\\s+longer\\s+than|no\\s+bigger\\s+than|no\\s+larger\\s+than|not\\s+bigger\\s+than|not\\s+larger\\s+than|not\\s+above|not\\s+over" +
       "|a\\s+maximum\\s+of|maximum\\s+of|maximum|max|up\\s+to|within|limited\\s+to|capped\\s+at|a\\s+(?:time\\s+)?budget\\s+of|(?:time\\s+)?budget\\s+of|a\\s+limit\\s+of|limit\\s+of",
     op: "le",
     word: true,
@@ -123,6 +123,7 @@ export const PCT_SRC = "%|percent\\b|per\\s*cent\\b";
 
 /** Time units in seconds. */
 export const TIME_UNITS: { re: RegExp; seconds: number }[] = [
+  { re: /^(?:microseconds?|µs|us)$/i, seconds: 1e-6 },
   { re: /^(?:milliseconds?|millisecs?|msecs?|ms)$/i, seconds: 0.001 },
   { re: /^(?:seconds?|secs?|s)$/i, seconds: 1 },
   { re: /^(?:minutes?|mins?)$/i, seconds: 60 },
@@ -143,7 +144,7 @@ export const PARAM_SCALE: { re: RegExp; factor: number }[] = [
 ];
 export const UNIT_SRC =
   "(?:thousand|million|billion|mln|bn|[kmb])?\\s*(?:trainable\\s+)?param(?:eter)?s" +
-  "|milliseconds?|millisecs?|msecs?|ms|seconds?|secs?|s|minutes?|mins?|hours?|hrs?|h|days?" +
+  "|microseconds?|µs|us|milliseconds?|millisecs?|msecs?|ms|seconds?|secs?|s|minutes?|mins?|hours?|hrs?|h|days?" +
   "|kilobytes?|kib|kb|megabytes?|mib|mb|gigabytes?|gib|gb|terabytes?|tib|tb";
 
 /**

@@ -8,7 +8,7 @@ const PREDICT_VERB = "(?:predict(?:ed|ing)?|forecast(?:ed|ing)?|estimat(?:e|ed|i
 /** Verbs that aim at the thing to predict with a few words between: "predict which customers will churn". */
 const AIM_VERB = `(?:${PREDICT_VERB}|flag(?:ging)?|detect(?:ing)?|identify(?:ing)?|spot(?:ting)?|know|tell|find\\s+out|work\\s+out|figure\\s+out|regress(?:ing)?|regression\\s+(?:on|of|for|sur)|classifier\\s+(?:on|of|for)|clf\\s+(?:on|of|for))`;
 /** Words that end the aim: what follows them are inputs, not the target. */
-const AIM_BREAK = "(?:from|using|use|with|based|by|without|except|given|via|and|or|but|on|in|at|to|for|into|then|than|so|because)";
+const AIM_BREAK = "(?:from|using|use|with|based|by|without|except|given|via|and|or|but|on|in|at|for|into|then|than|so|because)";
 const AIM_LOOSE = new RegExp(`\\b${AIM_VERB}\\b(?:\\s+(?!${AIM_BREAK}\\b)[\\p{L}\\p{N}'’-]+){0,6}\\s+['"\`]?$`, "iu");
 /** A question about a column: "which variety is it?", "whats the churn gonna be?", "is it a high demand day?". */
 const QUESTION_BEFORE = /(?:^|[.!?]\s*|\b(?:so|and|but)\s+)(?:what(?:'s|s|\s+is|\s+will\s+be)?|which|is\s+(?:it|this|the\s+\p{L}+)(?:\s+(?:a|an))?|are\s+(?:they|the\s+\p{L}+)|will\s+(?:it|they|the\s+\p{L}+))\s+(?:the\s+)?(?:\p{L}+\s+){0,2}?['"`]?$/iu;
@@ -56,6 +56,7 @@ const TARGET_AFTER_USE = /^\s*(?:column\s+)?as\s+(?:the\s+)?(?:target|label|outc
 
 /** Words before a column that leave it out: "ignore the name column", "don't look at region", "(not the id)". */
 const DROP_BEFORE = [
+  /\b(?:no|drop\s*:|exclude\s*:|ignore\s*:)\s+(?:the\s+)?['"`]?$/i,
   /\b(?:ignore|ignoring|exclude|excluding|drop|dropping|remove|removing|omit|omitting|disregard|disregarding|discard|discarding|skip|skipping|minus|except(?:\s+for)?|apart\s+from|other\s+than|besides|throw\s+(?:away|out)|throwing\s+(?:away|out)|get\s+rid\s+of|toss|ditch|lose)\s+(?:the\s+|any\s+|all\s+)?(?:columns?\s+|features?\s+|fields?\s+)?['"`]?$/i,
   /\b(?:everything|all(?:\s+(?:the\s+)?(?:other\s+)?(?:columns|features))?)\s+(?:but|except|save)\s+(?:the\s+)?['"`]?$/i,
   /\bexclu(?:ded|de|sions?)\s*(?:features?|columns?|fields?|inputs?)?\s*[:=-]\s*['"`]?$/i,
@@ -73,7 +74,7 @@ const ANY_VERB = new RegExp(`^(?:${PREDICT_VERB}|use|using|and|or|but|then|the|w
 
 /** Words after a column that leave it out: "leave the variety column out", "region is just noise". */
 const DROP_AFTER = [
-  /^\s*['"`]?\s*(?:columns?\s+)?(?:out|aside)\b/i,
+  /^\s*['"`]?\s*(?:columns?\s+|fields?\s+|features?\s+|variables?\s+)?(?:out|aside)\b/i,
   /^\s*['"`]?\s*(?:columns?\s+)?(?:(?:is|are)\s+(?:off[\s-]limits|not\s+allowed|forbidden|excluded|banned|out)|(?:stays?|remains?|kept|is\s+kept|are\s+kept)\s+out|excluded|dropped|removed|ignored)\b/i,
   /^\s*['"`]?\s*(?:columns?\s+)?(?:is|are)\s+(?:just\s+|only\s+|an?\s+|the\s+)*(?:id|ids|identifier|useless|irrelevant|noise|not\s+(?:useful|needed|relevant|a\s+feature)|leak(?:y|age)?)\b/i,
   /^\s*['"`]?\s*(?:columns?\s+)?(?:should(?:n'?t|\s+not)|must(?:n'?t|\s+not)|can(?:'?t|not))\s+be\s+used\b/i,
@@ -110,6 +111,8 @@ export function targetFromMentions(text: string, mentions: ColumnMention[], weak
     const before = clauseBefore(text, m);
     const next = after(text, m);
     if (TARGET_AFTER.some((r) => r.test(next))) return m.column;
+    // "a model on the energy data" names the dataset, not a column
+    if (/^\s*(?:data|dataset|file|table|csv|sheet|spreadsheet)\b/i.test(next)) continue;
     if (TARGET_BEFORE.some((r) => r.test(before))) return lastOfRun(text, mentions, m);
     if (USE_BEFORE.test(before) && TARGET_AFTER_USE.test(next)) return m.column;
     if (CLASSIFY_BY.test(before) || GOAL_FOR.test(before)) return m.column;
@@ -199,10 +202,10 @@ export function dropsFromMentions(text: string, mentions: ColumnMention[]): stri
       listed ||
       DROP_BEFORE.some((r) => r.test(before) || (skipped !== before && r.test(skipped))) ||
       DROP_AFTER.some((r) => r.test(next)) ||
-      (LEAVE_BEFORE.test(before) && /^\s*['"`]?\s*(?:columns?\s+)?(?:out|aside)\b/i.test(next));
+      (LEAVE_BEFORE.test(before) && /^\s*['"`]?\s*(?:columns?\s+|fields?\s+|features?\s+)?(?:out|aside)\b/i.test(next));
     if (dropped && !out.includes(m.column)) out.push(m.column);
     // "leave petal.width and petal.length out": the list before the closing "out" is left out too
-    if (!listed && dropped && (DROP_AFTER.some((r) => r.test(next)) || /^\s*['"`]?\s*(?:columns?\s+)?(?:out|aside)\b/i.test(next))) {
+    if (!listed && dropped && (DROP_AFTER.some((r) => r.test(next)) || /^\s*['"`]?\s*(?:columns?\s+|fields?\s+|features?\s+)?(?:out|aside)\b/i.test(next))) {
       let k = mentions.indexOf(m);
       while (k > 0 && /^\s*['"`]?\s*(?:,\s*(?:and\s+)?|\s(?:and|or)\s|\s*&\s*)(?:the\s+)?['"`]?\s*$/i.test(text.slice(mentions[k - 1].end, mentions[k].start))) {
         k--;
@@ -230,7 +233,7 @@ export function labelsFromMentions(text: string, mentions: ColumnMention[]): str
  * exactly one column counts.
  */
 export function targetFromValues(text: string, values: Record<string, readonly string[]>): { column: string; value: string | null } | null {
-  const patterns = [
+  const patterns: RegExp[] = [
     /\b(?:predict|tell|determin|flag|detect|identif|spot|find|classif|know|guess|work\s+out|figure\s+out)\w*(?:\s+(?:me|us))?\s+(?:which|whether|if|who|what|when)\b[^.;!?\n]{0,60}?\b(?:is|are|was|were|will\s+be|would\s+be|will|would|gets?|turns?\s+out|becomes?|ends?\s+up|be)\s+(?:(?:a|an|not|going\s+to)\s+)?(?:be\s+)?([\p{L}][\p{L}\p{N}_-]*)/giu,
     /\b(?:flag|detect|identify|spot|find|catch|predict|pick\s+out|single\s+out)\w*(?:\s+(?:me|us))?\s+(?:the\s+|all\s+|any\s+)?([\p{L}][\p{L}\p{N}_-]*)\s+(?:ones|\p{L}+s)\b/giu,
   ];
@@ -241,6 +244,7 @@ export function targetFromValues(text: string, values: Record<string, readonly s
     const owners = Object.entries(values).filter(([, vals]) => vals.some((v) => fold(v) === a) && vals.some((v) => fold(v) === b));
     if (owners.length === 1) return { column: owners[0][0], value: null };
   }
+  patterns.push(/(?:^|[.!?]\s*)(?:which|what)\s+\p{L}+\s+(?:are|is|were|was|will\s+be)\s+(?:a\s+|an\s+)?([\p{L}][\p{L}\p{N}_-]*)/giu);
   for (const re of patterns) {
     for (const m of text.matchAll(re)) {
       const word = fold(m[1]);

@@ -29,7 +29,11 @@ export function normalizeText(text: string): string {
   let out = text;
   for (const [re, en] of FRENCH) out = out.replace(re, en);
   // "$30,000" is 30,000; "one minute" is 1 minute (a bare "one" is left to the number reader)
-  out = out.replace(/[$€£](?=\d)/g, "").replace(/\bone\s+(?=(?:minute|hour|second|day|millisecond|ms|gb|mb|kb|gigabyte|megabyte|kilobyte|percent)s?\b)/gi, "1 ");
+  out = out
+    .replace(/\bhalf\s+an?\s+(hour|minute)\b/gi, (_m, u: string) => (u.toLowerCase() === "hour" ? "30 minutes" : "30 seconds"))
+    .replace(/\bsquare\s+f(?:oo|ee)t\b/gi, "sqft")
+    .replace(/\bsquare\s+met(?:er|re)s?\b/gi, "sqm")
+    .replace(/[$€£](?=\d)/g, "").replace(/\bone\s+(?=(?:minute|hour|second|day|millisecond|ms|gb|mb|kb|gigabyte|megabyte|kilobyte|percent)s?\b)/gi, "1 ");
   return out
     .replace(/[\u2018\u2019\u02BC]/g, "'")
     .replace(/[\u201C\u201D]/g, '"')

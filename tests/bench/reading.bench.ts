@@ -1,8 +1,8 @@
 // Request-reading benchmark: exact-match accuracy of the offline engine on the request corpus
-// (tests/fixtures/requests/corpus.jsonl, the development set, heldout.jsonl, unseen.jsonl and final.jsonl),
+// (tests/fixtures/requests/corpus.jsonl, the development set, heldout.jsonl, unseen.jsonl, final.jsonl, fresh.jsonl and fresh2.jsonl),
 // the failing cases, and the time to read one request (manager assessment plus requirements or
 // understanding), median and p95. Run with `npm run bench:reading` (`--heldout-failures` /
-// `--unseen-failures` / `--final-failures` to list those sets' failures too, `--repeat N`).
+// `--unseen-failures` / `--final-failures` / `--fresh-failures` / `--fresh2-failures` to list those sets' failures too, `--repeat N`).
 
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -13,12 +13,16 @@ const { values: args } = parseArgs({
     "heldout-failures": { type: "boolean", default: false },
     "unseen-failures": { type: "boolean", default: false },
     "final-failures": { type: "boolean", default: false },
+    "fresh-failures": { type: "boolean", default: false },
+    "fresh2-failures": { type: "boolean", default: false },
     repeat: { type: "string", default: "5" },
   },
 });
 const REPEAT = Math.max(1, Number(args.repeat) || 5);
 const UNSEEN_CORPUS = fileURLToPath(new URL("../fixtures/requests/unseen.jsonl", import.meta.url));
 const FINAL_CORPUS = fileURLToPath(new URL("../fixtures/requests/final.jsonl", import.meta.url));
+const FRESH_CORPUS = fileURLToPath(new URL("../fixtures/requests/fresh.jsonl", import.meta.url));
+const FRESH2_CORPUS = fileURLToPath(new URL("../fixtures/requests/fresh2.jsonl", import.meta.url));
 
 function quantile(sorted: number[], q: number): number {
   if (!sorted.length) return NaN;
@@ -36,6 +40,8 @@ const dev = await evaluateCorpus(DEV_CORPUS);
 const heldout = await evaluateCorpus(HELDOUT_CORPUS);
 const unseen = await evaluateCorpus(UNSEEN_CORPUS);
 const final = await evaluateCorpus(FINAL_CORPUS);
+const fresh = await evaluateCorpus(FRESH_CORPUS);
+const fresh2 = await evaluateCorpus(FRESH2_CORPUS);
 
 console.log("## Request reading\n");
 console.log("| corpus | cases | right | accuracy | settled wrong | other failures |");
@@ -44,6 +50,8 @@ console.log(line("corpus.jsonl (dev)", dev.cases, dev.accuracy, dev.wrong));
 console.log(line("heldout.jsonl", heldout.cases, heldout.accuracy, heldout.wrong));
 console.log(line("unseen.jsonl", unseen.cases, unseen.accuracy, unseen.wrong));
 console.log(line("final.jsonl", final.cases, final.accuracy, final.wrong));
+console.log(line("fresh.jsonl", fresh.cases, fresh.accuracy, fresh.wrong));
+console.log(line("fresh2.jsonl", fresh2.cases, fresh2.accuracy, fresh2.wrong));
 
 console.log(`\n### Failing cases, corpus.jsonl (${dev.cases.filter((c) => !c.ok).length})\n`);
 console.log("```");
@@ -65,6 +73,18 @@ if (args["final-failures"]) {
   console.log(`\n### Failing cases, final.jsonl (${final.cases.filter((c) => !c.ok).length})\n`);
   console.log("```");
   console.log(formatFailures(final.cases) || "(none)");
+  console.log("```");
+}
+if (args["fresh-failures"]) {
+  console.log(`\n### Failing cases, fresh.jsonl (${fresh.cases.filter((c) => !c.ok).length})\n`);
+  console.log("```");
+  console.log(formatFailures(fresh.cases) || "(none)");
+  console.log("```");
+}
+if (args["fresh2-failures"]) {
+  console.log(`\n### Failing cases, fresh2.jsonl (${fresh2.cases.filter((c) => !c.ok).length})\n`);
+  console.log("```");
+  console.log(formatFailures(fresh2.cases) || "(none)");
   console.log("```");
 }
 

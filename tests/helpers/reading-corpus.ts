@@ -57,7 +57,7 @@ export interface CaseResult {
   ms: number;
 }
 
-/** The corpus's datasets: `dataset` is a file name in this folder (or an absolute path). */
+/** The corpus's datasets: `dataset` is a file name in this folder, a path relative to tests/fixtures/requests/ (`data2/loans.csv`), or an absolute path. */
 export const DATA_DIR = fileURLToPath(new URL("../fixtures/requests/data/", import.meta.url));
 export const DEV_CORPUS = fileURLToPath(new URL("../fixtures/requests/corpus.jsonl", import.meta.url));
 export const HELDOUT_CORPUS = fileURLToPath(new URL("../fixtures/requests/heldout.jsonl", import.meta.url));
@@ -77,7 +77,8 @@ export function datasetProfile(dataset: string): Promise<DataProfile> {
 }
 
 export function datasetPath(dataset: string): string {
-  return path.isAbsolute(dataset) ? dataset : path.join(DATA_DIR, dataset);
+  if (path.isAbsolute(dataset)) return dataset;
+  return /[\\/]/.test(dataset) ? path.join(DATA_DIR, "..", dataset) : path.join(DATA_DIR, dataset);
 }
 
 export async function loadCorpus(file: string): Promise<CorpusCase[]> {

@@ -11,6 +11,10 @@ import { DEV_CORPUS, HELDOUT_CORPUS, evaluateCorpus, formatFailures, loadCorpus 
 const UNSEEN_CORPUS = fileURLToPath(new URL("../fixtures/requests/unseen.jsonl", import.meta.url));
 /** A fourth set, written apart from the engine and never tuned on: measured only. */
 const FINAL_CORPUS = fileURLToPath(new URL("../fixtures/requests/final.jsonl", import.meta.url));
+/** A fifth set over its own datasets (data2/), written apart from the engine and never tuned on: measured only. */
+const FRESH_CORPUS = fileURLToPath(new URL("../fixtures/requests/fresh.jsonl", import.meta.url));
+/** A sixth set over its own datasets (data3/), written apart from the engine and never tuned on: measured only. */
+const FRESH2_CORPUS = fileURLToPath(new URL("../fixtures/requests/fresh2.jsonl", import.meta.url));
 
 function summary(name: string, r: { cases: { ok: boolean }[]; accuracy: number; wrong: number }): string {
   const right = r.cases.filter((c) => c.ok).length;
@@ -52,6 +56,18 @@ describe("request reading corpus", () => {
   it("reads the final set: at least 90% exactly right", async () => {
     const r = await evaluateCorpus(FINAL_CORPUS);
     const message = `${formatFailures(r.cases)}\n${summary("final.jsonl", r)}`;
+    expect(r.accuracy, message).toBeGreaterThanOrEqual(0.9);
+  });
+
+  it("reads the fresh set: at least 90% exactly right", async () => {
+    const r = await evaluateCorpus(FRESH_CORPUS);
+    const message = `${formatFailures(r.cases)}\n${summary("fresh.jsonl", r)}`;
+    expect(r.accuracy, message).toBeGreaterThanOrEqual(0.9);
+  });
+
+  it("reads the fresh2 set: at least 90% exactly right", async () => {
+    const r = await evaluateCorpus(FRESH2_CORPUS);
+    const message = `${formatFailures(r.cases)}\n${summary("fresh2.jsonl", r)}`;
     expect(r.accuracy, message).toBeGreaterThanOrEqual(0.9);
   });
 });

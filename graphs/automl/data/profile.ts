@@ -5,6 +5,9 @@ import { parse } from "csv-parse";
 import type { ColumnProfile, DataProfile } from "../agents/types.js";
 
 /** A problem with the user's data, phrased for the user. */
+/** Fewer data rows than this cannot be split into training, validation and test rows. */
+export const MIN_ROWS = 20;
+
 export class DataError extends Error {
   override name = "DataError";
 }

@@ -1,11 +1,10 @@
 import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
 import { basename, isAbsolute, resolve } from "node:path";
-import { DataError } from "../data/profile.js";
+import { DataError, MIN_ROWS } from "../data/profile.js";
 import { profileTimeColumn } from "../data/profile-data.js";
 import { resolveColumn } from "../agents/offline/prompt.js";
 import { parseRequest } from "../request/parse.js";
-import { MIN_ROWS } from "../agents/offline/manager.js";
 import { stage, type GraphDeps } from "../deps.js";
 import type { State } from "../state.js";
 

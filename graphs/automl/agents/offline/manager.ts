@@ -44,7 +44,6 @@ export function targetChoices(profile: DataProfile, task: TaskKind | null): stri
   return ordered;
 }
 
-export const MIN_ROWS = 20;
 const MAX_CHOICES = 25;
 
 export class OfflineManagerAgent implements ManagerAgent {

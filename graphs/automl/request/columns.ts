@@ -65,10 +65,20 @@ export function stem(s: string): string {
 
 /** One word's key: folded and singular, so "charges" meets "Charges" and "varieties" meets "variety". */
 export function wordKey(word: string): string {
-  const w = fold(word);
-  if (w.length > 4 && w.endsWith("ies")) return w.slice(0, -3) + "y";
-  if (w.length > 3 && w.endsWith("s") && !/(?:ss|us|is)$/.test(w)) return w.slice(0, -1);
-  return w;
+  let w = fold(word);
+  if (w.length > 4 && w.endsWith("ies")) w = w.slice(0, -3) + "y";
+  else if (w.length > 3 && w.endsWith("s") && !/(?:ss|us|is)$/.test(w)) w = w.slice(0, -1);
+  // one spelling for British and American forms: colour/color, odour/odor, centre/center
+  return w.length >= 5 ? w.replace(/our$/, "or").replace(/([^aeiou])re$/, "$1er") : w;
+}
+
+/** A column word written without its vowels is an abbreviation: `cnt` of count, `amt` of amount, `qty` of quantity. */
+function abbreviates(short: string, long: string): boolean {
+  if (short.length < 3 || short.length > 4 || long.length <= short.length || short[0] !== long[0]) return false;
+  if (/[aeiou]/.test(short.slice(1).replace(/y$/, "")) || short[short.length - 1] !== long[long.length - 1]) return false;
+  let i = 0;
+  for (const ch of long) if (ch === short[i]) i++;
+  return i === short.length;
 }
 
 /** A word's stem (Porter), so "survival" meets "Survived" and "embarked" meets "embark". */
@@ -198,6 +208,7 @@ function partOf(column: string, written: string): boolean {
       stemKey(w) === stem ||
       (w.length >= 4 && key.length > w.length && key.startsWith(w)) ||
       (stemKey(w).length >= 5 && stem.startsWith(stemKey(w))) ||
+      abbreviates(w, key) ||
       (w.length >= 8 && distance(w, key) === 1),
   );
   if (hit < 0) return false;
@@ -346,7 +357,10 @@ export function findColumnMentions(text: string, columns: string[], skip: { star
     for (let n = 2; n <= 3 && i + n <= toks.length; n++) {
       const seq = toks.slice(i, i + n);
       if (!seq[0].first || !seq[n - 1].last || !seq.every((t, k) => k === 0 || /^\s$/.test(text.slice(seq[k - 1].end, t.start)))) continue;
-      const column = squashed.get(squash(text.slice(seq[0].start, seq[n - 1].end)));
+      const joined = squash(text.slice(seq[0].start, seq[n - 1].end));
+      // "weather situation" for `weathersit`: the column is the run-together words cut short
+      const head = squash(text.slice(seq[0].start, seq[n - 2].end));
+      const column = squashed.get(joined) ?? [...squashed].find(([sq]) => sq.length >= 6 && joined.startsWith(sq) && sq.length > head.length)?.[1];
       if (column && !taken(seq[0].start, seq[n - 1].end)) found.push({ column, start: seq[0].start, end: seq[n - 1].end, written: text.slice(seq[0].start, seq[n - 1].end), how: "name" });
     }
   }
@@ -367,7 +381,7 @@ function sameWord(written: string, column: string): boolean {
   if (written === column || stemKey(written) === stemKey(column)) return true;
   const [short, long] = written.length < column.length ? [written, column] : [column, written];
   // "centre" and "center", "colour" and "color": spellings two letters apart in long words
-  return (short.length >= 3 && long.startsWith(short)) || (short.length >= 6 && distance(short, long) <= 2);
+  return (short.length >= 3 && long.startsWith(short)) || abbreviates(column, written) || (short.length >= 6 && distance(short, long) <= 2);
 }
 
 /** A quoted string counts as a column mention only when it spells one (not a partial word). */

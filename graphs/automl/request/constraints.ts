@@ -56,6 +56,9 @@ export function scoreValue(metric: MetricName, raw: string, percent: boolean): n
   return v;
 }
 
+/** Errors in the target's units, which may carry a unit of time or size. */
+const ERROR_IN_UNITS = new Set<MetricName>(["mae", "rmse"]);
+
 export function metricConstraint(text: string, masked: string, m: MetricMention): { constraint: Constraint; start: number; end: number } | null {
   const direction = metricDirection(m.metric);
   // "top-5 accuracy" is a different measure from accuracy; leave it alone.
@@ -64,7 +67,9 @@ export function metricConstraint(text: string, masked: string, m: MetricMention)
   if (after?.groups) {
     const g = after.groups;
     const matchEnd = m.end + after[0].length;
-    if (!NOT_A_SCORE_AFTER.test(text.slice(matchEnd, matchEnd + 40)) || g.pct) {
+    // an error is measured in the target's own units: "MAE below 5 minutes" is a goal on MAE, not a time limit
+    const inTargetUnits = ERROR_IN_UNITS.has(m.metric) && /^\s*(?:milli\w*|ms|secs?|seconds?|mins?|minutes?|h|hrs?|hours?|days?|kb|mb|gb|k|m)\b/i.test(text.slice(matchEnd, matchEnd + 20));
+    if (!NOT_A_SCORE_AFTER.test(text.slice(matchEnd, matchEnd + 40)) || g.pct || inTargetUnits) {
       let word: OpWord | null = g.trail ? opFromWords(g.trail) : g.op ? opFromWords(g.op) : null;
       // "RMSE exceeds 5" is no goal anyone sets; leave it out rather than invert it.
       if (word === "gt" && /exceed/i.test(g.op ?? "") && direction === "min") word = null;

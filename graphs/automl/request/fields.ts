@@ -206,6 +206,7 @@ export function findPositiveClass(text: string): string | null {
     new RegExp(`\\bpositive\\s+(?:class|label)\\s*(?:is|=|:|should\\s+be|will\\s+be|of)?\\s*${tok}`, "i"),
     new RegExp(`\\btreat(?:ing)?\\s+${tok}\\s+as\\s+(?:the\\s+)?positive\\b`, "i"),
     new RegExp(`(?<![\\w'"\`-])${tok}\\s+(?:is|as)\\s+(?:the\\s+)?positive\\s+(?:class|label)\\b`, "i"),
+    new RegExp(`=\\s*${tok}\\s*\\)?\\s+(?:is|as)\\s+(?:the\\s+)?positive\\b`, "i"),
   ];
   for (const r of rules) {
     const m = r.exec(text);

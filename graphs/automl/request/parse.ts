@@ -91,7 +91,10 @@ export function parseRequest(text: string, columns?: string[], values?: Record<s
       const c = metricConstraint(noPaths, metricMasked, m);
       if (c) located.push({ c: c.constraint, start: c.start, end: c.end });
     }
-    for (const x of complexityConstraints(noPaths)) located.push({ c: x.constraint, start: x.start, end: x.end });
+    // a limit inside a metric's goal ("MAE below 5 minutes") is that goal's unit, not a second constraint
+    for (const x of complexityConstraints(noPaths)) {
+      if (!located.some((l) => x.start < l.end && x.end > l.start)) located.push({ c: x.constraint, start: x.start, end: x.end });
+    }
     located.sort((a, b) => a.start - b.start);
     const constraints = dedupeConstraints(located.map((x) => x.c));
     const requestedModels = findModels(noPaths);

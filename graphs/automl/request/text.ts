@@ -19,6 +19,8 @@ const FRENCH: [RegExp, string][] = [
   [/\bmoins\s+de\b/gi, "less than"],
   [/\bplus\s+de\b/gi, "more than"],
   [/\bsans\s+utiliser\b/gi, "without using"],
+  [/\bpred\b(?=\s+\p{L})/giu, "predict"],
+  [/(?<=\p{L})\s+n\s+(?=\p{L})/gu, " and "],
   [/\bsans\b/gi, "without"],
   [/\bni\b/gi, "nor"],
   [/\bcolonne\b/gi, "column"],

@@ -1,8 +1,8 @@
 // Request-reading benchmark: exact-match accuracy of the offline engine on the request corpus
-// (tests/fixtures/requests/corpus.jsonl, the development set, heldout.jsonl, unseen.jsonl, final.jsonl, fresh.jsonl and fresh2.jsonl),
+// (tests/fixtures/requests/corpus.jsonl, the development set, heldout.jsonl, unseen.jsonl, final.jsonl, fresh.jsonl, fresh2.jsonl and fresh3.jsonl),
 // the failing cases, and the time to read one request (manager assessment plus requirements or
 // understanding), median and p95. Run with `npm run bench:reading` (`--heldout-failures` /
-// `--unseen-failures` / `--final-failures` / `--fresh-failures` / `--fresh2-failures` to list those sets' failures too, `--repeat N`).
+// `--unseen-failures` / `--final-failures` / `--fresh-failures` / `--fresh2-failures` / `--fresh3-failures` to list those sets' failures too, `--repeat N`).
 
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -15,6 +15,7 @@ const { values: args } = parseArgs({
     "final-failures": { type: "boolean", default: false },
     "fresh-failures": { type: "boolean", default: false },
     "fresh2-failures": { type: "boolean", default: false },
+    "fresh3-failures": { type: "boolean", default: false },
     repeat: { type: "string", default: "5" },
   },
 });
@@ -23,6 +24,7 @@ const UNSEEN_CORPUS = fileURLToPath(new URL("../fixtures/requests/unseen.jsonl",
 const FINAL_CORPUS = fileURLToPath(new URL("../fixtures/requests/final.jsonl", import.meta.url));
 const FRESH_CORPUS = fileURLToPath(new URL("../fixtures/requests/fresh.jsonl", import.meta.url));
 const FRESH2_CORPUS = fileURLToPath(new URL("../fixtures/requests/fresh2.jsonl", import.meta.url));
+const FRESH3_CORPUS = fileURLToPath(new URL("../fixtures/requests/fresh3.jsonl", import.meta.url));
 
 function quantile(sorted: number[], q: number): number {
   if (!sorted.length) return NaN;
@@ -42,6 +44,7 @@ const unseen = await evaluateCorpus(UNSEEN_CORPUS);
 const final = await evaluateCorpus(FINAL_CORPUS);
 const fresh = await evaluateCorpus(FRESH_CORPUS);
 const fresh2 = await evaluateCorpus(FRESH2_CORPUS);
+const fresh3 = await evaluateCorpus(FRESH3_CORPUS);
 
 console.log("## Request reading\n");
 console.log("| corpus | cases | right | accuracy | settled wrong | other failures |");
@@ -52,6 +55,7 @@ console.log(line("unseen.jsonl", unseen.cases, unseen.accuracy, unseen.wrong));
 console.log(line("final.jsonl", final.cases, final.accuracy, final.wrong));
 console.log(line("fresh.jsonl", fresh.cases, fresh.accuracy, fresh.wrong));
 console.log(line("fresh2.jsonl", fresh2.cases, fresh2.accuracy, fresh2.wrong));
+console.log(line("fresh3.jsonl", fresh3.cases, fresh3.accuracy, fresh3.wrong));
 
 console.log(`\n### Failing cases, corpus.jsonl (${dev.cases.filter((c) => !c.ok).length})\n`);
 console.log("```");
@@ -85,6 +89,12 @@ if (args["fresh2-failures"]) {
   console.log(`\n### Failing cases, fresh2.jsonl (${fresh2.cases.filter((c) => !c.ok).length})\n`);
   console.log("```");
   console.log(formatFailures(fresh2.cases) || "(none)");
+  console.log("```");
+}
+if (args["fresh3-failures"]) {
+  console.log(`\n### Failing cases, fresh3.jsonl (${fresh3.cases.filter((c) => !c.ok).length})\n`);
+  console.log("```");
+  console.log(formatFailures(fresh3.cases) || "(none)");
   console.log("```");
 }
 

@@ -15,6 +15,8 @@ const FINAL_CORPUS = fileURLToPath(new URL("../fixtures/requests/final.jsonl", i
 const FRESH_CORPUS = fileURLToPath(new URL("../fixtures/requests/fresh.jsonl", import.meta.url));
 /** A sixth set over its own datasets (data3/), written apart from the engine and never tuned on: measured only. */
 const FRESH2_CORPUS = fileURLToPath(new URL("../fixtures/requests/fresh2.jsonl", import.meta.url));
+/** A seventh set over its own datasets (data4/), written apart from the engine and never tuned on: measured only. */
+const FRESH3_CORPUS = fileURLToPath(new URL("../fixtures/requests/fresh3.jsonl", import.meta.url));
 
 function summary(name: string, r: { cases: { ok: boolean }[]; accuracy: number; wrong: number }): string {
   const right = r.cases.filter((c) => c.ok).length;
@@ -68,6 +70,12 @@ describe("request reading corpus", () => {
   it("reads the fresh2 set: at least 90% exactly right", async () => {
     const r = await evaluateCorpus(FRESH2_CORPUS);
     const message = `${formatFailures(r.cases)}\n${summary("fresh2.jsonl", r)}`;
+    expect(r.accuracy, message).toBeGreaterThanOrEqual(0.9);
+  });
+
+  it("reads the fresh3 set: at least 90% exactly right", async () => {
+    const r = await evaluateCorpus(FRESH3_CORPUS);
+    const message = `${formatFailures(r.cases)}\n${summary("fresh3.jsonl", r)}`;
     expect(r.accuracy, message).toBeGreaterThanOrEqual(0.9);
   });
 });

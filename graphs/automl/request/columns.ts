@@ -72,6 +72,13 @@ export function wordKey(word: string): string {
   return w.length >= 5 ? w.replace(/our$/, "or").replace(/([^aeiou])re$/, "$1er") : w;
 }
 
+/** A noun and its verb form share a long root: "readmission" and "readmitted", "conversion" and "converted". */
+function sameRoot(a: string, b: string): boolean {
+  let i = 0;
+  while (i < a.length && i < b.length && a[i] === b[i]) i++;
+  return i >= 6 && i >= 0.75 * Math.min(stemmer(a).length, stemmer(b).length);
+}
+
 /** A column word written without its vowels is an abbreviation: `cnt` of count, `amt` of amount, `qty` of quantity. */
 function abbreviates(short: string, long: string): boolean {
   if (short.length < 3 || short.length > 4 || long.length <= short.length || short[0] !== long[0]) return false;
@@ -209,6 +216,7 @@ function partOf(column: string, written: string): boolean {
       (w.length >= 4 && key.length > w.length && key.startsWith(w)) ||
       (stemKey(w).length >= 5 && stem.startsWith(stemKey(w))) ||
       abbreviates(w, key) ||
+      sameRoot(w, key) ||
       (w.length >= 8 && distance(w, key) === 1),
   );
   if (hit < 0) return false;
@@ -381,7 +389,7 @@ function sameWord(written: string, column: string): boolean {
   if (written === column || stemKey(written) === stemKey(column)) return true;
   const [short, long] = written.length < column.length ? [written, column] : [column, written];
   // "centre" and "center", "colour" and "color": spellings two letters apart in long words
-  return (short.length >= 3 && long.startsWith(short)) || abbreviates(column, written) || (short.length >= 6 && distance(short, long) <= 2);
+  return (short.length >= 3 && long.startsWith(short)) || abbreviates(column, written) || sameRoot(written, column) || (short.length >= 6 && distance(short, long) <= 2);
 }
 
 /** A quoted string counts as a column mention only when it spells one (not a partial word). */

@@ -68,7 +68,7 @@ export function metricConstraint(text: string, masked: string, m: MetricMention)
     const g = after.groups;
     const matchEnd = m.end + after[0].length;
     // an error is measured in the target's own units: "MAE below 5 minutes" is a goal on MAE, not a time limit
-    const inTargetUnits = ERROR_IN_UNITS.has(m.metric) && /^\s*(?:milli\w*|ms|secs?|seconds?|mins?|minutes?|h|hrs?|hours?|days?|kb|mb|gb|k|m)\b/i.test(text.slice(matchEnd, matchEnd + 20));
+    const inTargetUnits = ERROR_IN_UNITS.has(m.metric) && /^\s*(?:milli\w*|ms|s|secs?|seconds?|mins?|minutes?|h|hrs?|hours?|days?|kb|mb|gb|k|m)\b/i.test(text.slice(matchEnd, matchEnd + 20));
     if (!NOT_A_SCORE_AFTER.test(text.slice(matchEnd, matchEnd + 40)) || g.pct || inTargetUnits) {
       let word: OpWord | null = g.trail ? opFromWords(g.trail) : g.op ? opFromWords(g.op) : null;
       // "RMSE exceeds 5" is no goal anyone sets; leave it out rather than invert it.

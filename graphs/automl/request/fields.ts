@@ -207,6 +207,7 @@ export function findPositiveClass(text: string): string | null {
     new RegExp(`\\btreat(?:ing)?\\s+${tok}\\s+as\\s+(?:the\\s+)?positive\\b`, "i"),
     new RegExp(`(?<![\\w'"\`-])${tok}\\s+(?:is|as)\\s+(?:the\\s+)?positive\\s+(?:class|label)\\b`, "i"),
     new RegExp(`=\\s*${tok}\\s*\\)?\\s+(?:is|as)\\s+(?:the\\s+)?positive\\b`, "i"),
+    new RegExp(`\\bpositive\\s*[=:]\\s*${tok}`, "i"),
   ];
   for (const r of rules) {
     const m = r.exec(text);

@@ -67,7 +67,7 @@ export interface PlacedNumber extends NumberMention {
 
 /** Words after a number that make it a count or a setting, never a threshold: "5 folds", "seed 42", "10,000 rows". */
 const SETTING_AFTER = /^\s*\)?\s*(?:is|as)\s+(?:the\s+)?positive\b|^\s*(?:-?\s*)?(?:folds?|fold\s+cv|splits?|rows?|samples?|records?|examples?|instances?|features?|columns?|classes|categories|clusters?|groups?|segments?|epochs?|trees?|estimators?|iterations?|layers?|neighbou?rs?|trials?|runs?|times|x|gb\s+of\s+ram|cores?|cpus?|gpus?|years?|months?|weeks?|days?|hours?|th|st|nd|rd)\b/i;
-const SETTING_BEFORE = /\b(?:class|label)\s+(?:of|is|=)\s*$|\b(?:seed|random_state|version|v|python|top|k|n|fold|batch(?:\s+size)?|step|epochs?|the|of|about|around|approximately|over|than)\s*[=:]?\s*$|\b(?:19|20)$/i;
+const SETTING_BEFORE = /\b(?:class|label)\s+(?:of|is|=)\s*$|\bpositive\s*[=:]\s*$|\b(?:seed|random_state|version|v|python|top|k|n|fold|batch(?:\s+size)?|step|epochs?|the|of|about|around|approximately|over|than)\s*[=:]?\s*$|\b(?:19|20)$/i;
 const THRESHOLD_BEFORE =
   /(?:>=|<=|[<>≥≤=]|\b(?:at\s+least|at\s+most|above|below|under|over|more\s+than|less\s+than|better\s+than|higher\s+than|lower\s+than|no\s+(?:less|more|worse|lower|higher)\s+than|min(?:imum)?|max(?:imum)?|reach(?:es)?|achieve[sd]?|hit|get|gets|target|goal|aim(?:\s+for)?|around|about|roughly|within|exceed(?:s|ing)?|beat|score\s+of|of))\s*(?:a\s+|an\s+)?$/i;
 

@@ -5,7 +5,7 @@ import { findClusterCount, findDataPaths, findDomain, findDropColumns, findLabel
 import { findHorizon, findSeriesColumn, findTimeColumn } from "./forecast.js";
 import { RELEVANT_RE, detectIntent, detectTask, isRelevant, taskFromMetrics } from "./intent.js";
 import { expandScales, placeNumbers, wordsToDigits, type PlacedNumber } from "./numbers.js";
-import { dropsFromMentions, labelsFromMentions, onlyColumns, positiveFromGoal, rivalTargets, soleColumn, targetFromValues } from "./roles.js";
+import { dropsFromMentions, groupDrops, labelsFromMentions, onlyColumns, positiveFromGoal, rivalTargets, soleColumn, targetFromValues } from "./roles.js";
 import { fixTypos, mask, normalizeText } from "./text.js";
 
 // Rule-based reading of a chat request for the offline engine. Every rule prefers leaving a field
@@ -146,10 +146,16 @@ export function parseRequest(text: string, columns?: string[], values?: Record<s
       ...findDropColumns(noPaths, colsOrUndef),
       ...(colsOrUndef ? dropsFromMentions(noPaths, result.columnMentions) : []),
       ...(only.length ? colsOrUndef!.filter((c) => !only.includes(c)) : []),
+      ...(colsOrUndef ? groupDrops(noPaths, colsOrUndef) : []),
     ];
     result.dropColumns = [...new Set(drops)].filter((c) => c !== result.target && c !== result.labelsColumn);
     if (task !== "clustering" && !result.target && !result.targetChoices.length && colsOrUndef) {
       result.target = soleColumn(noPaths, result.columnMentions, [...result.dropColumns]);
+      const rivals = result.target ? rivalTargets(noPaths, result.columnMentions, result.target) : [];
+      if (rivals.length) {
+        result.targetChoices = rivals;
+        result.target = null;
+      }
       if (result.target) result.dropColumns = result.dropColumns.filter((c) => c !== result.target);
     }
     result.domain = findDomain(norm.replace(/[_.]/g, " "));

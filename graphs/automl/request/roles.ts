@@ -2,7 +2,7 @@
 // to judge clusters by. These readers start from the columns found in the text (never free noun
 // phrases), so whatever they return is a real column.
 
-import { fold, nameWords, wordKey, type ColumnMention } from "./columns.js";
+import { fold, nameWords, squash, wordKey, type ColumnMention } from "./columns.js";
 
 const PREDICT_VERB = "(?:predict(?:ed|ing)?|forecast(?:ed|ing)?|estimat(?:e|ed|ing)|classif(?:y|ied|ying)|model(?:l?ed|l?ing)?|guess(?:ed|ing)?|determin(?:e|ed|ing)|learn(?:ed|ing)?)";
 /** Verbs that aim at the thing to predict with a few words between: "predict which customers will churn". */
@@ -87,7 +87,7 @@ const LEAVE_BEFORE = /\b(?:leave|leaving|keep|keeping|take|taking|set|put)\s+(?:
 
 /** Words before a column that make it the labels to judge clusters by: "score the groups against variety". */
 const LABELS_BEFORE = [
-  /\b(?:score|scored|scoring|evaluat\w*|compar\w*|check\w*|judg\w*|validat\w*|measur\w*|assess\w*|test\w*|benchmark\w*|grad\w*|match\w*|rat\w*|correspond\w*|line\s+up|lines\s+up|lining\s+up|align\w*|agree\w*|overlap\w*)\b[^.;!?\n]{0,50}?\b(?:against|versus|vs\.?|with|using|by|to|on)\s+(?:the\s+|their\s+|its\s+)?(?:known\s+|true\s+|actual\s+|real\s+|existing\s+|given\s+)?(?:labels?\s+(?:in|of|from)\s+(?:the\s+)?)?(?:column\s+)?['"`]?$/i,
+  /\b(?:score|scored|scoring|evaluat\w*|compar\w*|check\w*|judg\w*|validat\w*|measur\w*|assess\w*|test\w*|benchmark\w*|grad\w*|match\w*|rat\w*|correspond\w*|line\s+up|lines\s+up|lining\s+up|align\w*|agree\w*|overlap\w*)\b[^.;!?\n]{0,50}?\b(?:against|versus|vs\.?|with|using|by|to|on)\s+(?:(?:whether|if|how)\s+(?:they|it|the\s+\p{L}+)\s+(?:were|was|are|is|have|has|did)?\s*)?(?:the\s+|their\s+|its\s+)?(?:known\s+|true\s+|actual\s+|real\s+|existing\s+|given\s+)?(?:labels?\s+(?:in|of|from)\s+(?:the\s+)?)?(?:column\s+)?['"`]?$/iu,
   /\b(?:match|matches|matching|correspond(?:s|ing)?\s+to|line\s+up\s+with|align\s+with)\s+(?:the\s+|their\s+|its\s+)?['"`]?$/i,
   /\b(?:known|true|ground[\s-]truth|actual|real)\s+(?:labels?|groups|classes|categories)\s+(?:are\s+|is\s+|live\s+)?(?:in\s+|from\s+)?(?:the\s+)?(?:column\s+)?['"`]?$/i,
 ];
@@ -278,4 +278,22 @@ export function soleColumn(text: string, mentions: ColumnMention[], taken: reado
   const columns = [...new Set(named.map((m) => m.column))];
   if (columns.length !== 1) return null;
   return named.some((m) => FEATURE_BEFORE.test(clauseBefore(text, m, 40))) ? null : columns[0];
+}
+
+/**
+ * Columns left out as a group: "ignore both loads", "without any of the glazing columns", "don't use the
+ * PAY_AMT columns": every column whose name holds the word (or starts with the written prefix), when
+ * there are at least two.
+ */
+export function groupDrops(text: string, columns: readonly string[]): string[] {
+  const out: string[] = [];
+  const re = /\b(?:ignore|ignoring|exclude|excluding|drop|dropping|remove|removing|omit|skip|without|w\/o|(?:don'?t|do\s+not|never)\s+(?:use|include))\s+(?:both|all|any|all\s+of|any\s+of)?\s*(?:the\s+)?([\p{L}][\p{L}\p{N}_.-]*?)(?:\s+(?:columns|features|fields|variables|measurements)|s)\b/giu;
+  for (const m of text.matchAll(re)) {
+    const word = m[1];
+    const key = wordKey(word);
+    let members = columns.filter((c) => nameWords(c).includes(key));
+    if (members.length < 2) members = columns.filter((c) => squash(c).startsWith(squash(word)) && squash(word).length >= 3);
+    if (members.length >= 2) for (const c of members) if (!out.includes(c)) out.push(c);
+  }
+  return out;
 }

@@ -29,7 +29,8 @@ export interface Understanding {
   taskReason: string;
 }
 
-const REGRESSION_MIN_UNIQUE = 15;
+// More distinct whole numbers than this are a quantity (days in hospital, a count), not classes.
+const REGRESSION_MIN_UNIQUE = 10;
 
 /** Classification or regression, from the target column itself. */
 export function taskFromTarget(profile: DataProfile, target: string): { task: TaskKind; reason: string } {

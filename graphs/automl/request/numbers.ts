@@ -67,7 +67,11 @@ export interface PlacedNumber extends NumberMention {
 
 /** Words after a number that make it a count or a setting, never a threshold: "5 folds", "seed 42", "10,000 rows". */
 const SETTING_AFTER = /^\s*\)?\s*(?:is|as)\s+(?:the\s+)?positive\b|^\s*(?:-?\s*)?(?:folds?|fold\s+cv|splits?|rows?|samples?|records?|examples?|instances?|features?|columns?|classes|categories|clusters?|groups?|segments?|epochs?|trees?|estimators?|iterations?|layers?|neighbou?rs?|trials?|runs?|times|x|gb\s+of\s+ram|cores?|cpus?|gpus?|years?|months?|weeks?|days?|hours?|th|st|nd|rd)\b/i;
-const SETTING_BEFORE = /\b(?:class|label)\s+(?:of|is|=)\s*$|\bpositive\s*[=:]\s*$|\b(?:seed|random_state|version|v|python|top|k|n|fold|batch(?:\s+size)?|step|epochs?|the|of|about|around|approximately|over|than)\s*[=:]?\s*$|\b(?:19|20)$/i;
+/** A class value, never a threshold: "positive = 1", "a positive class of 1". */
+const CLASS_BEFORE = /\b(?:class|label)\s+(?:of|is|=)\s*$|\bpositive\s*[=:]\s*$/i;
+/** Words after a bare number that make it a wish about the score: "85 would be great", "0.9 or better", "0.9+". */
+const THRESHOLD_AFTER = /^\s*(?:%|percent)?\s*(?:\+|(?:would|'d|will|should)\s+be\s+(?:great|nice|good|ideal|fine|ok|okay|enough|acceptable|perfect)|or\s+(?:better|more|higher|above|less|lower|below))/i;
+const SETTING_BEFORE = /\b(?:seed|random_state|version|v|python|top|k|n|fold|batch(?:\s+size)?|step|epochs?|the|of|about|around|approximately|over|than)\s*[=:]?\s*$|\b(?:19|20)$/i;
 const THRESHOLD_BEFORE =
   /(?:>=|<=|[<>≥≤=]|\b(?:at\s+least|at\s+most|above|below|under|over|more\s+than|less\s+than|better\s+than|higher\s+than|lower\s+than|no\s+(?:less|more|worse|lower|higher)\s+than|min(?:imum)?|max(?:imum)?|reach(?:es)?|achieve[sd]?|hit|get|gets|target|goal|aim(?:\s+for)?|around|about|roughly|within|exceed(?:s|ing)?|beat|score\s+of|of))\s*(?:a\s+|an\s+)?$/i;
 
@@ -91,7 +95,8 @@ export function placeNumbers(
     const before = text.slice(Math.max(0, n.start - 40), n.start);
     const after = text.slice(n.end, n.end + 30);
     if (read.clusters !== null && n.value === read.clusters && !n.percent) return { ...n, use: "clusters" };
-    const thresholdLike = n.percent || (n.value > 0 && n.value < 1) || THRESHOLD_BEFORE.test(before);
+    if (CLASS_BEFORE.test(before)) return { ...n, use: "setting" };
+    const thresholdLike = n.percent || (n.value > 0 && n.value < 1) || THRESHOLD_BEFORE.test(before) || THRESHOLD_AFTER.test(after);
     if (SETTING_AFTER.test(after) || (!thresholdLike && SETTING_BEFORE.test(before)) || (Number.isInteger(n.value) && n.value >= 1900 && n.value <= 2100)) {
       return { ...n, use: "setting" };
     }

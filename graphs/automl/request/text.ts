@@ -11,8 +11,8 @@ export type Op = Constraint["op"];
 export type Span = { start: number; end: number };
 
 
-/** A few French words requests use, read as their English equivalents. */
-const FRENCH: [RegExp, string][] = [
+/** A few French words and chat shorthands ("pred", "x n y") read as the English the readers know. */
+const REWRITES: [RegExp, string][] = [
   [/\bpr[ée]dire\b/gi, "predict"],
   [/\bau\s+moins\b/gi, "at least"],
   [/\bau\s+plus\b/gi, "at most"],
@@ -29,7 +29,7 @@ const FRENCH: [RegExp, string][] = [
 
 export function normalizeText(text: string): string {
   let out = text;
-  for (const [re, en] of FRENCH) out = out.replace(re, en);
+  for (const [re, en] of REWRITES) out = out.replace(re, en);
   // "$30,000" is 30,000; "one minute" is 1 minute (a bare "one" is left to the number reader)
   out = out
     .replace(/\bhalf\s+an?\s+(hour|minute)\b/gi, (_m, u: string) => (u.toLowerCase() === "hour" ? "30 minutes" : "30 seconds"))

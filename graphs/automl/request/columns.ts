@@ -136,6 +136,8 @@ export function nameVariants(name: string): string[] {
 
 /** Words too common to name a column on their own, even when one column holds them. */
 const GENERIC_WORDS = "data value number count type class label target feature column variable name";
+/** Words that ask for a task; a part of them ("class" in "classifier") is never a column. */
+const TASK_WORDS = /^(?:classif\w*|predict\w*|regress\w*|cluster\w*|forecast\w*|estimat\w*|model\w*|segment\w*|categori[sz]\w*)$/;
 /** At an anchor ("predict the …", "ignore the …") the context says a column is meant. */
 const WEAK_AT_ANCHOR = new Set(GENERIC_WORDS.split(" "));
 /** Anywhere else a lone word must be more telling: "model size" is not `size_mm`. */
@@ -188,8 +190,22 @@ export function columnCandidates(raw: string, columns: string[]): string[] {
   return [];
 }
 
-/** Words that name the same thing in a dataset: "species" of flowers is the `variety` column. */
-const SAME_THING: readonly (readonly string[])[] = [["species", "variety", "breed", "strain", "cultivar"]];
+/**
+ * Everyday words for the same column, as data scientists name them: "species" of flowers is the
+ * `variety` column, "who lived" asks for `Survived`, "gender" is `Sex`. Keys, as wordKey gives them.
+ */
+const SAME_THING: readonly (readonly string[])[] = [
+  ["species", "variety", "breed", "strain", "cultivar"],
+  ["survived", "survive", "survival", "survivor", "lived", "died", "death", "dead", "alive"],
+  ["churn", "churned", "attrition", "cancel", "cancellation", "cancelled", "canceled", "quit"],
+  ["sex", "gender"],
+  ["marital", "married", "marriage"],
+  ["income", "salary", "earning", "wage"],
+  ["mpg", "mileage"],
+  ["fraud", "fraudulent"],
+  ["satisfaction", "satisfied"],
+  ["default", "defaulted"],
+];
 
 function sameThing(a: string, b: string): boolean {
   return SAME_THING.some((g) => g.includes(a) && g.includes(b));
@@ -373,7 +389,7 @@ export function findColumnMentions(text: string, columns: string[], skip: { star
     }
   }
   for (const t of toks) {
-    if (!(t.first && t.last) || t.key.length < 2 || NAME_STOP.has(t.key) || WEAK_PARTIAL.has(t.key) || taken(t.start, t.end)) continue;
+    if (!(t.first && t.last) || t.key.length < 2 || NAME_STOP.has(t.key) || WEAK_PARTIAL.has(t.key) || TASK_WORDS.test(t.key) || taken(t.start, t.end)) continue;
     const written = text.slice(t.start, t.end);
     const cols = columns.filter((c) => partOf(c, written));
     if (cols.length !== 1) continue;

@@ -274,7 +274,10 @@ const FEATURE_BEFORE = /\b(?:from|using|use|with|given|based\s+on|via|features?:
  * with nothing else named, it is what the user wants predicted. Inputs and left-out columns never count.
  */
 export function soleColumn(text: string, mentions: ColumnMention[], taken: readonly string[]): string | null {
-  const named = mentions.filter((m) => m.how !== "partial" && !taken.includes(m.column));
+  const open = mentions.filter((m) => !taken.includes(m.column) && !/^\s*(?:data|dataset|file|table|csv|sheet)\b/i.test(after(text, m)));
+  const full = open.filter((m) => m.how !== "partial");
+  // a lone word counts only when nothing else is named at all: "who lived and who died" for `Survived`
+  const named = full.length ? full : new Set(open.map((m) => m.column)).size === 1 ? open : [];
   const columns = [...new Set(named.map((m) => m.column))];
   if (columns.length !== 1) return null;
   return named.some((m) => FEATURE_BEFORE.test(clauseBefore(text, m, 40))) ? null : columns[0];

@@ -69,6 +69,10 @@ export interface PlacedNumber extends NumberMention {
 const SETTING_AFTER = /^\s*\)?\s*(?:is|as)\s+(?:the\s+)?positive\b|^\s*(?:-?\s*)?(?:folds?|fold\s+cv|splits?|rows?|samples?|records?|examples?|instances?|features?|columns?|classes|categories|clusters?|groups?|segments?|epochs?|trees?|estimators?|iterations?|layers?|neighbou?rs?|trials?|runs?|times|x|gb\s+of\s+ram|cores?|cpus?|gpus?|years?|months?|weeks?|days?|hours?|th|st|nd|rd)\b/i;
 /** A class value, never a threshold: "positive = 1", "a positive class of 1". */
 const CLASS_BEFORE = /\b(?:class|label)\s+(?:of|is|=)\s*$|\bpositive\s*[=:]\s*$/i;
+/** A hyperparameter or a split, never a goal: "max depth of 5", "learning rate 0.1", "a 20% test split". */
+const SETTING_NAMED_BEFORE =
+  /\b(?:depth|learning\s+rate|rate|lr|alpha|lambda|gamma|dropout|momentum|epochs?|batch(?:\s+size)?|layers?|units|neurons|trees|estimators|neighbou?rs|iterations?|seed|random[_\s]state|(?:test|validation|valid|holdout|hold[\s-]out)(?:\s+(?:size|split|set|fraction|ratio))?|max[_\s]\w+|min[_\s]\w+|n[_\s]\w+|k)\s*(?:of|=|:|to|at)?\s*(?:about\s+|around\s+)?$/i;
+const SETTING_NAMED_AFTER = /^\s*(?:%|percent)?\s*(?:of\s+the\s+(?:data|rows)\s+)?(?:for\s+)?(?:test(?:ing)?|validation|holdout|hold[\s-]out)\b|^\s*(?:%|percent)?\s*(?:split|learning\s+rate|dropout)\b/i;
 /** Words after a bare number that make it a wish about the score: "85 would be great", "0.9 or better", "0.9+". */
 const THRESHOLD_AFTER = /^\s*(?:%|percent)?\s*(?:\+|(?:would|'d|will|should)\s+be\s+(?:great|nice|good|ideal|fine|ok|okay|enough|acceptable|perfect)|or\s+(?:better|more|higher|above|less|lower|below))/i;
 const SETTING_BEFORE = /\b(?:seed|random_state|version|v|python|top|k|n|fold|batch(?:\s+size)?|step|epochs?|the|of|about|around|approximately|over|than)\s*[=:]?\s*$|\b(?:19|20)$/i;
@@ -95,7 +99,7 @@ export function placeNumbers(
     const before = text.slice(Math.max(0, n.start - 40), n.start);
     const after = text.slice(n.end, n.end + 30);
     if (read.clusters !== null && n.value === read.clusters && !n.percent) return { ...n, use: "clusters" };
-    if (CLASS_BEFORE.test(before)) return { ...n, use: "setting" };
+    if (CLASS_BEFORE.test(before) || SETTING_NAMED_BEFORE.test(before) || SETTING_NAMED_AFTER.test(after)) return { ...n, use: "setting" };
     const thresholdLike = n.percent || (n.value > 0 && n.value < 1) || THRESHOLD_BEFORE.test(before) || THRESHOLD_AFTER.test(after);
     if (SETTING_AFTER.test(after) || (!thresholdLike && SETTING_BEFORE.test(before)) || (Number.isInteger(n.value) && n.value >= 1900 && n.value <= 2100)) {
       return { ...n, use: "setting" };

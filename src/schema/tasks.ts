@@ -118,7 +118,8 @@ const TASKS = [
     dataQuestion: TABLE_DATA_QUESTION,
     words: {
       names:
-        "\\bclust(?:er|ers|ering|ered)\\b|\\bunsupervised\\b|\\bk[\\s-]?means\\b|\\bsegmentation\\b|\\bsegment\\s+(?:[a-z]+\\s+){0,3}?into\\b|\\bgroup\\s+(?:[a-z]+\\s+){0,4}?into\\s+\\S+\\s+(?:groups|clusters|segments)\\b",
+        "\\bclust(?:er|ers|ering|ered)\\b|\\bunsupervised\\b|\\bk[\\s-]?means\\b|\\bsegmentation\\b|\\bsegment\\s+(?:[a-z]+\\s+){0,3}?into\\b|\\bgroup\\s+(?:[a-z]+\\s+){0,4}?into\\s+\\S+\\s+(?:groups|clusters|segments)\\b" +
+        "|\\bsegment\\s+(?:the\\s+|our\\s+|my\\s+|these\\s+)?[a-z]+\\s+by\\b|\\bnatural\\s+(?:groups|groupings|segments|clusters)\\b",
     },
     synonyms: "cluster|segment",
   },

@@ -236,7 +236,9 @@ function partOf(column: string, written: string): boolean {
       (w.length >= 8 && distance(w, key) === 1),
   );
   if (hit < 0) return false;
-  return !(words.length === 2 && words.some((w) => ID_WORDS.has(w)) && !ID_WORDS.has(words[hit]));
+  // `FlightNum`, `TicketNo`: a number word last makes an identifier too (`num-rooms` counts rooms)
+  const idLike = words.length === 2 && (words.some((w) => ID_WORDS.has(w)) || ["num", "number", "nr", "no", "code"].includes(words[1]));
+  return !(idLike && hit === 0);
 }
 
 /** Resolve a written name to one column; null when none fits or several fit equally. */

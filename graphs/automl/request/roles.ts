@@ -196,7 +196,7 @@ export function dropsFromMentions(text: string, mentions: ColumnMention[]): stri
   for (const m of mentions) {
     const before = clauseBefore(text, m);
     const next = after(text, m);
-    const listed: boolean = previous !== null && (previousDropped || out.includes(previous.column)) && /^\s*[)'"`]?\s*(?:columns?\s+)?\(?\s*(?:,\s*(?:and\s+|or\s+|nor\s+)?|\s(?:and|or|nor)\s|\s*&\s*|\s*\/\s*|\s*\+\s*)(?:the\s+|also\s+)?(?:\p{L}{3,}\s+)?['"`]?\s*$/iu.test(text.slice(previous.end, m.start));
+    const listed: boolean = previous !== null && (previousDropped || out.includes(previous.column)) && /^\s*[)'"`]?\s*(?:columns?\s+)?\(?\s*(?:,\s*(?:and\s+|or\s+|nor\s+)?|\s(?:and|or|nor)\s|\s*&\s*|\s*\/\s*|\s*\+\s*)(?:the\s+|also\s+|(?:whether|if)\s+(?:it|they|the\s+\p{L}+)\s+(?:was|were|is|are|got|gets|has\s+been)\s+)?(?:\p{L}{3,}\s+)?['"`]?\s*$/iu.test(text.slice(previous.end, m.start));
     // "don't use the reviewer name": one describing word may stand between the verb and the column
     const skipped = before.replace(/(?<=\s)(\p{L}{3,})\s+$/u, (w, word: string) => (ANY_VERB.test(word) ? w : ""));
     const dropped: boolean =

@@ -183,6 +183,9 @@ export function onlyColumns(text: string, mentions: ColumnMention[], columns: re
     const tail = text.slice(run[run.length - 1].end, run[run.length - 1].end + 25);
     // "predict horsepower from displacement, weight and cylinders": a list of inputs after "from" is the whole list
     const fromList = /\bfrom\s+(?:the\s+|their\s+|its\s+)?(?:columns?\s+)?['"`]?$/i.test(before) && new Set(run.map((m) => m.column)).size >= 2 && !/^\s*(?:,|and|etc|\.\.\.|…)?\s*(?:etc|and\s+(?:more|others|so\s+on|the\s+rest))\b/i.test(tail);
+    // "… from income and age... actually use all columns except CustomerID": the correction wins
+    const corrected = /\b(?:actually|instead|on\s+second\s+thought|scratch\s+that|i\s+mean)\b[^.;!?\n]{0,40}\b(?:all|every)\s+(?:the\s+)?(?:other\s+)?(?:columns|features|fields)\b/i.test(text.slice(run[run.length - 1].end));
+    if (corrected) continue;
     if (lead || fromList || (trail && /^\s*['"`]?\s*(?:columns?\s+)?(?:only|alone)\b/i.test(tail))) return [...new Set(run.map((m) => m.column))];
   }
   return [];

@@ -76,7 +76,7 @@ export function wordKey(word: string): string {
 function sameRoot(a: string, b: string): boolean {
   let i = 0;
   while (i < a.length && i < b.length && a[i] === b[i]) i++;
-  return i >= 6 && i >= 0.75 * Math.min(stemmer(a).length, stemmer(b).length);
+  return i >= 6 && i >= 0.75 * Math.min(stemKey(a).length, stemKey(b).length);
 }
 
 /** A column word written without its vowels is an abbreviation: `cnt` of count, `amt` of amount, `qty` of quantity. */
@@ -90,16 +90,31 @@ function abbreviates(short: string, long: string): boolean {
 
 /** A word's stem (Porter), so "survival" meets "Survived" and "embarked" meets "embark". */
 export function stemKey(word: string): string {
-  return stemmer(fold(word));
+  return remember(stems, word, () => stemmer(fold(word)));
+}
+
+// Column names and words repeat across a conversation's readings: their analyses are kept (bounded).
+const stems = new Map<string, string>();
+const words = new Map<string, string[]>();
+function remember<T>(cache: Map<string, T>, key: string, make: () => T): T {
+  let v = cache.get(key);
+  if (v === undefined) {
+    if (cache.size > 20_000) cache.clear();
+    v = make();
+    cache.set(key, v);
+  }
+  return v;
 }
 
 /** A column name as words: camelCase, snake_case, dots, dashes and spaces split; a unit in brackets dropped. */
 export function nameWords(name: string): string[] {
-  return name
-    .replace(/\([^)]*\)|\[[^\]]*\]/g, " ")
-    .split(/[^\p{L}\p{N}]+/u)
-    .flatMap(pieces)
-    .map(wordKey);
+  return remember(words, name, () =>
+    name
+      .replace(/\([^)]*\)|\[[^\]]*\]/g, " ")
+      .split(/[^\p{L}\p{N}]+/u)
+      .flatMap(pieces)
+      .map(wordKey),
+  );
 }
 
 /**
@@ -324,19 +339,27 @@ function tokens(text: string): Token[] {
  */
 export function findColumnMentions(text: string, columns: string[], skip: { start: number; end: number }[] = []): ColumnMention[] {
   if (columns.length === 0) return [];
+  // characters already read as something else or as another column
+  const covered = new Uint8Array(text.length + 1);
+  const cover = (x: { start: number; end: number }) => covered.fill(1, Math.max(0, x.start), Math.min(text.length, x.end));
+  skip.forEach(cover);
+  const taken = (s: number, e: number) => covered.subarray(s, e).includes(1);
   const found: ColumnMention[] = [];
-  const taken = (s: number, e: number) => [...skip, ...found].some((x) => s < x.end && e > x.start);
+  const push = (m: ColumnMention) => {
+    found.push(m);
+    cover(m);
+  };
   for (const m of text.matchAll(/(['"`])([^'"`\n]{1,80}?)\1/g)) {
     const start = m.index ?? 0;
     const hits = columnCandidates(m[2], columns).filter(() => exactish(m[2], columns));
-    if (hits.length === 1 && !taken(start, start + m[0].length)) found.push({ column: hits[0], start, end: start + m[0].length, written: m[2], how: "quoted" });
+    if (hits.length === 1 && !taken(start, start + m[0].length)) push({ column: hits[0], start, end: start + m[0].length, written: m[2], how: "quoted" });
   }
   const toks = tokens(text);
   const shapes = columns.map((c) => ({ column: c, words: nameWords(c) })).filter((s) => s.words.length > 0);
   shapes.sort((a, b) => b.words.length - a.words.length);
   for (const { column, words } of shapes) {
     for (let i = 0; i + words.length <= toks.length; i++) {
-      if (!toks[i].first) continue;
+      if (!toks[i].first || toks[i].key !== words[0]) continue;
       const seq = toks.slice(i, i + words.length);
       if (!seq[seq.length - 1].last) continue;
       if (!seq.every((t, k) => t.key === words[k])) continue;
@@ -350,7 +373,7 @@ export function findColumnMentions(text: string, columns: string[], skip: { star
       const unit = at > 0 ? column.slice(at) : "";
       const gap = /^\s*/.exec(text.slice(end))?.[0].length ?? 0;
       const full = unit && text.slice(end + gap).toLowerCase().startsWith(unit.toLowerCase()) ? end + gap + unit.length : end;
-      found.push({ column, start, end: full, written: text.slice(start, full), how: "name" });
+      push({ column, start, end: full, written: text.slice(start, full), how: "name" });
     }
   }
   // "number of rooms" for `num-rooms`, "size in mm" for `size_mm`: the column's words in order, each
@@ -374,7 +397,7 @@ export function findColumnMentions(text: string, columns: string[], skip: { star
       if (k < words.length || !seq[seq.length - 1].last) continue;
       const start = seq[0].start;
       const end = seq[seq.length - 1].end;
-      if (!taken(start, end)) found.push({ column, start, end, written: text.slice(start, end), how: "name" });
+      if (!taken(start, end)) push({ column, start, end, written: text.slice(start, end), how: "name" });
     }
   }
   // "horse power" for `horsepower`: two or three written words that run together into a column's name
@@ -387,15 +410,16 @@ export function findColumnMentions(text: string, columns: string[], skip: { star
       // "weather situation" for `weathersit`: the column is the run-together words cut short
       const head = squash(text.slice(seq[0].start, seq[n - 2].end));
       const column = squashed.get(joined) ?? [...squashed].find(([sq]) => sq.length >= 6 && joined.startsWith(sq) && sq.length > head.length)?.[1];
-      if (column && !taken(seq[0].start, seq[n - 1].end)) found.push({ column, start: seq[0].start, end: seq[n - 1].end, written: text.slice(seq[0].start, seq[n - 1].end), how: "name" });
+      if (column && !taken(seq[0].start, seq[n - 1].end)) push({ column, start: seq[0].start, end: seq[n - 1].end, written: text.slice(seq[0].start, seq[n - 1].end), how: "name" });
     }
   }
+  const partials = new Map<string, string[]>();
   for (const t of toks) {
     if (!(t.first && t.last) || t.key.length < 2 || NAME_STOP.has(t.key) || WEAK_PARTIAL.has(t.key) || TASK_WORDS.test(t.key) || taken(t.start, t.end)) continue;
     const written = text.slice(t.start, t.end);
-    const cols = columns.filter((c) => partOf(c, written));
+    const cols = remember(partials, written.toLowerCase(), () => columns.filter((c) => partOf(c, written)));
     if (cols.length !== 1) continue;
-    found.push({ column: cols[0], start: t.start, end: t.end, written, how: "partial" });
+    push({ column: cols[0], start: t.start, end: t.end, written, how: "partial" });
   }
   return found.sort((a, b) => a.start - b.start);
 }

@@ -33,9 +33,9 @@ export function findMetricMentions(text: string): MetricMention[] {
 
 /** Words between a metric and its comparison: "accuracy [on the test set should be] over 0.9". */
 export const FILLER_SRC =
-  "(?:\\s*\\)?\\s*(?:,\\s*(?=(?:which|that|it|and\\s+it|should|must|has|needs|at|no|not)\\b))?\\(?(?!(?:and|but|while|whereas|training|train|time|latency|inference|size|memory|parameters|params)\\b)[a-z'_-]+\\)?){0,8}?";
+  "(?:\\s*(?:\\)\\s*)?(?:,\\s*(?=(?:which|that|it|and\\s+it|should|must|has|needs|at|no|not)\\b))?\\(?(?!(?:and|but|while|whereas|training|train|time|latency|inference|size|memory|parameters|params)\\b)[a-z'_-]+\\)?){0,8}?";
 export const AFTER_METRIC = new RegExp(
-  `^(?<fill>${FILLER_SRC})\\s*\\)?\\s*(?:,\\s*)?(?:[:=]\\s*(?=[^\\d\\s]))?\\(?\\s*(?:(?<op>${OPS_SRC})|(?<conn>(?<![\\w])(?:of|is|be|reach(?:es|ing)?|to|around|about)(?![\\w])|=|:))?\\s*(?:of\\s+)?` +
+  `^(?<fill>${FILLER_SRC})\\s*(?:\\)\\s*)?(?:,\\s*)?(?:[:=]\\s*(?=[^\\d\\s]))?\\(?\\s*(?:(?<op>${OPS_SRC})|(?<conn>(?<![\\w])(?:of|is|be|reach(?:es|ing)?|to|around|about)(?![\\w])|=|:))?\\s*(?:of\\s+)?` +
     `(?<num>${NUM_SRC})\\s*(?<pct>${PCT_SRC})?(?:\\s*(?<trail>${TRAILING_SRC})(?![\\w]))?`,
   "i",
 );

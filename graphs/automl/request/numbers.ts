@@ -21,12 +21,16 @@ let nlp: Nlp | null = null;
 export function wordsToDigits(text: string): string {
   if (!NUMBER_WORD.test(text)) return text;
   nlp ??= createRequire(import.meta.url)("compromise") as Nlp;
-  const doc = nlp(text);
-  doc.numbers().isCardinal().forEach((m) => {
-    // spans holding digits ("200 million") keep the user's words; expandScales reads those
-    if (!/^(?:one|a|an)$/i.test(m.text().trim()) && !/\d/.test(m.text())) m.toNumber();
+  // only the sentences that hold number words go through the library: long pastes stay fast
+  return text.replace(/[^.!?\n]+[.!?\n]*/g, (sentence) => {
+    if (!NUMBER_WORD.test(sentence)) return sentence;
+    const doc = nlp!(sentence);
+    doc.numbers().isCardinal().forEach((m) => {
+      // spans holding digits ("200 million") keep the user's words; expandScales reads those
+      if (!/^(?:one|a|an)$/i.test(m.text().trim()) && !/\d/.test(m.text())) m.toNumber();
+    });
+    return doc.text();
   });
-  return doc.text();
 }
 
 /** "25k" → "25000", "1.5M" → "1500000", "2bn" → "2000000000"; "kb", "KiB" and "ms" are units, not scales. */

@@ -76,7 +76,8 @@ export function wordKey(word: string): string {
 function sameRoot(a: string, b: string): boolean {
   let i = 0;
   while (i < a.length && i < b.length && a[i] === b[i]) i++;
-  return i >= 6 && i >= 0.75 * Math.min(stemKey(a).length, stemKey(b).length);
+  const shorter = Math.min(stemKey(a).length, stemKey(b).length);
+  return (i >= 6 && i >= 0.75 * shorter) || (i >= 5 && i >= 0.8 * shorter);
 }
 
 /** A column word written without its vowels is an abbreviation: `cnt` of count, `amt` of amount, `qty` of quantity. */
@@ -252,7 +253,7 @@ function partOf(column: string, written: string): boolean {
   );
   if (hit < 0) return false;
   // `FlightNum`, `TicketNo`: a number word last makes an identifier too (`num-rooms` counts rooms)
-  const idLike = words.length === 2 && (words.some((w) => ID_WORDS.has(w)) || ["num", "number", "nr", "no", "code"].includes(words[1]));
+  const idLike = words.length === 2 && (words.some((w) => ID_WORDS.has(w)) || ["num", "number", "nr", "no", "code", "ref", "reference", "tag"].includes(words[1]));
   return !(idLike && hit === 0);
 }
 

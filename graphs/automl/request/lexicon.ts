@@ -10,7 +10,7 @@ export const METRIC_SYNONYMS: { metric: MetricName; re: RegExp }[] = [
   { metric: "smape", re: /\bs[\s-]?mape\b|\bsymmetric\s+mean[\s-]+absolute[\s-]+percent(?:age)?[\s-]+error\b/gi },
   { metric: "mape", re: /\bmape\b|\bmean[\s-]+absolute[\s-]+percent(?:age)?[\s-]+error\b/gi },
   { metric: "mae", re: /\bmae\b|\bmean[\s-]+abs(?:olute|\.)?[\s-]+err(?:or|\.)?\b/gi },
-  { metric: "r2", re: /\br2\b|\br\s?\^\s?2\b|\br²|\br[\s-]squared?\b|\bcoefficient\s+of\s+determination\b/gi },
+  { metric: "r2", re: /\br2\b|\br\s?\^\s?2\b|\br²|\br[\s-]squared?\b|\bcoefficient\s+of\s+determination\b|\bexplain(?:s|ed)?(?=\s+(?:at\s+least\s+|over\s+|more\s+than\s+|above\s+)?\d[\d.]*\s*(?:%|percent)\s+of\s+(?:the\s+)?variance)/gi },
   { metric: "adjusted_rand_index", re: /\badjusted[\s-]+rand(?:[\s-]+(?:index|score))?\b|\bari\b/gi },
   { metric: "rand_index", re: /\brand[\s-]+(?:index|score|idx)\b/gi },
   { metric: "nmi", re: /\bnmi\b|\bnormali[sz]ed\s+mutual\s+information\b/gi },

@@ -11,7 +11,7 @@ const AIM_VERB = `(?:${PREDICT_VERB}|flag(?:ging)?|detect(?:ing)?|identify(?:ing
 const AIM_BREAK = "(?:from|using|use|with|based|by|without|except|given|via|and|or|but|on|in|at|for|into|then|than|so|because)";
 const AIM_LOOSE = new RegExp(`\\b${AIM_VERB}\\b(?:\\s+(?!${AIM_BREAK}\\b)[\\p{L}\\p{N}'’-]+){0,6}\\s+['"\`]?$`, "iu");
 /** A question about a column: "which variety is it?", "whats the churn gonna be?", "is it a high demand day?". */
-const QUESTION_BEFORE = /(?:^|[.!?]\s*|\b(?:so|and|but)\s+)(?:what(?:'s|s|\s+is|\s+will\s+be)?|which|is\s+(?:it|this|the\s+\p{L}+)(?:\s+(?:a|an))?|are\s+(?:they|the\s+\p{L}+)|will\s+(?:it|they|the\s+\p{L}+))\s+(?:the\s+)?(?:\p{L}+\s+){0,3}?['"`]?$/iu;
+const QUESTION_BEFORE = /(?:^|[.!?]\s*|\b(?:so|and|but)\s+)(?:what(?:'s|s|\s+is|\s+will\s+be)?|which|is\s+(?:it|this|the\s+\p{L}+)(?:\s+(?:a|an))?|are\s+(?:they|the\s+\p{L}+)|will\s+(?:it|they|(?:the|a|an|this|my|each|our)\s+\p{L}+))\s+(?:the\s+)?(?:\p{L}+\s+){0,3}?['"`]?$/iu;
 const CLASSIFY_BY = /\b(?:classif(?:y|ying)|categori[sz]e|sort|group|split)\s+(?:the\s+|all\s+)?\p{L}+\s+(?:by|into|according\s+to)\s+(?:their\s+|its\s+|the\s+)?['"`]?$/iu;
 
 /** Words after a column that make it the target: "Churn is what I want to predict", "price prediction". */
@@ -87,8 +87,8 @@ const LEAVE_BEFORE = /\b(?:leave|leaving|keep|keeping|take|taking|set|put)\s+(?:
 
 /** Words before a column that make it the labels to judge clusters by: "score the groups against variety". */
 const LABELS_BEFORE = [
-  /\b(?:score|scored|scoring|evaluat\w*|compar\w*|check\w*|judg\w*|validat\w*|measur\w*|assess\w*|test\w*|benchmark\w*|grad\w*|match\w*|rat\w*|correspond\w*|line\s+up|lines\s+up|lining\s+up|align\w*|agree\w*|overlap\w*)\b[^.;!?\n]{0,50}?\b(?:against|versus|vs\.?|with|using|by|to|on)\s+(?:(?:whether|if|how)\s+(?:they|it|the\s+\p{L}+)\s+(?:were|was|are|is|have|has|did)?\s*)?(?:the\s+|their\s+|its\s+)?(?:known\s+|true\s+|actual\s+|real\s+|existing\s+|given\s+)?(?:labels?\s+(?:in|of|from)\s+(?:the\s+)?)?(?:column\s+)?['"`]?$/iu,
-  /\b(?:match|matches|matching|correspond(?:s|ing)?\s+to|line\s+up\s+with|align\s+with)\s+(?:the\s+|their\s+|its\s+)?['"`]?$/i,
+  /\b(?:score|scored|scoring|evaluat\w*|compar\w*|check\w*|judg\w*|validat\w*|measur\w*|assess\w*|test\w*|benchmark\w*|grad\w*|match\w*|rat\w*|correspond\w*|line\s+up|lines\s+up|lining\s+up|align\w*|agree\w*|overlap\w*|recover\w*|reproduc\w*|captur\w*)\b[^.;!?\n]{0,50}?\b(?:against|versus|vs\.?|with|using|by|to|on)\s+(?:(?:whether|if|how)\s+(?:they|it|the\s+\p{L}+)\s+(?:were|was|are|is|have|has|did)?\s*)?(?:the\s+|their\s+|its\s+)?(?:known\s+|true\s+|actual\s+|real\s+|existing\s+|given\s+)?(?:labels?\s+(?:in|of|from)\s+(?:the\s+)?)?(?:column\s+)?['"`]?$/iu,
+  /\b(?:match|matches|matching|correspond(?:s|ing)?\s+to|line\s+up\s+with|align\s+with|recover|recovers|reproduce|capture)\s+(?:the\s+|their\s+|its\s+)?(?:\p{L}+\s+)?['"`]?$/iu,
   /\b(?:known|true|ground[\s-]truth|actual|real)\s+(?:labels?|groups|classes|categories)\s+(?:are\s+|is\s+|live\s+)?(?:in\s+|from\s+)?(?:the\s+)?(?:column\s+)?['"`]?$/i,
 ];
 const LABELS_VS = /\b(?:against|versus|vs\.?)\s+(?:the\s+)?(?:known\s+|true\s+|actual\s+)?(?:column\s+)?['"`]?$/i;
@@ -123,7 +123,9 @@ export function targetFromMentions(text: string, mentions: ColumnMention[], weak
 
 /** Looser readings, tried after the anchored ones: a verb a few words before, a question, "… predicted". */
 export function targetFromAim(text: string, mentions: ColumnMention[]): string | null {
-  for (const m of mentions) {
+  // a column's full name before a lone word: "which pumps will fail next month" is about `Failure Next Month`
+  const ordered = [...mentions.filter((m) => m.how !== "partial"), ...mentions.filter((m) => m.how === "partial")];
+  for (const m of ordered) {
     const before = clauseBefore(text, m, 70);
     const next = after(text, m);
     if (AIM_LOOSE.test(before) && !DROP_BEFORE.some((r) => r.test(before))) return lastOfRun(text, mentions, m);

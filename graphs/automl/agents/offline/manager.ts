@@ -311,6 +311,6 @@ const EXTERNAL_METRICS = new Set(["rand_index", "adjusted_rand_index", "nmi"]);
 function wantsLabels(parsed: ParsedRequest): boolean {
   return (
     parsed.constraints.some((c) => EXTERNAL_METRICS.has(c.name)) ||
-    /\b(?:against|with|to|match)\s+(?:the\s+)?(?:known|true|real|actual|existing|given)?\s*(?:\p{L}+\s+)?(?:labels|groups|classes|categories|segments|ground[\s-]truth)\b|\bknown\s+(?:labels|groups|classes)\b/iu.test(parsed.text)
+    /\b(?:against|with|to|match)\s+(?:the\s+)?(?:known|true|real|actual|existing|given)?\s*(?:\p{L}+\s+)?(?:labels|groups|groupings?|classes|categories|segments|ground[\s-]truth)\b|\bknown\s+(?:labels|groups|classes)\b/iu.test(parsed.text)
   );
 }

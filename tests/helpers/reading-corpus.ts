@@ -79,6 +79,7 @@ export const REQUEST_SETS: { name: string; file: string; floor: number; wrongCei
   { name: "fresh3.jsonl", file: requestSet("fresh3.jsonl"), floor: 0.9, wrongCeiling: 0.1 },
   { name: "fresh4.jsonl", file: requestSet("fresh4.jsonl"), floor: 0.9, wrongCeiling: 0.1 },
   { name: "fresh5.jsonl", file: requestSet("fresh5.jsonl"), floor: 0.9, wrongCeiling: 0.1 },
+  { name: "fresh6.jsonl", file: requestSet("fresh6.jsonl"), floor: 0.85, wrongCeiling: 0.1 },
 ];
 
 const MAX_BYTES = 50 * 1024 * 1024;

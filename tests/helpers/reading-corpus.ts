@@ -67,7 +67,8 @@ const requestSet = (file: string) => fileURLToPath(new URL(`../fixtures/requests
 /**
  * Every request set with the accuracy it must keep. The development set was written first and tuned
  * on; each later set was written apart from the parser and measured on the day it was written (those
- * first numbers are in docs/benchmarks.md) before its failures were used to improve the rules.
+ * first numbers are in docs/benchmarks.md) before its failures were used to improve the rules; the
+ * newest (fresh6.jsonl) is a measurement only, with a floor at what it scored on first sight.
  */
 export const REQUEST_SETS: { name: string; file: string; floor: number; wrongCeiling: number }[] = [
   { name: "corpus.jsonl", file: DEV_CORPUS, floor: 0.95, wrongCeiling: 0.05 },

@@ -169,6 +169,30 @@ export function categoryValues(profile: DataProfile | null): Record<string, stri
 
 /** The rule reading of the whole conversation against the data, with answered numbers placed. */
 export function readConversation(conversation: Conversation, profile: DataProfile | null): ParsedRequest {
+  // One step reads the same conversation several times (check, both engines' parse, the plan card line):
+  // the reading of a text against a profile is kept. Readers never change what they are given.
+  const key = JSON.stringify([conversation.messages, conversation.answers]);
+  const kept = profile ? readings.get(profile) : undefined;
+  const hit = kept?.get(key);
+  if (hit) return hit;
+  const reading = readAnew(conversation, profile);
+  if (profile) {
+    const map = kept ?? new Map<string, ParsedRequest>();
+    if (map.size >= 16) map.clear();
+    map.set(key, reading);
+    readings.set(profile, map);
+  }
+  return reading;
+}
+
+let readings = new WeakMap<DataProfile, Map<string, ParsedRequest>>();
+
+/** Forget kept readings (the speed benchmark times reading, not the memory of it). */
+export function forgetReadings(): void {
+  readings = new WeakMap();
+}
+
+function readAnew(conversation: Conversation, profile: DataProfile | null): ParsedRequest {
   const columns = profile?.columns.map((c) => c.name);
   const parsed = parseRequest(conversation.messages.join("\n"), columns, categoryValues(profile));
   const answered: Constraint[] = [];

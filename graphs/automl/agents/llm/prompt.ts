@@ -14,7 +14,6 @@ import {
   type MetricName,
   type TaskKind,
 } from "../../../../src/schema/requirements.js";
-import { parseRequest } from "../../request/parse.js";
 import { OfflinePromptAgent, exactColumn, resolveColumn, taskFromTarget, understand } from "../offline/prompt.js";
 import type { Conversation, DataProfile, PromptAgent } from "../types.js";
 import { ConstraintOutput, ParseOutput } from "./schemas.js";
@@ -215,7 +214,7 @@ export async function reconcile(
 ): Promise<Requirements> {
   const text = conversation.messages.join("\n");
   const columns = profile.columns.map((c) => c.name);
-  const rule = parseRequest(text, columns);
+  const rule = readConversation(conversation, profile);
   const u = understand(conversation, profile);
 
   // Task: an answer, then the LLM, then the rules, then the target's values. The data settles what a

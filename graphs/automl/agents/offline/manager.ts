@@ -305,7 +305,9 @@ function capitalise(s: string): string {
   return s.charAt(0).toUpperCase() + s.slice(1);
 }
 
-const EXTERNAL_METRICS = new Set(["rand_index", "adjusted_rand_index", "nmi"]);
+/** Clustering scores that need known labels: all but the one used when there are none. */
+const clustering = taskSpec("clustering");
+const EXTERNAL_METRICS = new Set<string>(clustering.metrics.filter((m) => m !== clustering.labelFreeMetric));
 
 /** A clustering request that speaks of known labels (or sets a goal on a label-based score) without naming them. */
 function wantsLabels(parsed: ParsedRequest): boolean {

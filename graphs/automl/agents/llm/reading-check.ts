@@ -5,7 +5,7 @@ import { exactColumn } from "../offline/prompt.js";
 import type { Conversation, DataProfile, Question } from "../types.js";
 import type { ParseOutput } from "./schemas.js";
 import { normaliseConstraint } from "./prompt.js";
-import { normaliseTask } from "./shared.js";
+import { clip, normaliseTask } from "./shared.js";
 
 // The LLM's reading of a request is checked against the grounded reading of the same words (the
 // rule reader, which only ever names real columns and every stated number). A difference goes back to
@@ -20,7 +20,8 @@ export interface ReadingDiff {
   chose?: string;
 }
 
-const quote = (s: string) => JSON.stringify(s);
+/** Names and the user's words go back to the model as short JSON strings: one line, bounded. */
+const quote = (s: string) => JSON.stringify(clip(s, 80));
 
 /** How the model's parse output differs from what the user's words say, one problem per entry. */
 export function readingDifferences(out: ParseOutput, rule: ParsedRequest, profile: DataProfile, conversation: Conversation): ReadingDiff[] {

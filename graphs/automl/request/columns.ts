@@ -5,7 +5,7 @@ import { distance } from "fastest-levenshtein";
 import { stemmer } from "stemmer";
 import { allMatches } from "./text.js";
 
-export const QUOTE_PAIRS: Record<string, string> = { "'": "'", '"': '"', "`": "`" };
+const QUOTE_PAIRS: Record<string, string> = { "'": "'", '"': '"', "`": "`" };
 
 /**
  * Read a name starting at `pos`: a quoted string, or up to `maxWords` plain words that are not
@@ -136,7 +136,7 @@ function unitWords(name: string): string[] {
 }
 
 /** Candidate spellings of a name, most specific first: the whole phrase, then its trailing words. */
-export function nameVariants(name: string): string[] {
+function nameVariants(name: string): string[] {
   const words = name.split(/\s+/).filter(Boolean);
   const out: string[] = [name];
   for (let k = 1; k < words.length; k++) out.push(words.slice(k).join(" "));
@@ -422,7 +422,10 @@ export function findColumnMentions(text: string, columns: string[], skip: { star
     if (cols.length !== 1) continue;
     push({ column: cols[0], start: t.start, end: t.end, written, how: "partial" });
   }
-  return found.sort((a, b) => a.start - b.start);
+  // "a text classifier", "image classification": the task's name, not the column called "text"
+  const taskName = (m: ColumnMention) =>
+    /^(?:text|texts|image|images|graph|node|nodes|time)$/i.test(m.written) && /^\s+(?:classif\w*|model\w*|series)\b/i.test(text.slice(m.end, m.end + 20));
+  return found.filter((m) => !taskName(m)).sort((a, b) => a.start - b.start);
 }
 
 const UNIT_WORDS = new Set(["km", "m", "mm", "cm", "kg", "g", "lb", "lbs", "usd", "eur", "pct", "kwh", "s", "sec", "min", "h", "hr", "ms", "mb", "gb", "c", "f"]);

@@ -32,25 +32,25 @@ export function findMetricMentions(text: string): MetricMention[] {
 }
 
 /** Words between a metric and its comparison: "accuracy [on the test set should be] over 0.9". */
-export const FILLER_SRC =
+const FILLER_SRC =
   "(?:\\s*(?:\\)\\s*)?(?:,\\s*(?=(?:which|that|it|and\\s+it|should|must|has|needs|at|no|not)\\b))?\\(?(?!(?:and|but|while|whereas|training|train|time|latency|inference|size|memory|parameters|params)\\b)[a-z'_-]+\\)?){0,8}?";
-export const AFTER_METRIC = new RegExp(
+const AFTER_METRIC = new RegExp(
   `^(?<fill>${FILLER_SRC})\\s*(?:\\)\\s*)?(?:,\\s*)?(?:[:=]\\s*(?=[^\\d\\s]))?\\(?\\s*(?:(?<op>${OPS_SRC})|(?<conn>(?<![\\w])(?:of|is|be|reach(?:es|ing)?|to|around|about)(?![\\w])|=|:))?\\s*(?:of\\s+)?` +
     `(?<num>${NUM_SRC})\\s*(?<pct>${PCT_SRC})?(?:\\s*(?<trail>${TRAILING_SRC})(?![\\w]))?`,
   "i",
 );
-export const BEFORE_METRIC = new RegExp(
+const BEFORE_METRIC = new RegExp(
   `(?:(?<op>${OPS_SRC})\\s*(?:of\\s+)?)?(?<![\\w.=-])(?<num>${NUM_SRC})\\s*(?<pct>${PCT_SRC})?\\s*` +
     `(?:(?:an?|overall|test|testing|validation|classification|balanced|macro|micro|weighted|mean|average|cv|cross-validated)[\\s-]+)*$`,
   "i",
 );
 /** A number followed by one of these is a count or a duration, not a score. */
-export const NOT_A_SCORE_AFTER =
+const NOT_A_SCORE_AFTER =
   /^\s*(?:milli\w*|ms|msecs?|s|secs?|seconds?|mins?|minutes?|h|hrs?|hours?|days?|kb|mb|gb|tb|kib|mib|gib|thousand|million|billion|k|m|b|param\w*|rows?|samples?|records?|examples?|instances?|features?|columns?|classes|categories|clusters?|groups?|epochs?|trees?|iterations?|folds?|times|x)\b/i;
 
-export const PLAUSIBLE_LEAD = /\b(?:achieve[sd]?|achieving|reach(?:es|ing)?|get|gets|getting|hit|target(?:s|ing)?|with|of|at|an?|minimum|aim|want|need)\s*$/i;
+const PLAUSIBLE_LEAD = /\b(?:achieve[sd]?|achieving|reach(?:es|ing)?|get|gets|getting|hit|target(?:s|ing)?|with|of|at|an?|minimum|aim|want|need)\s*$/i;
 
-export function scoreValue(metric: MetricName, raw: string, percent: boolean): number {
+function scoreValue(metric: MetricName, raw: string, percent: boolean): number {
   let v = parseNumber(raw);
   if (UNIT_INTERVAL_METRICS.has(metric) && (percent || (v > 1 && v <= 100))) v = v / 100;
   return v;
@@ -102,18 +102,18 @@ export function metricConstraint(text: string, masked: string, m: MetricMention)
   return null;
 }
 
-export const QTY_RE = new RegExp(
+const QTY_RE = new RegExp(
   `(?:(?<op>${OPS_SRC})|(?<in>(?<![\\w])in(?![\\w])))\\s*(?<subject>(?:training|train|fit|fitting|inference|prediction|latency|run|running)\\s+time\\s*(?:of|:|=|is)?\\s*)?(?:of\\s+|to\\s+)?(?:about\\s+|around\\s+|approximately\\s+|~\\s*)?` +
     `(?<num>${NUM_SRC})\\s*(?<unit>${UNIT_SRC})(?![\\w])` +
     `(?<per>\\s*(?:per|/|for\\s+each|for\\s+every|for\\s+a|each|a)\\s*(?:single\\s+)?(?:row|prediction|instance|sample|record|example|item|query|request|observation|input|customer|client|user|patient|passenger|house|listing|transaction|image|review|text|document|message|email|call|order)s?\\b)?`,
   "gi",
 );
-export const QTY_TRAILING_RE = new RegExp(
+const QTY_TRAILING_RE = new RegExp(
   `(?<![\\w.])(?<num>${NUM_SRC})\\s*(?<unit>${UNIT_SRC})(?![\\w])(?<per>\\s*(?:per|\\/|for\\s+each|each)\\s*(?:row|prediction|instance|sample|record|example|query|request|observation)s?\\b)?(?:\\s*(?:of|for)\\s+(?:training|train|fitting))?\\s*(?<trail>or\\s+(?:less|fewer|lower|under|below|shorter|smaller)|at\\s+(?:the\\s+)?most|max(?:imum)?|tops)(?![\\w])`,
   "gi",
 );
 
-export function unitValue(unitRaw: string, num: number): { kind: "time"; seconds: number } | { kind: "size"; mb: number } | { kind: "params"; count: number } | null {
+function unitValue(unitRaw: string, num: number): { kind: "time"; seconds: number } | { kind: "size"; mb: number } | { kind: "params"; count: number } | null {
   const unit = unitRaw.trim().replace(/\s+/g, " ");
   const param = /^(?:(thousand|million|billion|mln|bn|[kmb])\s*)?(?:trainable\s+)?param(?:eter)?s$/i.exec(unit);
   if (param) {
@@ -128,14 +128,14 @@ export function unitValue(unitRaw: string, num: number): { kind: "time"; seconds
 }
 
 /** The clause before a limit is the part after the last "and"/comma: "..., and the prediction time for each instance is". */
-export function clauseOffset(prefix: string): number {
+function clauseOffset(prefix: string): number {
   let start = 0;
   for (const m of prefix.matchAll(/,|\band\b|\bwhile\b|\bbut\b/gi)) start = (m.index ?? 0) + m[0].length;
   return start;
 }
 
 /** Find the subject of a time limit in the words before it; returns its kind and where its phrase starts. */
-export function timeSubject(text: string, sentStart: number, opStart: number): { kind: string | null; phraseStart: number } {
+function timeSubject(text: string, sentStart: number, opStart: number): { kind: string | null; phraseStart: number } {
   const prefix = text.slice(sentStart, opStart);
   const clauseStart = clauseOffset(prefix);
   const pick = (from: number): { kind: string | null; first: number } => {

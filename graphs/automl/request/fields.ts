@@ -39,11 +39,11 @@ export function findModels(text: string): string[] {
   return [...new Set(hits.map((h) => h.key))];
 }
 
-export const PATH_EXT_RE = /[\w-]\.(?:csv|tsv|zip|json|jsonl|parquet|txt)(?:\.(?:gz|zip|bz2))?$/i;
+const PATH_EXT_RE = /[\w-]\.(?:csv|tsv|zip|json|jsonl|parquet|txt)(?:\.(?:gz|zip|bz2))?$/i;
 /** A folder written with a trailing slash ("photos/", "./data/pets/"). */
-export const FOLDER_RE = /^(?:~|\.{1,2})?\/?(?:[\w.-]+\/)+$/;
+const FOLDER_RE = /^(?:~|\.{1,2})?\/?(?:[\w.-]+\/)+$/;
 
-export function isDataPath(token: string): boolean {
+function isDataPath(token: string): boolean {
   return PATH_EXT_RE.test(token) || (FOLDER_RE.test(token) && !token.includes("//") && /[A-Za-z]/.test(token));
 }
 
@@ -216,7 +216,7 @@ export function findPositiveClass(text: string): string | null {
   return null;
 }
 
-export function readCount(raw: string): number | null {
+function readCount(raw: string): number | null {
   const n = /^\d+$/.test(raw) ? Number(raw) : NUMBER_WORDS[raw.toLowerCase()];
   return n !== undefined && Number.isInteger(n) && n >= 2 && n <= 1000 ? n : null;
 }

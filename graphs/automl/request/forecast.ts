@@ -5,7 +5,7 @@ import { COUNT_SRC, HORIZON_UNIT_SRC, NAME_STOP, NUMBER_WORDS } from "./lexicon.
 import { HorizonUnit, ParsedRequest } from "./parse.js";
 import { allMatches } from "./text.js";
 
-export function horizonUnit(word: string | undefined): HorizonUnit {
+function horizonUnit(word: string | undefined): HorizonUnit {
   const w = (word ?? "").toLowerCase().replace(/[\s-]/g, "");
   if (!w || /^(?:timesteps?|steps?|periods?|points?|values?|observations?)$/.test(w)) return "step";
   if (/^(?:seconds?|secs?)$/.test(w)) return "second";

@@ -75,7 +75,7 @@ export function taskFromMetrics(mentions: MetricMention[]): TaskKind | null {
 }
 
 /** Words that mark a message as being about models or data analysis. */
-export const RELEVANT_WORDS = [
+const RELEVANT_WORDS = [
   "(?:the|my|our)\\s+target", "target\\s*(?:is|=|:)", "target\\s+(?:column|variable)",
   "models?", "modell?ing", "machine[\\s-]+learning", "ml", "ai", "deep\\s+learning", "neural", "training", "trained",
   "predict\\w*", "classif\\w*", "categori[sz]\\w*", "cluster\\w*", "segment(?:s|ing|ation)?", "regress\\w*",
@@ -96,7 +96,7 @@ export function isRelevant(text: string, hasOtherSignals: boolean): boolean {
   return false;
 }
 
-export const CONSULT_RES = [
+const CONSULT_RES = [
   /\b(?:which|what)\s+(?:kind\s+of\s+|type\s+of\s+|sort\s+of\s+)?(?:[a-z]+\s+){0,2}?(?:models?|algorithms?|approach(?:es)?|methods?|architectures?|techniques?|classifiers?|estimators?)\b[^.?!]*\b(?:should|would|could|do\s+you|to\s+use|recommend|suggest|best|work)/i,
   /\bhow\s+(?:would|should|could|do|can)\s+(?:you|i|we)\b/i,
   /\b(?:recommend|suggest|advise|advice)\b/i,
@@ -104,12 +104,12 @@ export const CONSULT_RES = [
   /\bwhich\s+(?:one\s+)?(?:is|would\s+be|works)\s+(?:better|best)\b/i,
   /\bwhat(?:'s|\s+is)\s+the\s+best\s+(?:model|algorithm|approach|way|method)/i,
 ];
-export const INQUIRE_RES = [
+const INQUIRE_RES = [
   /^(?:what|why|when|how\s+(?:does|do|is|are|can)\s+(?!(?:you|i|we)\b))\b[^?]*\?\s*$/i,
   /^(?:what(?:'s|\s+is|\s+are|\s+does)|why|explain|describe|define|tell\s+me\s+about|can\s+you\s+explain|could\s+you\s+explain)\b/i,
   /\bdifference\s+between\b|\bwhat\s+do(?:es)?\s+\S+\s+mean\b|\bmeaning\s+of\b/i,
 ];
-export const BUILD_RES = [
+const BUILD_RES = [
   /\b(?:build|train|create|develop|make|fit|construct|design|implement|produce|deliver|provide|need|want|require|get|give|prepare|set\s+up|optimi[sz]e|(?:'d|would)\s+like)\b[^.?!]{0,120}?\b(?:models?|classifiers?|regressors?|predictors?|networks?|pipelines?|forecasters?|solutions?)\b/i,
   /\b(?:train|fit)\s+(?:a|an|the|some|my|our|it)\b/i,
   /^\s*(?:please\s+|now\s+)?(?:predict|classify|cluster|forecast|segment|estimate|group|categori[sz]e|train|build|create|develop|detect)\b/i,

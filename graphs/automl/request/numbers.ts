@@ -53,7 +53,7 @@ export interface NumberMention extends Span {
 }
 
 /** Every number in the text with where it is, for the accountability check. */
-export function findNumbers(text: string): NumberMention[] {
+function findNumbers(text: string): NumberMention[] {
   const out: NumberMention[] = [];
   for (const m of text.matchAll(/(?<![\w.])(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d*\.\d+|\d+)(\s*(?:%|percent\b|per\s*cent\b))?/gi)) {
     const start = m.index ?? 0;

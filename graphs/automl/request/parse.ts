@@ -106,9 +106,7 @@ export function parseRequest(text: string, columns?: string[], values?: Record<s
     // A lone word inside a limit ("model size under 2 MB") is not a column.
     const inLimit = (m: ColumnMention) => located.some((x) => m.start < x.end && m.end > x.start);
     const columnMentions = colsOrUndef ? findColumnMentions(noPaths, colsOrUndef, [...mentions, ...modelSpans]) : [];
-    // "a text classifier", "image classification": the task's name, not the column called "text"
-    const taskName = (m: ColumnMention) => /^(?:text|texts|image|images|graph|node|nodes|time)$/i.test(m.written) && /^\s+(?:classif\w*|model\w*|series)\b/i.test(noPaths.slice(m.end, m.end + 20));
-    const kept = columnMentions.filter((m) => (m.how !== "partial" || !inLimit(m)) && !taskName(m));
+    const kept = columnMentions.filter((m) => m.how !== "partial" || !inLimit(m));
     // "the reviewer name": a partial word right before another column's name only describes it
     result.columnMentions = kept.filter((m, i) => !(m.how === "partial" && kept[i + 1] && kept[i + 1].column !== m.column && /^ $/.test(noPaths.slice(m.end, kept[i + 1].start))));
 

@@ -127,7 +127,7 @@ export function unplacedNumbers(parsed: ParsedRequest, answers: Record<string, s
   return parsed.numbers.filter((n) => n.use === null).filter((_, i) => answers[numberSlot(i)] === undefined);
 }
 
-export const IGNORE_NUMBER = "ignore";
+const IGNORE_NUMBER = "ignore";
 
 /** "You wrote 0.7 — which metric is that for?", with the task's metrics as choices. */
 export function numberQuestion(n: PlacedNumber, index: number, task: TaskKind | null) {

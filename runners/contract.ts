@@ -148,6 +148,11 @@ export const HarnessSpec = z.object({
   n_clusters: z.number().int().min(2).nullable().default(null),
   /** Primary metric (lower snake case, docs/architecture.md §3). */
   metric: z.string(),
+  /**
+   * The value the user asked of the primary metric, when they gave one. A binary classifier judged by
+   * F1, precision or recall picks its decision threshold on the validation rows toward it.
+   */
+  metric_goal: z.number().nullable().default(null),
   seed: z.number().int().default(42),
   split: z.object({ valid: z.number().gt(0).lt(0.5), test: z.number().gt(0).lt(0.5) }).default(DEFAULT_SPLIT),
   /** Use at most this many rows (sampled, seeded) before splitting: the smoke run. */
@@ -173,6 +178,8 @@ export const HarnessSpec = z.object({
       cv_folds: z.number().int().min(2).default(3),
       /** Cross-validate on at most this many training rows. */
       sample_rows: z.number().int().positive().default(3000),
+      /** auto: Optuna's TPE sampler with pruning where optuna is installed, random search otherwise. */
+      sampler: z.enum(["auto", "tpe", "random"]).default("auto"),
     })
     .nullable()
     .default(null),
@@ -202,6 +209,8 @@ export const HarnessEvent = z.discriminatedUnion("event", [
     score: z.number().nullable(),
     fit_s: z.number().optional(),
     error: z.string().optional(),
+    /** Stopped early by the search's pruner (its score so far is below the other trials'). */
+    pruned: z.boolean().optional(),
   }),
   z.object({ event: z.literal("error"), class: FailureClass, message: z.string() }),
   z.object({ event: z.literal("done"), status: z.enum(["ok", "error"]) }),
@@ -216,7 +225,13 @@ export const CandidateResult = z.object({
   best_params: z.record(z.string(), z.unknown()).nullable(),
   best_score: z.number().nullable(),
   trials: z.array(
-    z.object({ params: z.record(z.string(), z.unknown()), score: z.number().nullable(), fit_s: z.number(), error: z.string().optional() }),
+    z.object({
+      params: z.record(z.string(), z.unknown()),
+      score: z.number().nullable(),
+      fit_s: z.number(),
+      error: z.string().optional(),
+      pruned: z.boolean().optional(),
+    }),
   ),
   error: z.string().optional(),
 });
@@ -233,7 +248,13 @@ export const HarnessResult = z.object({
   complexity: MetricMap.default({}),
   rows: z.object({ train: z.number().int(), valid: z.number().int(), test: z.number().int() }).nullable().default(null),
   features: z
-    .object({ numeric: z.array(z.string()), categorical: z.array(z.string()), text: z.array(z.string()).default([]) })
+    .object({
+      numeric: z.array(z.string()),
+      categorical: z.array(z.string()),
+      text: z.array(z.string()).default([]),
+      /** Dates and timestamps, turned into calendar features inside the model's pipeline. */
+      dates: z.array(z.string()).default([]),
+    })
     .nullable()
     .default(null),
   /** Relative to the workspace. */
@@ -251,7 +272,21 @@ export const HarnessResult = z.object({
   details: z.record(z.string(), z.unknown()).default({}),
   classes: z.array(z.unknown()).nullable().default(null),
   search: z
-    .object({ metric: z.string(), greater_is_better: z.boolean(), candidates: z.array(CandidateResult) })
+    .object({
+      metric: z.string(),
+      greater_is_better: z.boolean(),
+      candidates: z.array(CandidateResult),
+      /** "tpe" (Optuna) or "random", the sampler that ran. */
+      sampler: z.string().optional(),
+    })
+    .nullable()
+    .default(null),
+  /**
+   * A binary classifier's decision threshold chosen on the validation rows (never the test rows) for an
+   * F1, precision or recall goal; saved in model_meta.json and applied by the model server.
+   */
+  threshold: z
+    .object({ value: z.number(), metric: z.string(), valid_default: z.number(), valid_chosen: z.number() })
     .nullable()
     .default(null),
   warnings: z.array(z.string()).default([]),

@@ -6,13 +6,14 @@ import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import type { ThreadRef } from "../types.js";
+import { UPLOAD_EXTENSIONS, UPLOAD_FORMATS } from "../../graphs/automl/data/read/detect.js";
 import type { SlackFile } from "./payloads.js";
 
 // Files people attach: checked (type, size, origin), downloaded with the bot token and stored under a
 // safe name in the conversation's upload folder.
 
 /** Delimited text the engines read as tables, and zip archives (images, or a graph's node and edge tables). */
-const ACCEPTED = new Set([".csv", ".tsv", ".txt", ".zip"]);
+const ACCEPTED = new Set(UPLOAD_EXTENSIONS);
 const MAX_REDIRECTS = 3;
 
 export type FileOutcome = { ok: true; name: string; path: string } | { ok: false; name: string; reason: string };
@@ -57,7 +58,7 @@ const mb = (bytes: number) => (bytes < 1048576 ? `${Math.round(bytes / 1024)} KB
 export function refusal(file: SlackFile, maxBytes: number): string | null {
   if (file.mode === "tombstone" || file.mode === "hidden_by_limit") return "it was deleted or is hidden by the workspace's plan";
   const ext = extname(displayName(file)).toLowerCase();
-  if (!ACCEPTED.has(ext)) return "I read CSV or TSV tables with a header row, and .zip archives (of images, or of tables); attach the data as one of those";
+  if (!ACCEPTED.has(ext)) return `I read tables with a header row as ${UPLOAD_FORMATS}; attach the data as one of those`;
   if (file.size != null && file.size > maxBytes) return `it is ${mb(file.size)} and the limit is ${mb(maxBytes)}`;
   if (!file.url_private_download && !file.url_private) return "Slack gave no download link for it";
   return null;

@@ -152,18 +152,21 @@ describe("Discord adapter", () => {
         { name: "big.csv", data: row, declaredSize: 50_000 },
         { name: "liar.csv", data: row.repeat(2_000), declaredSize: 100, contentType: "text/csv", chunked: true },
         { name: "sheet.xlsx", data: "PK", contentType: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" },
+        { name: "slides.pptx", data: "PK", contentType: "application/vnd.openxmlformats-officedocument.presentationml.presentation" },
         { name: "photo.csv", data: "\x89PNG", contentType: "image/png" },
       ],
     });
     const event = await h.fake.waitFor(() => h.events.find((e) => e.kind === "message"), "the mention");
     if (event.kind !== "message") throw new Error("expected a message");
     expect(event.text).toBe("train on these");
-    expect(event.files).toEqual([join(tmp.dir, "uploads", event.thread.thread, mention.id, "my_data_1.csv")]);
+    // a workbook is data now; the reader (not the adapter) judges what is inside
+    expect(event.files).toEqual([join(tmp.dir, "uploads", event.thread.thread, mention.id, "my_data_1.csv"), join(tmp.dir, "uploads", event.thread.thread, mention.id, "sheet.xlsx")]);
     expect(readFileSync(event.files[0], "utf8")).toBe(good);
     const note = h.fake.channelMessages(event.thread.thread).find((m) => /I left out some files/.test(m.content));
     expect(note?.content).toMatch(/big\.csv is 0\.05 MB, over the 0\.01 MB limit/);
     expect(note?.content).toMatch(/liar\.csv is over the 0\.01 MB limit/);
-    expect(note?.content).toMatch(/sheet\.xlsx is not a data file/);
+    expect(note?.content).not.toMatch(/sheet\.xlsx/);
+    expect(note?.content).toMatch(/slides\.pptx is not a data file I can read \(send CSV .*Excel \(\.xlsx\), JSON, JSON lines or Parquet/);
     expect(note?.content).toMatch(/photo\.csv is image\/png/);
   });
 

@@ -195,7 +195,7 @@ describe("Slack adapter in Socket Mode", () => {
     ];
     await reply(thread, "here it is", { files });
     const refused = await waitFor(thread, (m) => /can't use/.test(m.text), "the refused files note");
-    expect(refused.text).toMatch(/“report\.pdf”: I read CSV or TSV/);
+    expect(refused.text).toMatch(/“report\.pdf”: I read tables with a header row as CSV .*Excel \(\.xlsx\), JSON, JSON lines or Parquet, or a \.zip archive/);
     expect(refused.text).toMatch(/“big\.csv”: it is \d+ KB and the limit is 102 KB/);
     expect(refused.text).toMatch(/“liar\.csv”: it is larger than the limit/);
     await waitFor(thread, (m) => /Which column of good_data\.csv/.test(m.text), "the target question about the kept file");

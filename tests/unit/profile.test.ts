@@ -26,7 +26,9 @@ describe("profileCsv", () => {
 
   it("reads semicolon-separated files and counts duplicates", async () => {
     const p = await profileCsv(tmp.write("b.csv", "a;b\n1;x\n1;x\n2;y\n"), { maxBytes: MB });
-    expect(p.delimiter).toBe(";");
+    // read once into the canonical comma-separated copy; the source keeps how it was written
+    expect(p.delimiter).toBe(",");
+    expect(p.source?.delimiter).toBe(";");
     expect(p.duplicateRows).toBe(1);
   });
 
@@ -36,7 +38,7 @@ describe("profileCsv", () => {
     ["header.csv", "a,b,c\n", /no data rows/],
     ["ragged.csv", "a,b\n1,2\n3,4,5\n", /not valid CSV/],
     ["dupe.csv", "a,a\n1,2\n", /twice/],
-    ["data.xlsx", "a,b\n1,2\n", /not a CSV/],
+    ["data.pdf", "a,b\n1,2\n", /not a file type I read as a table/],
   ])("rejects %s with a clear message", async (name, content, message) => {
     const path = content === null ? `${tmp.dir}/${name}` : tmp.write(name, content);
     await expect(profileCsv(path, { maxBytes: MB })).rejects.toThrow(message);

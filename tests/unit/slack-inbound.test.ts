@@ -85,7 +85,8 @@ describe("attached files", () => {
     const max = 1024 * 1024;
     expect(refusal(file(), max)).toBeNull();
     expect(refusal(file({ name: "images.zip" }), max)).toBeNull();
-    expect(refusal(file({ name: "notes.pdf" }), max)).toMatch(/CSV or TSV/);
+    expect(refusal(file({ name: "notes.pdf" }), max)).toMatch(/CSV .*Excel/);
+    for (const name of ["book.xlsx", "rows.jsonl", "table.parquet", "old.xls", "data.json"]) expect(refusal(file({ name }), max)).toBeNull();
     expect(refusal(file({ size: 3 * max }), max)).toBe("it is 3.0 MB and the limit is 1.0 MB");
     expect(refusal(file({ mode: "tombstone" }), max)).toMatch(/deleted/);
     expect(refusal(file({ url_private_download: null }), max)).toMatch(/no download link/);

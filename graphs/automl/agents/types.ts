@@ -107,6 +107,20 @@ export const DataProfile = z.object({
   graph: GraphProfile.nullable().optional(),
   /** Set for images; `columns` then describe the labels (file name and label per image). */
   images: ImagesProfile.nullable().optional(),
+  /** How the uploaded file was read (format, encoding, separators, sheet, date formats). */
+  source: z
+    .object({
+      format: z.enum(["csv", "excel", "json", "jsonl", "parquet"]),
+      original: z.string(),
+      encoding: z.string().nullable(),
+      delimiter: z.string().nullable(),
+      decimal: z.enum([".", ","]),
+      thousands: z.string().nullable(),
+      sheet: z.string().nullable(),
+      sheets: z.array(z.string()),
+      dates: z.array(z.object({ column: z.string(), format: z.string() })),
+    })
+    .optional(),
 });
 export type DataProfile = z.infer<typeof DataProfile>;
 
@@ -115,7 +129,7 @@ export const Question = z.object({
   /** What the answer fills: `time`, `series` and `horizon` are the forecast's time column, series id and steps ahead. */
   /** What the answer fills; "constraint", "constraint_2", … ask where a written number belongs. */
   slot: z.union([
-    z.enum(["dataset", "target", "task", "labels", "time", "series", "horizon", "runner", "approval", "other", "constraint"]),
+    z.enum(["dataset", "target", "task", "labels", "time", "series", "horizon", "runner", "sheet", "approval", "other", "constraint"]),
     z.string().regex(/^constraint_\d+$/) as z.ZodType<`constraint_${number}`>,
   ]),
   text: z.string(),
@@ -337,7 +351,8 @@ export interface PromptAgent {
 // Decomposition takes every plan at once, so an LLM agent can do it in one call (one per agent, not per plan).
 export interface DataAgent {
   /** Profiles the conversation's data: `file` first, `others` beside it (an edge list, a labels CSV). */
-  profile(file: string, options: { maxBytes: number; others?: string[] }): Promise<DataProfile>;
+  /** `convertedDir`: where canonical copies of uploads are kept; `sheet`: the workbook sheet to read. */
+  profile(file: string, options: { maxBytes: number; others?: string[]; convertedDir?: string; sheet?: string | null }): Promise<DataProfile>;
   decompose(input: { plans: Plan[]; requirements: Requirements; profile: DataProfile }): Promise<DataPlan[]>;
 }
 

@@ -1,6 +1,7 @@
 import { lstat, readdir, readFile, stat } from "node:fs/promises";
 import { basename, join, posix } from "node:path";
-import { DataError } from "./profile.js";
+import { isOfficeZip } from "./read/detect.js";
+import { DataError } from "./read/errors.js";
 import { isZip, readZipDirectory, readZipEntry } from "./zip.js";
 
 // A folder or a zip archive the user sent as data, seen as a flat list of files with relative names.
@@ -32,11 +33,11 @@ function unsafe(name: string): boolean {
   return name.startsWith("/") || /^[A-Za-z]:/.test(name) || name.split("/").includes("..");
 }
 
-/** True for a folder or a zip archive. */
+/** True for a folder or a zip archive; a workbook is a zip too, but it is one table, not a container. */
 export async function isContainer(path: string): Promise<boolean> {
   try {
     const s = await stat(path);
-    return s.isDirectory() || (s.isFile() && s.size >= 22 && (await isZip(path)));
+    return s.isDirectory() || (s.isFile() && s.size >= 22 && (await isZip(path)) && !(await isOfficeZip(path)));
   } catch {
     return false;
   }

@@ -1,23 +1,21 @@
-import { createReadStream, promises as fs } from "node:fs";
+import { promises as fs } from "node:fs";
 import { basename } from "node:path";
-import { Readable } from "node:stream";
 import { parse } from "csv-parse";
 import type { ColumnProfile, DataProfile } from "../agents/types.js";
+import { duplicateName, headerNames, isMissing } from "./read/cells.js";
+import { sniffDialect } from "./read/dialect.js";
+import { DataError } from "./read/errors.js";
+import { readTable, type ReadOptions } from "./read/index.js";
+import type { TableSource } from "./read/source.js";
 
-/** A problem with the user's data, phrased for the user. */
+export { isMissing } from "./read/cells.js";
+export { TABLE_EXTENSION } from "./read/detect.js";
+export { DataError } from "./read/errors.js";
+export type { ReadOptions } from "./read/index.js";
+export { bufferSource, fileSource, type TableSource } from "./read/source.js";
+
 /** Fewer data rows than this cannot be split into training, validation and test rows. */
 export const MIN_ROWS = 20;
-
-export class DataError extends Error {
-  override name = "DataError";
-}
-
-const MISSING = new Set(["", "na", "n/a", "nan", "null", "none", "?", "-"]);
-
-/** A cell the profile counts as missing. */
-export function isMissing(value: string): boolean {
-  return MISSING.has(value.trim().toLowerCase());
-}
 const UNIQUE_CAP = 2000;
 const TARGET_HINTS = /^(target|label|labels|class|y|outcome|result|quality|price|churn|status|grade|category|species|age|score|defects?)$/i;
 const ID_NAME = /(^id$|_id$|^id_|uuid|^index$|^unnamed: ?0$|^row ?(id|number)$|^customer ?id$)/i;
@@ -26,6 +24,16 @@ const DATE_LIKE = /^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2})?)?/;
 // longer than this on average, and more distinct than this share of the filled cells.
 const TEXT_MIN_MEAN_LENGTH = 25;
 const TEXT_MIN_UNIQUE_RATIO = 0.3;
+// Short strings that nearly never repeat (names, emails, order codes) identify a row; they carry
+// nothing a model can reuse on new rows. Too few rows say nothing about repetition.
+const ID_MIN_ROWS = 50;
+const ID_MIN_UNIQUE_RATIO = 0.95;
+// Dates written other than ISO ("15/03/2024", "Mar 15 2024 10:00") are read as categories, yet are times.
+const MONTH = "(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)\\p{L}{0,6}\\.?";
+const DATE_WRITTEN = new RegExp(
+  `^(?:\\d{1,4}[-/.]\\d{1,2}[-/.]\\d{1,4}|\\d{1,2}[ -]?${MONTH}[-, ]*\\d{2,4}|${MONTH} \\d{1,2},? \\d{2,4})(?:[ T,]+\\d{1,2}[:h.]\\d{2}(?::\\d{2})?)?`,
+  "iu",
+);
 
 interface Acc {
   missing: number;
@@ -46,7 +54,7 @@ function newAcc(): Acc {
 
 function observe(acc: Acc, raw: string): void {
   const value = raw.trim();
-  if (MISSING.has(value.toLowerCase())) {
+  if (isMissing(value)) {
     acc.missing++;
     return;
   }
@@ -65,11 +73,20 @@ function observe(acc: Acc, raw: string): void {
   else acc.overflow = true;
 }
 
-function sniffDelimiter(head: string): string {
-  const line = head.split(/\r?\n/, 1)[0] ?? "";
-  const counts: Array<[string, number]> = [",", ";", "\t", "|"].map((d) => [d, line.split(d).length - 1]);
-  counts.sort((a, b) => b[1] - a[1]);
-  return counts[0][1] > 0 ? counts[0][0] : ",";
+/**
+ * Nearly every filled cell differs. Past the distinct-value cap the share is unknown; the values kept
+ * under the cap were counted over the whole file, so their average count stands for the column's.
+ */
+function nearlyUnique(acc: Acc, present: number): boolean {
+  if (!acc.overflow) return acc.counts.size >= present * ID_MIN_UNIQUE_RATIO;
+  let seen = 0;
+  for (const n of acc.counts.values()) seen += n;
+  return seen / acc.counts.size <= 1 / ID_MIN_UNIQUE_RATIO;
+}
+
+function looksLikeTimes(acc: Acc): boolean {
+  const values = [...acc.counts.keys()].slice(0, 200);
+  return values.filter((v) => DATE_WRITTEN.test(v)).length >= values.length * 0.9;
 }
 
 function columnProfile(name: string, acc: Acc, rows: number): ColumnProfile {
@@ -90,10 +107,20 @@ function columnProfile(name: string, acc: Acc, rows: number): ColumnProfile {
   // Free text is a feature even when every value differs or many are empty: it is not an identifier.
   else if (kind === "text") suspect = null;
   else if (acc.missing > rows * 0.5) suspect = "mostly_missing";
+  // Nor is a time: every timestamp may differ, but it says when, and a forecast needs it.
+  else if (kind === "datetime") suspect = null;
   else if (
     unique === present &&
     present === rows &&
     (ID_NAME.test(name) || (kind === "numeric" && acc.integer === present && acc.max - acc.min === present - 1))
+  )
+    suspect = "id";
+  else if (
+    kind === "categorical" &&
+    present >= ID_MIN_ROWS &&
+    nearlyUnique(acc, present) &&
+    acc.totalLength / present < TEXT_MIN_MEAN_LENGTH &&
+    !looksLikeTimes(acc)
   )
     suspect = "id";
 
@@ -143,31 +170,6 @@ export function rankTargets(columns: ColumnProfile[]): string[] {
     .map(({ c }) => c.name);
 }
 
-/** A delimited table to profile: a file, or a member of an archive held in memory. */
-export interface TableSource {
-  /** What `DataProfile.file` records (the file, or the archive holding the member). */
-  file: string;
-  /** The name the user knows it by. */
-  name: string;
-  bytes: number;
-  head(bytes: number): Promise<string>;
-  stream(): Readable;
-}
-
-export function fileSource(file: string, bytes: number): TableSource {
-  return { file, name: basename(file), bytes, head: (n) => readHead(file, n), stream: () => createReadStream(file) };
-}
-
-export function bufferSource(file: string, name: string, data: Buffer): TableSource {
-  return {
-    file,
-    name,
-    bytes: data.length,
-    head: async (n) => data.subarray(0, n).toString("utf8"),
-    stream: () => Readable.from([data]),
-  };
-}
-
 /** Checks the file a user named before reading it: present, a file, within the size limit, not empty. */
 export async function checkedFile(file: string, maxBytes: number): Promise<number> {
   let stat;
@@ -186,40 +188,43 @@ export async function checkedFile(file: string, maxBytes: number): Promise<numbe
   return stat.size;
 }
 
-export const TABLE_EXTENSION = /\.(csv|tsv|txt|data)$/i;
-
-/** Reads a delimited text file and profiles every column. Throws DataError with a user-facing message. */
-export async function profileCsv(file: string, options: { maxBytes: number }): Promise<DataProfile> {
+/**
+ * Reads a table the user sent (delimited text in any common encoding, Excel, JSON, JSON lines, Parquet)
+ * and profiles every column of its canonical form. Throws DataError with a user-facing message.
+ */
+export async function profileCsv(file: string, options: ReadOptions): Promise<DataProfile> {
   const bytes = await checkedFile(file, options.maxBytes);
-  if (!TABLE_EXTENSION.test(file))
-    throw new DataError(`${basename(file)} is not a CSV file. The offline engine reads comma- or tab-separated text with a header row.`);
-  return profileTable(fileSource(file, bytes));
+  return readTable(file, bytes, options, profileTable);
 }
 
-/** Profiles every column of a delimited table. */
-export async function profileTable(source: TableSource): Promise<DataProfile> {
+/** Profiles every column of a delimited UTF-8 table; `onRecord` sees each data record too. */
+export async function profileTable(source: TableSource, onRecord?: (record: string[]) => void): Promise<DataProfile> {
   const name = source.name;
   const head = await source.head(65536);
   if (head.includes("\u0000")) throw new DataError(`${name} looks binary, not like CSV text.`);
-  const delimiter = sniffDelimiter(head);
+  const dialect = source.delimiter ? { delimiter: source.delimiter, skipLines: 0 } : sniffDialect(head, head.length < 65536);
+  const delimiter = dialect.delimiter;
 
   let header: string[] | null = null;
   let accs: Acc[] = [];
   let rows = 0;
   const seenRows = new Set<string>();
   let duplicateRows = 0;
-  const parser = source.stream().pipe(parse({ delimiter, bom: true, skip_empty_lines: true, relax_quotes: false, trim: false }));
+  const parser = source
+    .stream()
+    .pipe(parse({ delimiter, from_line: dialect.skipLines + 1, bom: true, skip_empty_lines: true, relax_quotes: false, trim: false }));
   try {
     for await (const record of parser as AsyncIterable<string[]>) {
       if (!header) {
-        header = record.map((h, i) => h.trim() || `column_${i + 1}`);
-        const dup = header.find((h, i) => header!.indexOf(h) !== i);
+        header = headerNames(record);
+        const dup = duplicateName(header);
         if (dup) throw new DataError(`${name} has the column name "${dup}" twice; column names must be unique.`);
         accs = header.map(() => newAcc());
         continue;
       }
       rows++;
       for (let i = 0; i < accs.length; i++) observe(accs[i], record[i] ?? "");
+      onRecord?.(record);
       if (rows <= 200_000) {
         const key = record.join("\u0001");
         if (seenRows.has(key)) duplicateRows++;
@@ -253,21 +258,10 @@ export async function* tableRows(source: TableSource, delimiter: string, columns
   let index: number[] | null = null;
   for await (const record of parser as AsyncIterable<string[]>) {
     if (!index) {
-      const header = record.map((h, i) => h.trim() || `column_${i + 1}`);
+      const header = headerNames(record);
       index = columns.map((c) => header.indexOf(c));
       continue;
     }
     yield index.map((i) => (i >= 0 ? (record[i] ?? "").trim() : ""));
-  }
-}
-
-async function readHead(file: string, bytes: number): Promise<string> {
-  const handle = await fs.open(file, "r");
-  try {
-    const buffer = Buffer.alloc(bytes);
-    const { bytesRead } = await handle.read(buffer, 0, bytes, 0);
-    return buffer.subarray(0, bytesRead).toString("utf8");
-  } finally {
-    await handle.close();
   }
 }

@@ -1,7 +1,7 @@
 import { open, stat } from "node:fs/promises";
 import { basename } from "node:path";
 import { inflateRawSync } from "node:zlib";
-import { DataError } from "./profile.js";
+import { DataError } from "./read/errors.js";
 
 // Just enough of the zip format to profile an upload: the central directory (names and sizes) and the
 // bytes of a small member (a labels or edges CSV). Nothing is extracted to disk. ZIP64 archives (over

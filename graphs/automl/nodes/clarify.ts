@@ -6,7 +6,7 @@ import { ResumeValue, type InterruptPayload, type State, type Update } from "../
 
 // Slots whose answer is kept by name (the forecast's time column, series column and horizon among them;
 // "constraint", "constraint_2", … for numbers the reading could not place).
-const ANSWER_SLOTS: string[] = ["target", "labels", "task", "time", "series", "horizon", "runner"];
+const ANSWER_SLOTS: string[] = ["target", "labels", "task", "time", "series", "horizon", "runner", "sheet"];
 
 // Asks the first open question and records the answer. interrupt() pauses here; on resume the node
 // runs again from the top and interrupt() returns the answer, so nothing before it has side effects.

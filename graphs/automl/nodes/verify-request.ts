@@ -1,6 +1,7 @@
 import type { LangGraphRunnableConfig } from "@langchain/langgraph";
 import type { Question } from "../agents/types.js";
 import { runnerNames, stage, type GraphDeps } from "../deps.js";
+import { sheetNamedIn, sheetQuestion } from "../data/read/sheets.js";
 import type { State } from "../state.js";
 
 /** Relevancy and adequacy: decline, ask, or go on to parsing. */
@@ -12,6 +13,9 @@ export function verifyRequestNode(deps: GraphDeps) {
     });
     if (assessment.declineReason) return { assessment, status: "rejected", error: assessment.declineReason, route: "finish" };
     if (state.dataError) return { assessment, status: "failed", error: state.dataError, route: "finish" };
+    // the other questions (which column to predict) are about the sheet read: which one comes first
+    const sheet = chooseSheet(state);
+    if (sheet) assessment.questions.unshift(sheet);
     const runner = chooseRunner(deps, state, config);
     if (runner.question && !assessment.questions.length) assessment.questions.push(runner.question);
     const route = assessment.questions.length ? "clarify" : "parse";
@@ -23,6 +27,13 @@ export function verifyRequestNode(deps: GraphDeps) {
       ...(runner.named ? { answers: { runner: runner.named } } : {}),
     };
   });
+}
+
+/** A workbook with several sheets holding tables, none named in the request or chosen: which one? */
+function chooseSheet(state: State): Question | null {
+  const source = state.profile?.source;
+  if (!source || source.sheets.length < 2 || sheetNamedIn(state.messages.join("\n"), source.sheets)) return null;
+  return sheetQuestion(source.sheets, source.sheet, state.answers.sheet, state.profile!.name);
 }
 
 /**

@@ -39,7 +39,7 @@ export function findModels(text: string): string[] {
   return [...new Set(hits.map((h) => h.key))];
 }
 
-const PATH_EXT_RE = /[\w-]\.(?:csv|tsv|zip|json|jsonl|parquet|txt)(?:\.(?:gz|zip|bz2))?$/i;
+const PATH_EXT_RE = /[\w-]\.(?:csv|tsv|zip|json|jsonl|ndjson|parquet|txt|xlsx|xlsm|xls)(?:\.(?:gz|zip|bz2))?$/i;
 /** A folder written with a trailing slash ("photos/", "./data/pets/"). */
 const FOLDER_RE = /^(?:~|\.{1,2})?\/?(?:[\w.-]+\/)+$/;
 

@@ -32,6 +32,7 @@ import sys
 import threading
 import time
 import traceback
+import zlib
 
 TRAIN_STAGES = ["load", "split", "build", "fit", "evaluate", "save", "plots"]
 SEARCH_STAGES = ["load", "split", "search"]
@@ -52,6 +53,19 @@ PIP_NAMES = {
     "yaml": "pyyaml",
     "torch": "torch torchvision",
     "torchvision": "torch torchvision",
+}
+# Debian packages for the modules ThreadML's setup (bin/setup.sh) installs or a plan may name.
+DEBIAN_NAMES = {
+    **{m: deb for m, deb, _ in REQUIRED_MODULES + OPTIONAL_MODULES},
+    "scipy": "python3-scipy",
+    "xgboost": "python3-xgboost",
+    "optuna": "python3-optuna",
+    "openpyxl": "python3-openpyxl",
+    "PIL": "python3-pil",
+    "yaml": "python3-yaml",
+    "cv2": "python3-opencv",
+    "torch": "python3-torch python3-torchvision",
+    "torchvision": "python3-torch python3-torchvision",
 }
 
 # Harness variants beyond tables, each in variant_<name>.py beside this file (which declares the harness
@@ -112,6 +126,14 @@ def pip_name(module):
     return PIP_NAMES.get(root, root)
 
 
+def install_hint(module):
+    """How to install a module on the runner: the Debian packages where there are some, and pip."""
+    root = (module or "").split(".")[0]
+    deb = DEBIAN_NAMES.get(root)
+    pip = f"pip install {pip_name(root)}"
+    return f"Debian/Ubuntu: apt-get install {deb}; or {pip}" if deb else pip
+
+
 def describe_exception(e, limit=800):
     text = f"{type(e).__name__}: {e}"
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -132,7 +154,7 @@ def classify(exc):
             return (
                 "environment_error",
                 f"The solution imports '{mod}', which is not installed for {sys.executable}. "
-                f"Install it on the runner (pip install {pip_name(mod)}) or use a scikit-learn estimator instead.",
+                f"Install it on the runner ({install_hint(mod)}) or use a scikit-learn estimator instead.",
             )
         if isinstance(e, ImportError):
             return (
@@ -285,6 +307,7 @@ class Run:
             "sample": None,
             "classes": None,
             "search": None,
+            "threshold": None,
             "details": {},
             "warnings": self.warnings,
             "error": None,
@@ -354,6 +377,10 @@ def normalise_spec(raw):
     spec["text_columns"] = list(spec.get("text_columns") or [])
     spec.setdefault("positive_class", None)
     spec.setdefault("n_clusters", None)
+    goal = spec.get("metric_goal")
+    if goal is not None and (isinstance(goal, bool) or not isinstance(goal, (int, float)) or not math.isfinite(goal)):
+        problems.append("metric_goal must be a number or null")
+    spec["metric_goal"] = float(goal) if isinstance(goal, (int, float)) and not isinstance(goal, bool) else None
     metric = str(spec.get("metric") or "").strip().lower().replace("-", "_").replace(" ", "_")
     spec["metric"] = METRIC_ALIASES.get(metric, metric)
     spec["seed"] = int(spec.get("seed") if spec.get("seed") is not None else 42)
@@ -386,6 +413,9 @@ def normalise_spec(raw):
             search["budget_s"] = float(search.get("budget_s") or 20)
             search["cv_folds"] = max(2, int(search.get("cv_folds") or 3))
             search["sample_rows"] = max(1, int(search.get("sample_rows") or 3000))
+            search["sampler"] = search.get("sampler") or "auto"
+            if search["sampler"] not in ("auto", "tpe", "random"):
+                problems.append("search.sampler must be auto, tpe or random")
             spec["search"] = search
     variant = spec.get("variant") or "tabular"
     spec["variant"] = variant
@@ -469,16 +499,71 @@ class Prepared:
     # facts for result.json's details (variants: series, frequency, images read ...)
     details = {}
     text_min_df = {}
+    # date and timestamp columns (plain tables only): calendar features inside the pipeline
+    dates = []
 
     def preprocessor(self, scale=False, encode="onehot"):
         return make_preprocessor(
-            self.numeric, self.categorical, scale=scale, encode=encode, text=self.text, text_min_df=self.text_min_df
+            self.numeric,
+            self.categorical,
+            scale=scale,
+            encode=encode,
+            text=self.text,
+            text_min_df=self.text_min_df,
+            dates=self.dates,
         )
+
+
+# A text column is an identifier (a name, an e-mail, a ticket code) when nearly every filled cell is
+# different and the values are short: longer ones are free text, which the spec lists to vectorise.
+ID_MIN_ROWS = 50
+ID_MIN_DISTINCT = 0.95
+ID_MAX_MEAN_LENGTH = 25
+
+
+def set_aside(run, X, kinds):
+    """Columns a data scientist would not feed a model: constant ones and identifiers (see ID_*).
+    Numeric columns are never taken for identifiers, and at least one feature always stays.
+    Returns [{column, reason}]."""
+    found = []
+    for c, kind in kinds.items():
+        col = X[c]
+        filled = col.dropna()
+        if kind == "categorical" or kind == "text":
+            filled = filled[filled.astype(str).str.strip() != ""]
+        distinct = filled.nunique()
+        if distinct <= 1:
+            found.append({"column": c, "reason": "constant"})
+        elif (
+            kind == "categorical"
+            and col.dtype == object
+            and len(filled) >= ID_MIN_ROWS
+            and distinct >= ID_MIN_DISTINCT * len(filled)
+            and filled.astype(str).str.len().mean() < ID_MAX_MEAN_LENGTH
+        ):
+            found.append({"column": c, "reason": "identifier"})
+    if len(found) == len(kinds):
+        names = ", ".join(f"'{f['column']}'" for f in found)
+        run.warn(f"Every feature looks constant or like an identifier ({names}); they are all kept, as nothing else is left.")
+        return []
+    for f in found:
+        c = f["column"]
+        if f["reason"] == "constant":
+            run.warn(f"Column '{c}' is set aside: it holds a single value, so it cannot tell rows apart.")
+        else:
+            n = int(X[c].nunique())
+            run.warn(
+                f"Column '{c}' is set aside: it looks like an identifier ({n} distinct short values in "
+                f"{int(X[c].notna().sum())} rows), which would not carry over to new rows."
+            )
+    return found
 
 
 def prepare(run, spec):
     import numpy as np
     import pandas as pd
+
+    from features import as_date_strings, looks_like_dates
 
     task, data = spec["task"], spec["data"]
     df = read_csv(data, spec.get("delimiter") or ",")
@@ -540,18 +625,25 @@ def prepare(run, spec):
         raise HarnessError("value_error", f"No feature columns are left in '{data}' after removing the target and dropped columns.")
 
     X = df[features].copy()
-    numeric, categorical, text = [], [], []
+    kinds = {}
     listed = set(spec["text_columns"])
     for c in features:
         dtype = X[c].dtype
         # Only the columns the spec names are vectorised: a text task lists them. Elsewhere a long string
         # column stays categorical, so dense-only models never meet sparse TF-IDF features.
         if c in listed:
-            text.append(c)
+            kinds[c] = "text"
+        elif looks_like_dates(X[c]):
+            kinds[c] = "date"
         elif pd.api.types.is_bool_dtype(dtype) or not pd.api.types.is_numeric_dtype(dtype):
-            categorical.append(c)
+            kinds[c] = "categorical"
         else:
-            numeric.append(c)
+            kinds[c] = "numeric"
+    aside = set_aside(run, X, kinds)
+    if aside:
+        features = [c for c in features if c not in {f["column"] for f in aside}]
+        X = X[features]
+    numeric, categorical, text, dates = ([c for c in features if kinds[c] == k] for k in ("numeric", "categorical", "text", "date"))
     text_min = {}
     for c in list(text):
         docs = as_text_strings(X[c])
@@ -568,8 +660,12 @@ def prepare(run, spec):
             text_min[c] = found
     for c in categorical:
         X[c] = as_category_strings(X[c])
+    for c in dates:
+        X[c] = as_date_strings(X[c])
     if text:
         run.log(f"Text column(s) {', '.join(text)} become TF-IDF features.")
+    if dates:
+        run.log(f"Date column(s) {', '.join(dates)} become calendar features (year, month, weekday, season, trend).")
     for c in numeric:
         if X[c].isna().all():
             run.warn(f"Feature '{c}' is empty in every row.")
@@ -580,7 +676,9 @@ def prepare(run, spec):
 
     p = Prepared()
     p.X, p.numeric, p.categorical, p.text, p.features = X, numeric, categorical, text, features
+    p.dates = dates
     p.text_min_df = text_min
+    p.details = {"set_aside": aside} if aside else {}
     p.target, p.labels_col = target, labels_col
     p.y, p.labels, p.classes = None, None, None
     if task == "classification":
@@ -718,6 +816,8 @@ def holdout_features(run, spec, prep):
     """The held-out test rows' features (no labels), prepared the way the model server prepares rows."""
     import pandas as pd
 
+    from features import as_date_strings
+
     path = (spec.get("holdout") or {}).get("features")
     if not path:
         return None
@@ -733,6 +833,8 @@ def holdout_features(run, spec, prep):
         X[c] = as_text_strings(X[c])
     for c in prep.categorical:
         X[c] = as_category_strings(X[c])
+    for c in prep.dates:
+        X[c] = as_date_strings(X[c])
     return X.reset_index(drop=True)
 
 
@@ -797,11 +899,13 @@ def text_min_df(docs):
     return None
 
 
-def make_preprocessor(numeric, categorical, scale=False, encode="onehot", text=(), text_min_df=None):
+def make_preprocessor(numeric, categorical, scale=False, encode="onehot", text=(), text_min_df=None, dates=()):
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+
+    from features import DateFeatures
 
     if encode not in ("onehot", "ordinal"):
         raise ValueError(f"encode must be 'onehot' or 'ordinal', not {encode!r}")
@@ -821,6 +925,12 @@ def make_preprocessor(numeric, categorical, scale=False, encode="onehot", text=(
             enc = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)
         steps = [("impute", SimpleImputer(strategy="most_frequent")), ("encode", enc)]
         parts.append(("cat", Pipeline(steps), list(categorical)))
+    if dates:
+        # calendar features, not one column per distinct date string; unreadable dates are imputed
+        steps = [("calendar", DateFeatures()), ("impute", SimpleImputer(strategy="median"))]
+        if scale:
+            steps.append(("scale", StandardScaler()))
+        parts.append(("dates", Pipeline(steps), list(dates)))
     for i, c in enumerate(text):
         # a scalar column name hands the vectorizer a 1-D series of documents, as it expects
         parts.append((f"text{i}", make_text_vectorizer((text_min_df or {}).get(c, 2)), c))
@@ -846,6 +956,7 @@ class Context:
         self.numeric_columns = list(prep.numeric)
         self.categorical_columns = list(prep.categorical)
         self.text_columns = list(prep.text)
+        self.date_columns = list(prep.dates)
         self.n_clusters = spec.get("n_clusters")
         self.positive_class = positive_class
         self.classes = list(prep.classes) if prep.classes is not None else None
@@ -854,8 +965,9 @@ class Context:
 
     def preprocessor(self, scale=False, encode="onehot"):
         """An unfitted ColumnTransformer: median-impute (+scale) numerics, impute + encode categoricals,
-        TF-IDF for text columns (then the output is a sparse matrix). For images, the image feature
-        extractor (pixels, colour and gradient histograms), scaled when asked."""
+        calendar features for date columns, TF-IDF for text columns (then the output is a sparse
+        matrix). For images, the image feature extractor (pixels, colour and gradient histograms),
+        scaled when asked."""
         return self._prep.preprocessor(scale=scale, encode=encode)
 
     def progress(self, stage, done=None, total=None):
@@ -1072,7 +1184,9 @@ def features_for(model, X, X_train, prep):
             return as_matrix(model[:-1].transform(X))
         except Exception:  # noqa: BLE001 - fall back to a fresh preprocessor
             pass
-    pre = make_preprocessor(prep.numeric, prep.categorical, scale=True, text=prep.text, text_min_df=prep.text_min_df)
+    pre = make_preprocessor(
+        prep.numeric, prep.categorical, scale=True, text=prep.text, text_min_df=prep.text_min_df, dates=prep.dates
+    )
     pre.fit(X_train)
     return as_matrix(pre.transform(X))
 
@@ -1234,6 +1348,82 @@ def fit_solution(run, task, model, fit_fn, train_split, valid_split, ctx):
     return fitted, train_time
 
 
+def use_own_estimators(solution_path):
+    """A solution that imports xgboost's XGBClassifier or XGBRegressor gets the harness's versions of
+    them (estimators.py: any labels, class_weight, a few threads); xgboost is imported only then."""
+    try:
+        with open(solution_path, "r", encoding="utf-8", errors="replace") as f:
+            mentions = "xgboost" in f.read()
+    except OSError:
+        return
+    if not mentions or not module_available("xgboost"):
+        return
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            import estimators
+        estimators.install()
+    except Exception:  # noqa: BLE001 - a broken xgboost shows when the solution imports it
+        pass
+
+
+def choose_threshold(run, spec, model, predict_fn, X_va, y_va, pred_va, pos):
+    """{value, metric, valid_default, valid_chosen} when a decision threshold chosen on the validation
+    rows beats the model's own predictions there, else None. Only for a binary classifier with
+    predict_proba and a primary metric of f1, precision or recall."""
+    import numpy as np
+
+    import threshold as T
+
+    metric = spec["metric"]
+    if metric not in T.F_BETA or pos is None:
+        return None
+    found = T.positive_column(model, pos)
+    if found is None:
+        run.log(f"The model gives no class probabilities; it decides at its own threshold for {metric}.")
+        return None
+    try:
+        with generated("predict_proba"):
+            proba = np.asarray(model.predict_proba(X_va), dtype=float)
+    except GeneratedCodeError as e:
+        run.warn(f"predict_proba failed on the validation rows ({describe_exception(e.original, 200)}); the model keeps its own threshold.")
+        return None
+    if proba.ndim != 2 or proba.shape[0] != len(X_va) or proba.shape[1] != 2:
+        return None
+    scores = proba[:, found[0]]
+    y_pos = np.array([T.same_class(v, pos) for v in np.asarray(y_va).tolist()])
+    own = np.array([T.same_class(v, pos) for v in np.asarray(pred_va).tolist()])
+    # a solution's own predict may post-process; a threshold on predict_proba would then replace
+    # something else than the model's decision
+    if predict_fn is not None and np.mean((scores >= 0.5) == own) < 0.9:
+        run.log("The solution's predict does not follow predict_proba; its decisions are kept as they are.")
+        return None
+    chosen = T.choose(scores, y_pos, metric, spec.get("metric_goal"))
+    if chosen is None:
+        return None
+    value, name, at_chosen = chosen
+    at_default = T.measure(name, y_pos, own)
+    if at_chosen <= at_default + 1e-9:
+        run.log(f"The decision threshold stays the model's own: validation {name} {at_default:.4f} there, {at_chosen:.4f} at the best other.")
+        return None
+    run.log(
+        f"Decision threshold {value:.4f} for {to_jsonable(pos)!r}, chosen on the validation rows: {name} "
+        f"{at_default:.4f} at the model's own threshold, {at_chosen:.4f} at this one."
+    )
+    run.result["threshold"] = {"value": value, "metric": name, "valid_default": at_default, "valid_chosen": at_chosen}
+    return run.result["threshold"]
+
+
+def predict_at_threshold(model, X, value, pos, where="predict"):
+    """The positive class where predict_proba reaches the decision threshold, else the other class."""
+    import threshold as T
+
+    with generated(where):
+        pred = T.predict(model, X, value, pos)
+    if len(pred) != len(X):
+        raise HarnessError("runtime_error", f"{where} returned {len(pred)} predictions for {len(X)} rows.")
+    return pred
+
+
 def save_model(model, out_dir):
     """Pickles the fitted model to <out_dir>/model.pkl; returns the path."""
     os.makedirs(out_dir, exist_ok=True)
@@ -1272,7 +1462,7 @@ def train(run, spec):
     t_load = time.perf_counter()
     prep = variant.prepare(run, spec) if variant else prepare(run, spec)
     load_s = time.perf_counter() - t_load
-    res["features"] = {"numeric": prep.numeric, "categorical": prep.categorical, "text": prep.text}
+    res["features"] = {"numeric": prep.numeric, "categorical": prep.categorical, "text": prep.text, "dates": prep.dates}
     res["classes"] = prep.classes
     res["details"] = dict(prep.details)
 
@@ -1293,6 +1483,7 @@ def train(run, spec):
 
     run.stage("build", stages)
     ctx = Context(run, spec, prep, pos)
+    use_own_estimators(spec["solution"])
     model, fit_fn, predict_fn = build_solution(spec, ctx)
 
     run.stage("fit", stages)
@@ -1300,8 +1491,21 @@ def train(run, spec):
 
     run.stage("evaluate", stages)
     pred_va = predict_with(predict_fn, model, X_va)
+    # a binary classifier judged by f1, precision or recall decides at a threshold chosen on the
+    # validation rows; from here on every prediction of this model uses it
+    decision = None
+    if task == "classification" and variant is None:
+        decision = choose_threshold(run, spec, model, predict_fn, X_va, y_va, pred_va, pos)
+
+    def final_predict(m, X, where="predict"):
+        if decision is None:
+            return predict_with(predict_fn, m, X, where)
+        return predict_at_threshold(m, X, decision["value"], pos, where)
+
+    # valid_metrics stay those of the model's own decisions: what the solution itself can measure and
+    # claim (ctx.report); the threshold's gain on the validation rows is in result.threshold
     t_pred = time.perf_counter()
-    pred_te = None if held else predict_with(predict_fn, model, X_te)
+    pred_te = None if held else final_predict(model, X_te)
     test_predict_s = time.perf_counter() - t_pred
     Z_te = None
 
@@ -1351,7 +1555,7 @@ def train(run, spec):
     singles = []
     for i in range(min(20, len(X_lat))):
         t = time.perf_counter()
-        predict_with(predict_fn, model, X_lat.iloc[[i]])
+        final_predict(model, X_lat.iloc[[i]])
         singles.append(time.perf_counter() - t)
 
     run.stage("save", stages)
@@ -1363,10 +1567,14 @@ def train(run, spec):
         "numeric": prep.numeric,
         "categorical": prep.categorical,
         "text": prep.text,
+        "dates": prep.dates,
         "classes": prep.classes,
         "positive_class": pos,
         "solution": spec["solution"],
     }
+    if decision is not None:
+        # the model server decides as the harness did: positive where predict_proba reaches it
+        meta["threshold"] = {"value": decision["value"], "positive_class": pos, "metric": decision["metric"]}
     # what a variant's server needs beside the model (the graph, the image size ...)
     extra_files = []
     if variant is not None:
@@ -1380,7 +1588,7 @@ def train(run, spec):
     if held and X_te is not None:
         # the saved model, as deployed, predicts the held-out rows; the scorer compares them with the labels
         t_pred = time.perf_counter()
-        pred_te = predict_with(predict_fn, reloaded, X_te)
+        pred_te = final_predict(reloaded, X_te)
         test_predict_s = time.perf_counter() - t_pred
         write_predictions(out_dir, task, reloaded, X_te, pred_te, prep.classes, pos)
     if variant is not None:
@@ -1388,7 +1596,7 @@ def train(run, spec):
         res["sample"] = to_jsonable(variant.sample(run, spec, prep, te[: min(3, len(te))], reloaded, predict_fn))
     else:
         sample_X = X_lat.iloc[: min(3, len(X_lat))]
-        sample_pred = predict_with(predict_fn, reloaded, sample_X)
+        sample_pred = final_predict(reloaded, sample_X)
         res["sample"] = {
             "rows": [to_jsonable(r) for r in sample_X.to_dict(orient="records")],
             "predictions": to_jsonable(sample_pred.tolist()),
@@ -1580,6 +1788,9 @@ def import_estimator(path):
     """(class, None) or (None, error string)."""
     if not isinstance(path, str) or "." not in path:
         return None, f"value_error: estimator must be a dotted import path, got {path!r}"
+    # xgboost's scikit-learn classes run as estimators.py's (any labels, class_weight, a few threads)
+    if path in OWN_ESTIMATORS and module_available("xgboost"):
+        path = OWN_ESTIMATORS[path]
     mod_name, _, attr = path.rpartition(".")
     try:
         with contextlib.redirect_stdout(sys.stderr):
@@ -1588,7 +1799,7 @@ def import_estimator(path):
         missing = e.name or mod_name
         return None, (
             f"environment_error: module '{missing}' is not installed for {sys.executable} "
-            f"(pip install {pip_name(missing)})"
+            f"({install_hint(missing)})"
         )
     except Exception as e:  # noqa: BLE001
         return None, f"environment_error: importing {mod_name} failed: {describe_exception(e, 300)}"
@@ -1602,9 +1813,13 @@ def import_estimator(path):
         if not module_available(needed):
             return None, (
                 f"environment_error: {attr} needs the module '{needed}', which is not installed for {sys.executable}; "
-                f"install it on the runner (pip install {pip_name(needed)})"
+                f"install it on the runner ({install_hint(needed)})"
             )
     return cls, None
+
+
+# import paths plans name -> the harness's own stand-ins (estimators.py)
+OWN_ESTIMATORS = {"xgboost.XGBClassifier": "estimators.XGBClassifier", "xgboost.XGBRegressor": "estimators.XGBRegressor"}
 
 
 def module_available(name):
@@ -1617,7 +1832,13 @@ def module_available(name):
 def accepted_params(cls):
     try:
         if hasattr(cls, "_get_param_names"):
-            return set(cls._get_param_names())
+            names = set(cls._get_param_names())
+            # a constructor taking **kwargs passes them up (xgboost's): its bases' parameters count too
+            if any(p.kind == p.VAR_KEYWORD for p in inspect.signature(cls.__init__).parameters.values()):
+                for base in cls.__mro__[1:]:
+                    if "__init__" in vars(base) and hasattr(base, "_get_param_names"):
+                        names |= set(base._get_param_names())
+            return names
     except Exception:  # noqa: BLE001
         pass
     try:
@@ -1688,7 +1909,7 @@ def make_scorer_for(metric, task, pos_label, n_classes):
 def search(run, spec):
     import numpy as np
     from sklearn.base import clone
-    from sklearn.model_selection import KFold, ShuffleSplit, StratifiedKFold, StratifiedShuffleSplit, cross_val_score
+    from sklearn.model_selection import KFold, ShuffleSplit, StratifiedKFold, StratifiedShuffleSplit
 
     res, task, stages, conf = run.result, spec["task"], SEARCH_STAGES, spec["search"]
     seed = spec["seed"]
@@ -1698,7 +1919,7 @@ def search(run, spec):
 
     run.stage("load", stages)
     prep = variant.prepare(run, spec) if variant else prepare(run, spec)
-    res["features"] = {"numeric": prep.numeric, "categorical": prep.categorical, "text": prep.text}
+    res["features"] = {"numeric": prep.numeric, "categorical": prep.categorical, "text": prep.text, "dates": prep.dates}
     res["classes"] = prep.classes
     res["details"] = dict(prep.details)
 
@@ -1734,7 +1955,7 @@ def search(run, spec):
 
     states = candidate_states(run, spec, conf)
 
-    def score(state, trial_params):
+    def score(state, trial_params, report=None):
         pipe = candidate_pipeline(prep, state, trial_params)
         if task == "clustering":
             fitted = clone(pipe)
@@ -1751,11 +1972,28 @@ def search(run, spec):
             return s
         # a network on raw input (the CNN) is costly to fit: one held-out quarter instead of k folds
         folds = holdout if state["raw"] else cv
-        scores = cross_val_score(pipe, X, y, cv=folds, scoring=scorer, error_score="raise")
-        return sign * float(np.mean(scores))
+        return cv_score(pipe, X, y, folds, scorer, sign, report)
 
     run_search(run, conf, states, metric, score)
     res["complexity"] = {"total_s": time.perf_counter() - run.t0}
+
+
+def cv_score(pipe, X, y, folds, scorer, sign, report=None):
+    """The mean of the folds' scores in natural units, as cross_val_score computes it, one fold at a
+    time: the running mean goes to `report` after each fold but the last, so a pruner can stop early."""
+    import numpy as np
+    from sklearn.base import clone
+    from sklearn.metrics import get_scorer
+
+    score_fn = get_scorer(scorer) if isinstance(scorer, str) else scorer
+    splits = list(folds.split(X, y))
+    scores = []
+    for i, (a, b) in enumerate(splits):
+        fitted = clone(pipe).fit(X.iloc[a], y.iloc[a])
+        scores.append(float(score_fn(fitted, X.iloc[b], y.iloc[b])))
+        if report is not None and i < len(splits) - 1:
+            report(i, sign * float(np.mean(scores)))
+    return sign * float(np.mean(scores))
 
 
 def search_metric(run, spec, known, default):
@@ -1786,6 +2024,11 @@ def candidate_states(run, spec, conf):
         accepted = accepted_params(cls)
         params = dict(cand.get("params") or {})
         space = dict(cand.get("space") or {})
+        if accepted and "class_weight" not in accepted and ("class_weight" in params or "class_weight" in space):
+            # planners offer class weights to every classifier of a rare class; not all can take them
+            params.pop("class_weight", None)
+            space.pop("class_weight", None)
+            run.log(f"Candidate {cid}: {cls.__name__} takes no class_weight; it is searched without one.")
         extra = {}
         if "random_state" in accepted and "random_state" not in params and "random_state" not in space:
             extra["random_state"] = seed
@@ -1807,6 +2050,8 @@ def candidate_states(run, spec, conf):
                 "raw": bool(pre.get("raw", False)),
                 "strategy": cand.get("strategy"),
                 "rng": random.Random(f"{seed}:{cid}"),
+                # Optuna's sampler seed: the spec's seed and the candidate, stable across runs
+                "seed": zlib.crc32(f"{seed}:{cid}".encode("utf-8")) & 0x7FFFFFFF,
                 "seen": set(),
                 "done": False,
                 "record": record,
@@ -1826,10 +2071,35 @@ def candidate_pipeline(prep, state, trial_params):
     return Pipeline([("pre", prep.preprocessor(state["scale"], state["encode"])), ("model", model)])
 
 
+def make_proposer(run, conf, states, metric):
+    """Optuna's TPE where it is installed (sampler auto or tpe) and some candidate has a space to search;
+    random search otherwise (tuning.py)."""
+    import tuning
+
+    wanted = conf.get("sampler") or "auto"
+    if wanted != "random" and any(s["space"] for s in states):
+        if module_available("optuna"):
+            try:
+                with contextlib.redirect_stdout(sys.stderr):
+                    return tuning.OptunaProposer(GREATER_IS_BETTER[metric], conf["n_iter"])
+            except ImportError as e:
+                if wanted == "tpe":
+                    run.warn(f"Optuna could not be imported ({describe_exception(e, 200)}); the search samples at random.")
+        elif wanted == "tpe":
+            run.warn(f"Optuna is not installed for {sys.executable} ({install_hint('optuna')}); the search samples at random.")
+    return tuning.RandomProposer()
+
+
 def run_search(run, conf, states, metric, score):
-    """Random search, round-robin over the candidates: every candidate gets its default trial first,
-    then sampled configurations until n_iter or the time budget. `score(state, params)` returns the
-    trial's score in the metric's natural units; a trial that raises is recorded and skipped."""
+    """Round-robin over the candidates: every candidate gets its default trial first, then proposed
+    configurations (tuning.py: Optuna's TPE or random draws) until n_iter or the time budget.
+    `score(state, params, report)` returns the trial's score in the metric's natural units; it may call
+    `report(fold, running score)` between folds, which raises tuning.TrialPruned when the pruner stops
+    the trial. A trial that raises is recorded and skipped; the best comes from completed trials only."""
+    import tuning
+
+    proposer = make_proposer(run, conf, states, metric)
+    run.result["search"]["sampler"] = proposer.name
     planned = sum(conf["n_iter"] if s["space"] else 1 for s in states)
     done_trials = 0
     emit({"event": "progress", "stage": "search", "done": 0, "total": planned})
@@ -1842,50 +2112,56 @@ def run_search(run, conf, states, metric, score):
             if round_no > 0 and time.perf_counter() - started >= conf["budget_s"]:
                 budget_hit = True
                 break
+            handle = None
             if round_no == 0:
                 trial_params = dict(state["params"])
+                if state["space"]:
+                    with contextlib.redirect_stdout(sys.stderr):
+                        proposer.start(state)
             elif not state["space"]:
                 state["done"] = True
                 continue
             else:
-                trial_params = None
-                for _ in range(20):
-                    try:
-                        drawn = {**state["params"], **sample_space(state["rng"], state["space"])}
-                    except (ValueError, KeyError, TypeError) as e:
-                        state["record"]["error"] = f"value_error: {e}"
-                        break
-                    key = json.dumps(to_jsonable(drawn), sort_keys=True)
-                    if key not in state["seen"]:
-                        trial_params = drawn
-                        break
-                if trial_params is None:
+                try:
+                    with contextlib.redirect_stdout(sys.stderr):
+                        proposed = proposer.next(state)
+                except (ValueError, KeyError, TypeError) as e:
+                    state["record"]["error"] = f"value_error: {e}"
+                    proposed = None
+                if proposed is None:
                     state["done"] = True
                     continue
-            state["seen"].add(json.dumps(to_jsonable(trial_params), sort_keys=True))
+                trial_params, handle = proposed
+            state["seen"].add(tuning.params_key(trial_params))
+            reporter = proposer.reporter(state, handle)
             t = time.perf_counter()
             trial = {"params": to_jsonable(trial_params), "score": None}
             try:
                 with contextlib.redirect_stdout(sys.stderr):
-                    value = score(state, trial_params)
+                    value = score(state, trial_params, reporter)
                 if value is None or not math.isfinite(float(value)):
                     raise ValueError("the score is not a finite number")
                 trial["score"] = float(value)
             except KeyboardInterrupt:
                 raise
+            except tuning.TrialPruned as stop:
+                trial["pruned"] = True
+                trial["score"] = stop.partial if math.isfinite(stop.partial) else None
             except MemoryError:
                 trial["error"] = "runtime_error: memory ran out"
             except ImportError as e:
                 missing = getattr(e, "name", None) or str(e)
-                trial["error"] = f"environment_error: {missing} is not installed for {sys.executable} (pip install {pip_name(missing)})"
+                trial["error"] = f"environment_error: {missing} is not installed for {sys.executable} ({install_hint(missing)})"
             except Exception as e:  # noqa: BLE001 - a failing trial never stops the search
                 cls_name = "value_error" if isinstance(e, (ValueError, TypeError)) else "runtime_error"
                 trial["error"] = f"{cls_name}: {describe_exception(e, 500)}"
             trial["fit_s"] = time.perf_counter() - t
+            with contextlib.redirect_stdout(sys.stderr):
+                proposer.settle(state, handle, trial, reporter)
             record = state["record"]
             record["trials"].append(trial)
             emit({"event": "trial", "candidate": state["id"], **trial})
-            if trial["score"] is not None:
+            if trial["score"] is not None and not trial.get("pruned"):
                 better = GREATER_IS_BETTER[metric]
                 best = record["best_score"]
                 if best is None or (trial["score"] > best if better else trial["score"] < best):
@@ -1897,6 +2173,9 @@ def run_search(run, conf, states, metric, score):
             break
     if budget_hit:
         run.warn(f"The search budget of {conf['budget_s']:g}s ran out after {done_trials} of {planned} trials.")
+    pruned = sum(1 for s in states for t in s["record"]["trials"] if t.get("pruned"))
+    if pruned:
+        run.log(f"The pruner stopped {pruned} unpromising trial(s) before their last fold.")
     for state in states:
         record = state["record"]
         if record["best_score"] is None and record["trials"] and "error" not in record:

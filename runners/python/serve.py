@@ -96,6 +96,10 @@ class Model:
         self.categorical = set(self.meta.get("categorical") or [])
         # older models have no "text" entry: every non-numeric column was categorical then
         self.text = set(self.meta.get("text") or [])
+        # dates stay strings: the model's pipeline reads them (features.DateFeatures)
+        self.dates = set(self.meta.get("dates") or [])
+        # a binary classifier's decision threshold, chosen by the harness on the validation rows
+        self.threshold = self._threshold(self.meta.get("threshold"))
         self.predict_fn = None
         solution = self.meta.get("solution")
         if solution:
@@ -115,6 +119,15 @@ class Model:
             module = importlib.import_module(f"variant_{variant}")
             with contextlib.redirect_stdout(sys.stderr):
                 self.served = module.Served(self.meta, self.model, self.predict_fn, os.path.join(workspace, out_dir))
+
+    @staticmethod
+    def _threshold(entry):
+        if entry is None:
+            return None
+        value = entry.get("value") if isinstance(entry, dict) else None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            raise ValueError("model_meta.json has a threshold that is not a number between 0 and 1")
+        return {"value": float(value), "positive_class": entry.get("positive_class")}
 
     @staticmethod
     def _load_solution(path):
@@ -158,6 +171,15 @@ class Model:
                 data[c] = pd.Series(col, dtype="float64")
             elif c in self.text:
                 data[c] = pd.Series([text_string(v) for v in values], dtype=object)
+            elif c in self.dates:
+                col = pd.Series([date_string(v) for v in values], dtype=object)
+                from features import parse_dates
+
+                unreadable = (col.notna() & parse_dates(col).isna()).to_numpy()
+                if unreadable.any():
+                    i = int(unreadable.argmax())
+                    raise BadRequest(f"column '{c}' expects a date such as \"2024-03-01\" or \"2024-03-01T14:30\"; row {i} has {json.dumps(values[i])[:80]}")
+                data[c] = col
             else:
                 data[c] = pd.Series([category_string(v) for v in values], dtype=object)
         return pd.DataFrame(data, columns=self.features)
@@ -191,7 +213,12 @@ class Model:
         if len(X) == 0:
             return []
         with self.lock, contextlib.redirect_stdout(sys.stderr):
-            if self.predict_fn is not None:
+            if self.threshold is not None:
+                # as the harness measured it: the threshold replaces the model's own decision
+                import threshold
+
+                pred = threshold.predict(self.model, X, self.threshold["value"], self.threshold["positive_class"])
+            elif self.predict_fn is not None:
                 pred = self.predict_fn(self.model, X)
             else:
                 pred = self.model.predict(X)
@@ -215,6 +242,19 @@ def category_string(v):
     if isinstance(v, (dict, list)):
         return json.dumps(v)
     return str(v)
+
+
+def date_string(v):
+    """A date or timestamp as text (ISO, or another common spelling); missing stays missing, so the
+    model imputes it as in training."""
+    import numpy as np
+
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return np.nan
+    if isinstance(v, (dict, list, bool)):
+        return json.dumps(v)  # unreadable as a date: the caller names the row
+    text = str(v).strip()
+    return text if text else np.nan
 
 
 def text_string(v):

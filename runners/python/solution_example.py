@@ -11,10 +11,12 @@ train and valid have .X (a pandas DataFrame of feature columns) and .y (a Series
 clustering). The test split is never given to the solution.
 
 ctx carries: task, target, metric, seed, numeric_columns, categorical_columns, text_columns,
-n_clusters, positive_class, classes; and helpers:
+date_columns, n_clusters, positive_class, classes; and helpers:
     ctx.preprocessor(scale=False, encode="onehot")  unfitted ColumnTransformer for the features
-                                                    (TF-IDF for text columns; its output is then
-                                                    sparse, which tree ensembles cannot take)
+                                                    (calendar features for date columns, which
+                                                    arrive as ISO strings; TF-IDF for text
+                                                    columns: its output is then sparse, which
+                                                    tree ensembles cannot take)
     ctx.progress(stage, done=None, total=None)      progress event
     ctx.log(message)                                log event
     ctx.report(name, value)                         a claimed metric (checked by the harness)

@@ -226,7 +226,7 @@ def _torch():
         import torch
     except ModuleNotFoundError as e:
         raise ModuleNotFoundError(
-            "SmallCNNClassifier needs PyTorch; install torch torchvision on the runner (pip install torch torchvision)",
+            f"SmallCNNClassifier needs PyTorch; install it on the runner ({H.install_hint('torch')})",
             name="torch",
         ) from e
     return torch

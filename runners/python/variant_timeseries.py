@@ -744,7 +744,7 @@ def search(run, spec):
             rows_cache[key] = (training_rows(prep.series, folds[fold], c, strategy, rng, cap=conf["sample_rows"]), c)
         return rows_cache[key]
 
-    def score(state, trial_params):
+    def score(state, trial_params, report=None):
         strategy = state.get("strategy") or cfg["strategy"]
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy must be direct or recursive, not {strategy!r}")
@@ -756,6 +756,9 @@ def search(run, spec):
             jobs = [(s, cut) for s, cut in zip(prep.series, folds[fold])]
             pred_all.append(forecast(pipe, None, jobs, c, horizon))
             actual_all.append(actual(jobs, horizon))
+            if report is not None and fold < len(folds) - 1:
+                # the backtest so far, for the search's pruner
+                report(fold, forecast_metrics(np.concatenate(actual_all), np.concatenate(pred_all))[metric])
         return forecast_metrics(np.concatenate(actual_all), np.concatenate(pred_all))[metric]
 
     H.run_search(run, conf, states, metric, score)

@@ -153,6 +153,7 @@ describe.concurrent("harness", () => {
         numeric: ["Size", "Weight", "Sweetness", "Softness", "HarvestTime", "Ripeness", "Acidity"],
         categorical: [],
         text: [],
+        dates: [],
       });
       expect(r.classes).toEqual(["Bad", "Good"]);
       for (const k of ["train_time_s", "test_predict_s", "latency_ms_per_row", "batch_latency_ms_per_row", "model_size_mb", "load_s", "total_s"]) {
@@ -435,7 +436,7 @@ describe.concurrent("harness", () => {
               params: { max_iter: 300 },
               space: { C: { type: "log", low: 0.01, high: 10 } },
             },
-            { id: "xgb", estimator: "xgboost.XGBClassifier", preprocess: {} },
+            { id: "missing", estimator: "threadml_no_such_module.Classifier", preprocess: {} },
             { id: "tree", estimator: "sklearn.tree.DecisionTreeClassifier", preprocess: {}, params: { max_depth: -1 } },
           ],
         },
@@ -446,8 +447,8 @@ describe.concurrent("harness", () => {
       expect(search.greater_is_better).toBe(true);
       const byId = Object.fromEntries(search.candidates.map((c) => [c.id, c]));
 
-      expect(byId.xgb.error).toMatch(/^environment_error: .*xgboost/);
-      expect(byId.xgb.trials).toEqual([]);
+      expect(byId.missing.error).toMatch(/^environment_error: .*threadml_no_such_module/);
+      expect(byId.missing.trials).toEqual([]);
       expect(byId.tree.trials).toHaveLength(1);
       expect(byId.tree.trials[0].error).toBeTruthy();
       expect(byId.tree.best_score).toBeNull();
@@ -456,10 +457,12 @@ describe.concurrent("harness", () => {
         const c = byId[id];
         expect(c.trials).toHaveLength(3);
         expect(c.trials[0].params).toEqual(id === "hgb" ? { max_iter: 30 } : { max_iter: 300 });
-        const scores = c.trials.map((t) => t.score!).filter((s) => s !== null);
+        // the best comes from completed trials: a pruned trial's score covers only its first folds
+        const complete = c.trials.filter((t) => t.score !== null && !t.pruned);
+        const scores = complete.map((t) => t.score!);
         expect(c.best_score).toBe(Math.max(...scores));
         expect(c.best_score!).toBeGreaterThan(0.5);
-        expect(c.best_params).toEqual(c.trials[scores.indexOf(c.best_score!)].params);
+        expect(c.best_params).toEqual(complete[scores.indexOf(c.best_score!)].params);
       }
       expect(byId.lr.trials[1].params.max_iter).toBe(300); // sampled params merge over the fixed ones
 

@@ -1,5 +1,5 @@
 import { spawnSync, type ChildProcess } from "node:child_process";
-import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { HarnessSpecInput } from "../../runners/contract.js";
@@ -37,13 +37,15 @@ beforeAll(() => {
   requirePython();
   shapes = writeShapeImages(join(cwd, "shapes"), { perClass: 40, seed: 3 });
   folders = writeShapeImages(join(cwd, "byclass", "shapes"), { perClass: 30, seed: 4, layout: "folders" });
-  // an interpreter for the CLI that lacks torch even where torch is installed
-  const site = join(cwd, "notorch");
-  mkdirSync(site, { recursive: true });
-  writeFileSync(join(site, "sitecustomize.py"), `${HIDE_TORCH}\n`);
-  noTorchPython = join(cwd, "python-without-torch");
-  writeFileSync(noTorchPython, `#!/bin/sh\nPYTHONPATH="${site}" exec ${PYTHON} "$@"\n`);
-  chmodSync(noTorchPython, 0o755);
+  // An interpreter for the CLI that lacks torch even where torch is installed: a virtual environment on
+  // the system's packages whose .pth hides torch. Its sys.executable is itself, so the runner's module
+  // probe and its harness runs both see the hiding.
+  const venv = join(cwd, "notorch-venv");
+  const made = spawnSync(PYTHON, ["-m", "venv", "--without-pip", "--system-site-packages", venv], { encoding: "utf8" });
+  if (made.status !== 0) throw new Error(`making a virtual environment failed: ${made.stderr}`);
+  noTorchPython = join(venv, "bin", "python");
+  const site = spawnSync(noTorchPython, ["-c", "import site; print(site.getsitepackages()[0])"], { encoding: "utf8" }).stdout.trim();
+  writeFileSync(join(site, "threadml_hide_torch.pth"), `${HIDE_TORCH}\n`);
 });
 afterAll(() => {
   for (const s of servers) s.kill("SIGTERM");
@@ -164,7 +166,7 @@ describe("harness: the images variant", () => {
     const trained = await runHarness(dir, { ...base, data: "shapes.zip", images: csvLabels }, HIDE_TORCH);
     expect(trained.code).toBe(1);
     expect(trained.result.error).toMatchObject({ class: "environment_error" });
-    expect(trained.result.error!.message).toMatch(/'torch', which is not installed for .*python.*Install it on the runner \(pip install torch torchvision\)/);
+    expect(trained.result.error!.message).toMatch(/'torch', which is not installed for .*python.*Install it on the runner \(Debian\/Ubuntu: apt-get install python3-torch python3-torchvision; or pip install torch torchvision\)/);
 
     const searched = await runHarness(
       dir,
@@ -185,7 +187,7 @@ describe("harness: the images variant", () => {
     );
     expect(searched.code, searched.stderr).toBe(0);
     const [cnn, linear] = searched.result.search!.candidates;
-    expect(cnn.error).toMatch(/^environment_error: SmallCNNClassifier needs the module 'torch'.*install it on the runner \(pip install torch torchvision\)/);
+    expect(cnn.error).toMatch(/^environment_error: SmallCNNClassifier needs the module 'torch'.*install it on the runner \(Debian\/Ubuntu: apt-get install python3-torch python3-torchvision; or pip install torch torchvision\)/);
     expect(linear.best_score).toBeGreaterThan(0.6);
   });
 });

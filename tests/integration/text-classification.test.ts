@@ -60,7 +60,7 @@ describe("harness: text columns", () => {
     const dir = workspace("unlisted", LINEAR.replace("    assert ctx.text_columns, 'the harness found no text column'\n", ""));
     const { code, stderr, result } = await runHarness(dir, { mode: "train", task: "classification", data: "data.csv", target: "category", metric: "accuracy", drop_columns: ["product_id"], plots: false });
     expect(code, stderr).toBe(0);
-    expect(result.features).toEqual({ numeric: ["price"], categorical: ["text"], text: [] });
+    expect(result.features).toEqual({ numeric: ["price"], categorical: ["text"], text: [], dates: [] });
   });
 
   it("vectorises a listed text column with TF-IDF", async () => {
@@ -75,7 +75,7 @@ describe("harness: text columns", () => {
       text_columns: ["text"],
     });
     expect(code, stderr).toBe(0);
-    expect(result.features).toEqual({ numeric: ["price"], categorical: [], text: ["text"] });
+    expect(result.features).toEqual({ numeric: ["price"], categorical: [], text: ["text"], dates: [] });
     expect(result.metrics.accuracy).toBeGreaterThanOrEqual(0.85);
     const meta = JSON.parse(readFileSync(join(dir, "out", "model_meta.json"), "utf8"));
     expect(meta.text).toEqual(["text"]);

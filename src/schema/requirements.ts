@@ -141,6 +141,10 @@ export const Reading = z.object({
 });
 export type Reading = z.infer<typeof Reading>;
 
+/** A column that gives the target away, why, and whether the user chose to keep it. */
+export const Leakage = z.object({ column: z.string(), reason: z.string(), kept: z.boolean() });
+export type Leakage = z.infer<typeof Leakage>;
+
 const lenientEnum = <T extends readonly [string, ...string[]]>(values: T, fallback: T[number]) =>
   z.preprocess(
     (v) => (typeof v === "string" && (values as readonly string[]).includes(v.trim().toLowerCase()) ? v.trim().toLowerCase() : fallback),
@@ -236,6 +240,8 @@ export const Requirements = z.object({
   images: ImagesLayout.nullable().default(null),
   /** How the request was read: the one-line restatement on the plan card and which words became which field. */
   reading: Reading.nullable().default(null),
+  /** Columns that alone predict the target (graphs/automl/data/leakage.ts): left out unless the user kept them. */
+  leakage: z.array(Leakage).default([]),
 });
 export type Requirements = z.infer<typeof Requirements>;
 

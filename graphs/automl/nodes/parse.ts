@@ -1,5 +1,8 @@
-import { isClassification } from "../../../src/schema/requirements.js";
+import { isClassification, type Requirements } from "../../../src/schema/requirements.js";
+import type { DataProfile } from "../agents/types.js";
+import { findLeaks } from "../data/leakage.js";
 import { stage, type GraphDeps } from "../deps.js";
+import { parseRequest } from "../request/parse.js";
 import { ReadingQuestion, readConversation, readingOf } from "../request/reading.js";
 import type { State } from "../state.js";
 
@@ -7,7 +10,7 @@ import type { State } from "../state.js";
 export function parseNode(deps: GraphDeps) {
   return stage<State>(deps, "parse", async (state) => {
     const profile = state.profile!;
-    let requirements;
+    let requirements: Requirements;
     try {
       requirements = await deps.agents.prompt.parse({
         conversation: { messages: state.messages, files: state.files, answers: state.answers },
@@ -19,9 +22,6 @@ export function parseNode(deps: GraphDeps) {
       const assessment = { relevant: true, declineReason: null, questions: [err.question], notes: [] };
       return { assessment, questions: [err.question.text], route: "clarify" };
     }
-    // The reading stated back on the plan card: which words became which field (both engines).
-    const conversation = { messages: state.messages, files: state.files, answers: state.answers };
-    requirements.reading = readingOf(requirements, readConversation(conversation, profile), state.answers);
     const target = requirements.target ? profile.columns.find((c) => c.name === requirements.target) : undefined;
     let baseline: number | null = null;
     if (isClassification(requirements.task) && target) {
@@ -41,6 +41,47 @@ export function parseNode(deps: GraphDeps) {
       return { status: "failed", error: `The target "${target.name}" has the same value in every row; there is nothing to predict.` };
     if (requirements.task === "clustering" && requirements.n_clusters !== null && requirements.n_clusters >= profile.rows)
       return { status: "failed", error: `${requirements.n_clusters} clusters need more than ${profile.rows} rows.` };
+
+    requirements = await withLeakage(requirements, profile, state.messages, (err) => deps.logger.warn({ err, file: profile.file }, "the leakage check could not read the table"));
+    const features = profile.columns.filter((c) => c.name !== requirements.target && c.name !== requirements.labels_column && !requirements.drop_columns.includes(c.name));
+    const leaked = requirements.leakage.filter((l) => !l.kept).map((l) => l.column);
+    if (leaked.length && features.length === 0)
+      return {
+        status: "failed",
+        error: `Every column of ${profile.name} left to learn from predicts "${requirements.target}" on its own (${leaked.map((c) => `"${c}"`).join(", ")}), so a model would learn nothing real. Send data with other columns, or ask again with "keep ${leaked[0]}" to use it anyway.`,
+      };
+    // The reading stated back on the plan card: which words became which field (both engines).
+    const conversation = { messages: state.messages, files: state.files, answers: state.answers };
+    requirements.reading = readingOf(requirements, readConversation(conversation, profile), state.answers);
     return { requirements, baseline };
   });
+}
+
+/**
+ * Columns the user asked for by name and the engine set aside are used after all; columns that predict
+ * the target on its own are left out unless the user keeps them. The same for both engines.
+ */
+async function withLeakage(req: Requirements, profile: DataProfile, messages: string[], onError: (err: unknown) => void): Promise<Requirements> {
+  const kept = keptByUser(messages, profile);
+  const dropped = req.drop_columns.filter((c) => !kept.has(c));
+  // The profile read this table a moment ago; should a second read fail, the run goes on without the check.
+  const leaks = await findLeaks(profile, { ...req, drop_columns: dropped }).catch((err: unknown) => {
+    onError(err);
+    return [];
+  });
+  const leakage = leaks.map((l) => ({ column: l.column, reason: l.reason, kept: kept.has(l.column) }));
+  const left = leakage.filter((l) => !l.kept).map((l) => l.column);
+  return { ...req, drop_columns: [...dropped, ...left], leakage };
+}
+
+/** Columns whose last word in the conversation is "keep it" ("keep approved_code", "use X anyway"). */
+function keptByUser(messages: string[], profile: DataProfile): Set<string> {
+  const columns = profile.columns.map((c) => c.name);
+  const last = new Map<string, boolean>();
+  for (const message of messages) {
+    const parsed = parseRequest(message, columns);
+    for (const c of parsed.dropColumns) last.set(c, false);
+    for (const c of parsed.keepColumns) last.set(c, true);
+  }
+  return new Set([...last].filter(([, keep]) => keep).map(([c]) => c));
 }

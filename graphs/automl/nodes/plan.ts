@@ -1,4 +1,5 @@
 import { LlmCancelledError, LlmUnavailableError } from "../../../src/llm/errors.js";
+import { leakNotice } from "../data/leakage.js";
 import { runnerNameOf, stage, threadIdOf, type GraphDeps } from "../deps.js";
 import type { State } from "../state.js";
 
@@ -18,7 +19,13 @@ export function planNode(deps: GraphDeps) {
         onPlan: (plan, ready, total) =>
           deps.emit(threadIdOf(config), { type: "progress", stage: "plan", done: ready, total, label: `plan ready: ${plan.title}` }),
       });
-      const numbered = plans.map((p, i) => ({ ...p, id: `plan-${state.planSerial + i + 1}` }));
+      // What the data made of the request comes first on every card, whichever engine planned.
+      const leakage = (state.requirements?.leakage ?? []).map(leakNotice);
+      const numbered = plans.map((p, i) => ({
+        ...p,
+        id: `plan-${state.planSerial + i + 1}`,
+        notices: [...leakage, ...p.notices.filter((n) => !leakage.includes(n))],
+      }));
       const reading = state.requirements?.reading?.line;
       deps.emit(threadIdOf(config), { type: "plans", plans: numbered, ...(reading ? { reading } : {}) });
       // Substitutions and caveats stay in the conversation's notes even after a re-plan.

@@ -5,7 +5,7 @@ import { findClusterCount, findDataPaths, findDomain, findDropColumns, findLabel
 import { findHorizon, findSeriesColumn, findTimeColumn } from "./forecast.js";
 import { RELEVANT_RE, detectIntent, detectTask, isRelevant, taskFromMetrics } from "./intent.js";
 import { expandScales, placeNumbers, wordsToDigits, type PlacedNumber } from "./numbers.js";
-import { dropsFromMentions, groupDrops, labelsFromMentions, onlyColumns, positiveFromGoal, rivalTargets, soleColumn, targetFromValues } from "./roles.js";
+import { dropsFromMentions, groupDrops, keptFromMentions, labelsFromMentions, onlyColumns, positiveFromGoal, rivalTargets, soleColumn, targetFromValues } from "./roles.js";
 import { fixTypos, mask, normalizeText } from "./text.js";
 
 // Rule-based reading of a chat request for the offline engine. Every rule prefers leaving a field
@@ -22,6 +22,7 @@ export interface ParsedRequest {
   nClusters: number | null;
   labelsColumn: string | null; // clustering: column of known groups to evaluate against
   dropColumns: string[]; // "ignore the id column", "exclude X and Y", "don't use X"
+  keepColumns: string[]; // "keep approved_code", "use X anyway", "X is fine": inputs asked for by name
   constraints: Constraint[]; // metric thresholds and complexity limits, in harness units
   requestedModels: string[]; // normalized keys
   dataPaths: string[]; // file paths/names mentioned, in order, deduped (folders end with "/")
@@ -55,6 +56,7 @@ function emptyResult(): ParsedRequest {
     nClusters: null,
     labelsColumn: null,
     dropColumns: [],
+    keepColumns: [],
     constraints: [],
     requestedModels: [],
     dataPaths: [],
@@ -147,8 +149,10 @@ export function parseRequest(text: string, columns?: string[], values?: Record<s
       ...(colsOrUndef ? groupDrops(noPaths, colsOrUndef) : []),
     ];
     result.dropColumns = [...new Set(drops)].filter((c) => c !== result.target && c !== result.labelsColumn);
+    result.keepColumns = colsOrUndef ? keptFromMentions(noPaths, result.columnMentions).filter((c) => !result.dropColumns.includes(c)) : [];
     if (task !== "clustering" && !result.target && !result.targetChoices.length && colsOrUndef) {
-      result.target = soleColumn(noPaths, result.columnMentions, [...result.dropColumns]);
+      // "keep approved_code" names an input, not what to predict
+      result.target = soleColumn(noPaths, result.columnMentions, [...result.dropColumns, ...result.keepColumns]);
       const rivals = result.target ? rivalTargets(noPaths, result.columnMentions, result.target) : [];
       if (rivals.length) {
         result.targetChoices = rivals;
@@ -156,6 +160,7 @@ export function parseRequest(text: string, columns?: string[], values?: Record<s
       }
       if (result.target) result.dropColumns = result.dropColumns.filter((c) => c !== result.target);
     }
+    result.keepColumns = result.keepColumns.filter((c) => c !== result.target && c !== result.labelsColumn);
     result.domain = findDomain(norm.replace(/[_.]/g, " "));
     result.horizon = findHorizon(noPaths);
     result.timeColumn = findTimeColumn(noPaths, colsOrUndef);

@@ -65,6 +65,8 @@ export function constraintWords(c: Pick<Constraint, "name" | "op" | "target">): 
 }
 
 const list = (names: readonly string[]) => names.join(", ");
+/** The words of a drop binding for a column that predicts the target on its own (graphs/automl/data/leakage.ts). */
+export const LEFT_OUT_LEAK = "left out: predicts the target on its own";
 
 /** The requirements stated back on one line, in the order a person would check them. */
 export function readingLine(req: Requirements): string {
@@ -99,9 +101,11 @@ export function readingOf(req: Requirements, parsed: ParsedRequest, answers: Rec
   };
   said("target", req.target, answers.target);
   said("labels", req.labels_column, answers.labels);
+  const leaks = new Set(req.leakage.filter((l) => !l.kept).map((l) => l.column));
   for (const c of req.drop_columns) {
     const written = wordsFor(c);
-    bindings.push({ slot: "drop", value: c, words: parsed.dropColumns.includes(c) && written ? written : "set aside by the data profile" });
+    const words = parsed.dropColumns.includes(c) && written ? written : leaks.has(c) ? LEFT_OUT_LEAK : "set aside by the data profile";
+    bindings.push({ slot: "drop", value: c, words });
   }
   for (const c of req.constraints) bindings.push({ slot: "constraint", value: constraintWords(c), words: c.phrase ?? "your answer" });
   if (req.n_clusters !== null) bindings.push({ slot: "clusters", value: String(req.n_clusters), words: parsed.nClusters === req.n_clusters ? String(parsed.nClusters) : "the labels' groups" });

@@ -224,6 +224,40 @@ export function dropsFromMentions(text: string, mentions: ColumnMention[]): stri
   return out;
 }
 
+/** Words before a column that keep it as an input: "keep approved_code", "use the code anyway", "leave X in". */
+const KEEP_BEFORE = /\b(?:keep|keeping|use|using|include|including|retain|retaining|allow|allowing)\s+(?:the\s+|column\s+)?(?:columns?\s+|features?\s+)?['"`]?$/i;
+const KEEP_NOT = /\b(?:don'?t|do\s+not|doesn'?t|does\s+not|never|not|no\s+need\s+to|stop|shouldn'?t|should\s+not|mustn'?t|must\s+not|won'?t)\s+\p{L}+\s+(?:the\s+|column\s+)?(?:columns?\s+|features?\s+)?['"`]?$/iu;
+/** Words after a column that keep it: "approved_code is fine", "X is not a leak", "keep X in". */
+const KEEP_AFTER = [
+  /^\s*['"`]?\s*(?:columns?\s+)?(?:is|are|'s)\s+(?:fine|ok|okay|legit(?:imate)?|allowed|valid|good\s+to\s+use|a\s+(?:real|legitimate|valid|genuine|fair)\s+(?:feature|input|predictor)|not\s+(?:a\s+)?leak(?:age|ing|y)?)\b/i,
+  /^\s*['"`]?\s*(?:columns?\s+)?(?:can|may|should)\s+(?:stay|be\s+used|be\s+kept|be\s+included)\b/i,
+];
+const LEAVE_IN = /^\s*['"`]?\s*(?:columns?\s+|features?\s+)?in\b/i;
+
+/**
+ * Columns the words keep as inputs: a column set aside (an identifier, a column that predicts the
+ * target on its own) comes back when the user asks for it. Never one used as the target ("use Survived
+ * as the label"); the caller leaves out the columns the same words drop.
+ */
+export function keptFromMentions(text: string, mentions: ColumnMention[]): string[] {
+  const out: string[] = [];
+  let previousKept = false;
+  let previous: ColumnMention | null = null;
+  for (const m of mentions) {
+    const before = clauseBefore(text, m, 60);
+    const next = after(text, m);
+    const listed: boolean = previousKept && previous !== null && /^\s*['"`]?\s*(?:,\s*(?:and\s+)?|\s(?:and|&)\s)(?:the\s+)?['"`]?\s*$/i.test(text.slice(previous.end, m.start));
+    const keeps: boolean =
+      (listed || (KEEP_BEFORE.test(before) && !KEEP_NOT.test(before)) || KEEP_AFTER.some((r) => r.test(next)) || (LEAVE_BEFORE.test(before) && LEAVE_IN.test(next))) &&
+      !TARGET_AFTER_USE.test(next) &&
+      !DROP_AFTER.some((r) => r.test(next));
+    if (keeps && !out.includes(m.column)) out.push(m.column);
+    previousKept = keeps;
+    previous = m;
+  }
+  return out;
+}
+
 /** The column the words around it make the clusters' reference labels. */
 export function labelsFromMentions(text: string, mentions: ColumnMention[]): string | null {
   for (const m of mentions) {

@@ -22,7 +22,17 @@ export type Decision = { by: string; text: string };
 export type Outbound =
   | { kind: "text"; text: string }
   | { kind: "question"; question: Question }
-  | { kind: "plans"; plans: Plan[]; recommended: string; notices: string[]; decided?: Decision; /** "I read: …", the card's first line. */ reading?: string }
+  | {
+      kind: "plans";
+      plans: Plan[];
+      recommended: string;
+      notices: string[];
+      decided?: Decision;
+      /** "I read: …", the card's first line. */
+      reading?: string;
+      /** The data section ("Data: loans.csv · 614 rows × 13 columns …", "Columns: …"), after the reading. */
+      data?: string[];
+    }
   | { kind: "status"; status: StatusView }
   | { kind: "report"; report: Report };
 

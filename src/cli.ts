@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import os from "node:os";
 import { Command, Option } from "commander";
+import { dataCard } from "../graphs/automl/data-card.js";
 import type { InterruptPayload, State } from "../graphs/automl/state.js";
 import { createChatAdapters } from "../adapters/index.js";
 import { ShellAdapter } from "../adapters/shell/index.js";
@@ -46,6 +47,7 @@ export function toCliResult(state: State, status: CliResultT["status"], question
     requirements: state.requirements,
     plan,
     plans: state.plans,
+    data: dataCard(state.profile, state.requirements),
     metrics: best?.result.metrics ?? {},
     constraints: (report?.constraints ?? best?.verdict.checks ?? []).map((c) => ({ name: c.name, target: c.target, op: c.op, actual: c.actual, met: c.met })),
     ...(state.endpoint ? { endpoint: { url: state.endpoint.url, check: state.endpoint.check, serving: state.endpoint.serving } } : {}),
@@ -53,6 +55,8 @@ export function toCliResult(state: State, status: CliResultT["status"], question
     timings: { ...state.timings, total: Math.round((performance.now() - startedAt) / 10) / 100 },
     llm: report?.llm ?? state.llm,
     notices: [...new Set(state.notices)],
+    training: report?.training ?? [],
+    threshold: best?.result.threshold ?? null,
     ...(state.error && ["failed", "rejected", "cancelled"].includes(status) ? { error: state.error } : {}),
   });
 }
@@ -108,7 +112,8 @@ function printHuman(result: CliResultT, state: State): void {
   const lines = [`Status: ${result.status}`];
   if (result.questions) lines.push(...result.questions.map((q) => `Question: ${q}`));
   if (result.error) lines.push(`Error: ${result.error}`);
-  if (state.report) lines.push(...state.report.summary);
+  if (result.questions && result.data.length) lines.push(...result.data);
+  if (state.report) lines.push(...state.report.summary, ...result.training);
   for (const [k, v] of Object.entries(result.metrics)) lines.push(`  ${k}: ${v}`);
   for (const c of result.constraints) lines.push(`  ${c.name} ${c.op} ${c.target}: ${c.actual ?? "n/a"} (${c.met === null ? "not measured" : c.met ? "met" : "NOT met"})`);
   if (result.endpoint) lines.push(`Endpoint: ${result.endpoint.url} (check ${result.endpoint.check.ok ? "ok" : "failed"})`);

@@ -74,7 +74,7 @@ export function render(message: Outbound, options: RenderOptions): DiscordMessag
     case "question":
       return [renderQuestion(message.question, options)];
     case "plans":
-      return [renderPlans(message.plans, message.notices, message.decided, options, message.reading)];
+      return [renderPlans(message.plans, message.notices, message.decided, options, message.reading, message.data)];
     case "status":
       return [renderStatus(message.status)];
     case "report":
@@ -118,17 +118,26 @@ export function renderQuestion(q: Question, options: RenderOptions): DiscordMess
 
 /**
  * User-derived text shown as itself: markdown, masked links and `<…>` forms (mentions, channels, custom
- * emoji) escaped, and control characters made spaces so it stays on its line. Pings are off anyway
- * (allowedMentions), but a mention would still render as one.
+ * emoji) escaped, @everyone and @here broken by a zero-width space, and control characters made spaces so
+ * it stays on its line. Pings are off anyway (allowedMentions), but a mention would still render as one.
  */
 export function plainText(text: string): string {
-  return escapeMarkdown(text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, " "), { maskedLink: true }).replace(/</g, "\\<");
+  return escapeMarkdown(text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, " "), { maskedLink: true })
+    .replace(/</g, "\\<")
+    .replace(/@(everyone|here)\b/g, "@\u200b$1");
 }
 
-export function renderPlans(plans: Plan[], notices: string[], decided: Decision | undefined, options: RenderOptions, reading?: string): DiscordMessage {
+export function renderPlans(
+  plans: Plan[],
+  notices: string[],
+  decided: Decision | undefined,
+  options: RenderOptions,
+  reading?: string,
+  data: string[] = [],
+): DiscordMessage {
   const n = plans.length;
-  // The reading first, so a misreading is seen before anything trains.
-  const read = reading ? `${plainText(reading)}\n` : "";
+  // The reading first, so a misreading is seen before anything trains, then how the data was read.
+  const head = [...(reading ? [reading] : []), ...data].map(plainText).join("\n");
   const intro = decided
     ? `Decision: <@${decided.by}> ${decided.text}.`
     : `I have ${n} plan${n === 1 ? "" : "s"}. **Approve** evaluates every plan and builds the best one; **Build plan N** builds only that plan; **Revise…** re-plans with your feedback.` +
@@ -158,7 +167,9 @@ export function renderPlans(plans: Plan[], notices: string[], decided: Decision 
           button(ids.cancel, "Cancel", ButtonStyle.Danger),
         ]),
       ];
-  return { content: clip(read + intro, LIMITS.content), embeds: buildEmbeds(drafts), components, files: [] };
+  // The instructions always fit: the reading and data lines give way first.
+  const content = head ? `${clip(head, LIMITS.content - intro.length - 1)}\n${intro}` : intro;
+  return { content: clip(content, LIMITS.content), embeds: buildEmbeds(drafts), components, files: [] };
 }
 
 const MARKS = { pending: "·", running: "▶", done: "✓", failed: "✗" } as const;
@@ -226,6 +237,7 @@ export function renderReport(report: Report, fileSize: (path: string) => number 
         ]),
       },
     });
+  if (report.training?.length) fields.push({ name: "How it was trained", value: { text: report.training.map((t) => `• ${plainText(t)}`).join("\n") } });
   if (report.endpoint)
     fields.push({
       name: "Endpoint",

@@ -134,7 +134,7 @@ export class ShellAdapter implements ChatAdapter {
       case "question":
         return renderQuestion(message.question);
       case "plans":
-        return renderPlans(message.plans, message.notices, message.decided, message.reading);
+        return renderPlans(message.plans, message.notices, message.decided, message.reading, message.data);
       case "status":
         return renderStatusFull(message.status);
       case "report":

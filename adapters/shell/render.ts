@@ -16,10 +16,13 @@ export function renderQuestion(q: Question): string {
 /** One line of user-derived text for the terminal: control characters (escape sequences, line breaks) become spaces. */
 const oneLine = (text: string) => text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, " ");
 
-export function renderPlans(plans: Plan[], notices: string[], decided?: Decision, reading?: string): string {
+export function renderPlans(plans: Plan[], notices: string[], decided?: Decision, reading?: string, data: string[] = []): string {
   const lines: string[] = [];
-  // The reading comes first, so a misread target or threshold is seen before anything trains.
-  if (reading) lines.push(oneLine(reading), "");
+  // The reading comes first, so a misread target or threshold is seen before anything trains; then how the
+  // data was read, so a wrongly typed or set-aside column is seen too.
+  if (reading) lines.push(oneLine(reading));
+  lines.push(...data.map(oneLine));
+  if (lines.length) lines.push("");
   lines.push(`I have ${plans.length} plan${plans.length === 1 ? "" : "s"}:`);
   plans.forEach((p, i) => {
     lines.push("", `Plan ${i + 1} — ${p.title}`, `  ${p.summary}`);
@@ -77,6 +80,7 @@ export function renderReport(report: Report): string {
       ]),
     );
   }
+  if (report.training?.length) lines.push("", "How it was trained:", ...report.training.map((t) => `  ${oneLine(t)}`));
   if (report.endpoint) {
     lines.push("", `Endpoint: ${report.endpoint.url} (${report.endpoint.serving ? "serving" : "stopped"}; check ${report.endpoint.check.ok ? "ok" : "failed"})`);
     if (report.curl && report.endpoint.serving) lines.push(`Try it: ${report.curl}`);

@@ -86,11 +86,13 @@ export function renderQuestion(q: Question, answered = false): Rendered {
   return finish(fallback, blocks);
 }
 
-export function renderPlans(plans: Plan[], recommended: string, notices: string[], decided?: Decision, reading?: string): Rendered {
+export function renderPlans(plans: Plan[], recommended: string, notices: string[], decided?: Decision, reading?: string, data: string[] = []): Rendered {
   const count = `${plans.length} plan${plans.length === 1 ? "" : "s"}`;
-  // The reading first, so a misreading is seen before anything trains. It names columns (user input), so it
-  // goes out as plain text: no mrkdwn, no mentions, no emoji codes.
+  // The reading first, so a misreading is seen before anything trains, then how the data was read. Both name
+  // columns (user input), so they go out as plain text: no mrkdwn, no mentions, no emoji codes.
   const blocks: KnownBlock[] = reading ? [{ type: "section", text: { type: "plain_text", text: clip(reading, LIMITS.section), emoji: false } }] : [];
+  if (data.length)
+    blocks.push({ type: "context", elements: data.slice(0, 10).map((line) => ({ type: "plain_text" as const, text: clip(line, LIMITS.section), emoji: false })) });
   blocks.push(section(decided ? `*I had ${count}:*` : `*I have ${count}.* Approve to evaluate every plan and build the best, build one plan, revise, or cancel.`));
   plans.forEach((p, i) => {
     const lines = [`*Plan ${i + 1} — ${esc(p.title)}*${p.id === recommended ? " (recommended)" : ""}`, esc(p.summary)];
@@ -149,6 +151,12 @@ export function renderReport(report: Report): Rendered {
     const rows = report.constraints.map((c) => [c.name, `${c.op} ${c.target}`, fmt(c.actual), c.met === null ? "not measured" : c.met ? "✅ met" : "❌ NOT met"]);
     blocks.push(section(`*Constraints*\n${code(table([["constraint", "target", "actual", "met"], ...rows]))}`));
   }
+  // Column names from the data: plain text, so they cannot format, link or mention.
+  if (report.training?.length)
+    blocks.push(section("*How it was trained*"), {
+      type: "section",
+      text: { type: "plain_text", text: clip(report.training.map((t) => `• ${t}`).join("\n"), LIMITS.section), emoji: false },
+    });
   if (report.endpoint) {
     const e = report.endpoint;
     blocks.push(section(`*Endpoint:* ${esc(e.url)} (${e.serving ? "serving" : "stopped"}; check ${e.check.ok ? "ok ✅" : "failed ❌"})`));
@@ -176,7 +184,7 @@ export function render(message: Outbound): Rendered {
     case "question":
       return renderQuestion(message.question);
     case "plans":
-      return renderPlans(message.plans, message.recommended, message.notices, message.decided, message.reading);
+      return renderPlans(message.plans, message.recommended, message.notices, message.decided, message.reading, message.data);
     case "status":
       return renderStatus(message.status);
     case "report":

@@ -80,9 +80,15 @@ const SEASONAL_NAIVE_SLACK = 1.25;
  */
 export function degenerateReason(requirements: Requirements, result: HarnessResult, majorityRate: number | null): string | null {
   const m = result.metrics;
-  if (isClassification(requirements.task) && m.accuracy !== undefined && majorityRate !== null) {
-    if (m.accuracy <= majorityRate + 1e-9 && majorityRate < 0.99)
-      return `test accuracy ${m.accuracy.toFixed(3)} is no better than always predicting the majority class (${majorityRate.toFixed(3)})`;
+  if (isClassification(requirements.task)) {
+    // Judged by accuracy, the majority class is the bar. Judged by F1, precision or recall, a model tuned
+    // for a rare class may rightly trade accuracy below the majority rate; chance there is balanced accuracy 1/k.
+    const k = result.classes?.length ?? 2;
+    if (requirements.metric.name === "accuracy" && m.accuracy !== undefined && majorityRate !== null) {
+      if (m.accuracy <= majorityRate + 1e-9 && majorityRate < 0.99)
+        return `test accuracy ${m.accuracy.toFixed(3)} is no better than always predicting the majority class (${majorityRate.toFixed(3)})`;
+    } else if (m.balanced_accuracy !== undefined && k >= 2 && m.balanced_accuracy <= 1 / k + 1e-9)
+      return `test balanced accuracy ${m.balanced_accuracy.toFixed(3)} is no better than chance (${(1 / k).toFixed(3)}): the model does not tell the classes apart`;
   }
   if (requirements.task === "regression" && m.r2 !== undefined && m.r2 < 0)
     return `test R² is ${m.r2.toFixed(3)}: worse than predicting the mean`;

@@ -29,6 +29,7 @@ export function harnessInputs(profile: DataProfile, req: Requirements, seed: num
     delimiter: profile.delimiter,
     target: req.target,
     metric: req.metric.name,
+    metric_goal: metricGoal(req),
     labels_column: req.labels_column,
     drop_columns: variant === "images" || variant === "timeseries" ? [] : req.drop_columns,
     // text classification is the harness's classification over TF-IDF features of the text columns
@@ -63,4 +64,12 @@ export function harnessInputs(profile: DataProfile, req: Requirements, seed: num
     };
   }
   return { files: inputs.map((f) => ({ source: f, dest: dest(f) })), spec };
+}
+
+/** The value the user asked of the primary metric ("F1 at least 0.6" → 0.6); a cap on it ("F1 at most 0.9") is no goal. */
+export function metricGoal(req: Pick<Requirements, "metric" | "constraints">): number | null {
+  const goal = req.constraints.find(
+    (c) => c.name === req.metric.name && (req.metric.direction === "max" ? c.op === ">=" || c.op === ">" : c.op === "<=" || c.op === "<"),
+  );
+  return goal?.target ?? null;
 }

@@ -2,6 +2,7 @@ import { join } from "node:path";
 import { estimateCost } from "../../src/llm/usage.js";
 import { taskSpec } from "../../src/schema/tasks.js";
 import { fmt } from "./format.js";
+import { trainingLines } from "./report-training.js";
 import type { Report, State, Status } from "./state.js";
 
 const TERMINAL: Status[] = ["failed", "rejected", "cancelled"];
@@ -65,6 +66,7 @@ export function buildReport(state: State, pricing: { promptPerMTok: number; comp
       plots: taken?.plots ?? [],
     },
     notices: [...new Set(state.notices)],
+    training: trainingLines(state),
     llm: state.llm.calls ? { ...state.llm, cost_usd: Math.round(estimateCost(state.llm, pricing) * 1e6) / 1e6 } : null,
   };
 }
@@ -81,6 +83,7 @@ export function renderMarkdown(report: Report, state: State): string {
     for (const c of report.constraints) lines.push(`| ${c.name} | ${c.op} ${c.target} | ${fmt(c.actual)} | ${c.met === null ? "not measured" : c.met ? "yes" : "no"} |`);
     lines.push("");
   }
+  if (report.training?.length) lines.push("## How it was trained", "", ...report.training.map((t) => `- ${mdText(t)}`), "");
   const complexity = state.best?.result.complexity ?? {};
   if (Object.keys(complexity).length) {
     lines.push("## Cost", "", ...Object.entries(complexity).map(([k, v]) => `- ${k}: ${fmt(v)}`), "");
@@ -96,3 +99,6 @@ export function renderMarkdown(report: Report, state: State): string {
   if (report.notices.length) lines.push("## Notes", "", ...report.notices.map((n) => `- ${n}`), "");
   return lines.join("\n");
 }
+
+/** Column names in markdown: markup characters shown as themselves (report.md is rendered by viewers). */
+const mdText = (text: string) => text.replace(/[\\`*_{}[\]<>()#+!|~]/g, "\\$&");

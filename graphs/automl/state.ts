@@ -33,6 +33,8 @@ export type InterruptPayload =
       notices: string[];
       /** The requirements stated back ("I read: predict Survived · …"), shown first on the plan card. */
       reading?: string;
+      /** The data section of the plan card: how the file was read, each column as understood (./data-card.ts). */
+      data?: string[];
     };
 
 /** What the user sent back: an answer, or a decision on the plans. */
@@ -176,6 +178,8 @@ export interface Report {
   curl: string | null;
   artifacts: { model: string | null; code: string | null; report: string | null; plots: string[] };
   notices: string[];
+  /** How the model was found and trained (search, decision threshold, date features, columns set aside). */
+  training?: string[];
   /** LLM use of the whole conversation; null with the offline engine. */
   llm: (Usage & { cost_usd: number }) | null;
 }

@@ -35,9 +35,16 @@ function describeDecision(resume: ResumeValue, plans: Plan[]): string {
   }
 }
 
-/** The plan card for an approval: the plans, with the reading of the request ("I read: …") when there is one. */
+/** The plan card for an approval: the plans, with the reading of the request ("I read: …") and the data section when there are. */
 function plansCard(p: Extract<InterruptPayload, { kind: "approval" }>): Extract<Outbound, { kind: "plans" }> {
-  return { kind: "plans", plans: p.plans, recommended: p.recommended, notices: p.notices, ...(p.reading ? { reading: p.reading } : {}) };
+  return {
+    kind: "plans",
+    plans: p.plans,
+    recommended: p.recommended,
+    notices: p.notices,
+    ...(p.reading ? { reading: p.reading } : {}),
+    ...(p.data?.length ? { data: p.data } : {}),
+  };
 }
 
 interface ThreadInfo {

@@ -11,6 +11,8 @@ export const CliResult = z.object({
   /** The plan whose model was built. */
   plan: z.unknown().nullable(),
   plans: z.array(z.unknown()).default([]),
+  /** The plan card's data section: how the file was read and each column as understood. */
+  data: z.array(z.string()).default([]),
   /** Harness-computed, on the held-out test split. */
   metrics: z.record(z.string(), z.number()),
   constraints: z.array(
@@ -27,6 +29,10 @@ export const CliResult = z.object({
   timings: z.record(z.string(), z.number()),
   llm: z.object({ calls: z.number(), prompt_tokens: z.number(), completion_tokens: z.number(), cost_usd: z.number().optional() }),
   notices: z.array(z.string()).default([]),
+  /** How the model was found and trained: the search, the decision threshold, date features, columns set aside. */
+  training: z.array(z.string()).default([]),
+  /** A binary classifier's decision threshold, chosen on the validation split (never the test split). */
+  threshold: z.object({ value: z.number(), metric: z.string(), valid_default: z.number(), valid_chosen: z.number() }).nullable().default(null),
   error: z.string().optional(),
 });
 export type CliResultT = z.infer<typeof CliResult>;
@@ -37,12 +43,15 @@ export function failedResult(error: string): CliResultT {
     requirements: null,
     plan: null,
     plans: [],
+    data: [],
     metrics: {},
     constraints: [],
     artifacts: { model: null, code: null, report: null, plots: [] },
     timings: {},
     llm: { calls: 0, prompt_tokens: 0, completion_tokens: 0 },
     notices: [],
+    training: [],
+    threshold: null,
     error,
   };
 }

@@ -53,8 +53,8 @@ describe("the terminal shell", () => {
     const question = await say("Build me a classifier", /Which column of bananas\.csv should I predict\?[\s\S]*Type a number/);
     const number = question.match(/(\d+)\) Quality/)![1];
     await say(number, /Reply a to approve/);
-    // The reading comes first on the card, before anything trains.
-    expect(out).toMatch(/\nI read: predict Quality\b[^\n]*\n\nI have \d plans:/);
+    // The reading comes first on the card, then how the data was read, before anything trains.
+    expect(out).toMatch(/\nI read: predict Quality\b[^\n]*\nData: bananas\.csv · \d+ rows × \d+ columns[^\n]*\nColumns: [^\n]* · target Quality\n\nI have \d plans:/);
     const revised = await say("r try extra trees please", /Decision: you asked for a revision[\s\S]*Reply a to approve/);
     expect(revised).toMatch(/Extra trees/);
     const report = await say("a", /== Model deployed ==[\s\S]*Try it: curl[^\n]*\n/);

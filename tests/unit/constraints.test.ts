@@ -47,6 +47,17 @@ describe("constraints", () => {
     expect(degenerateReason(reg, { ...result, task: "regression", metrics: { r2: -0.2, rmse: 3 } }, null)).toMatch(/R²/);
     expect(degenerateReason(req({}), { ...result, metrics: { accuracy: 1.4 } }, 0.5)).toMatch(/outside/);
   });
+
+  it("judges a rare-class model tuned for F1 by balanced accuracy, not by the majority rate", () => {
+    const f1 = req({ metric: { name: "f1", direction: "max" } });
+    // a threshold chosen for F1 on 4% positives: accuracy below the majority rate, yet the classes are told apart
+    const tuned = { ...result, classes: [0, 1], metrics: { accuracy: 0.93, balanced_accuracy: 0.74, f1: 0.38 } };
+    expect(degenerateReason(f1, tuned, 0.96)).toBeNull();
+    const chance = { ...result, classes: [0, 1], metrics: { accuracy: 0.96, balanced_accuracy: 0.5, f1: 0 } };
+    expect(degenerateReason(f1, chance, 0.96)).toMatch(/no better than chance \(0\.500\)/);
+    const threeClasses = { ...result, classes: ["a", "b", "c"], metrics: { accuracy: 0.5, balanced_accuracy: 0.3, f1: 0.2 } };
+    expect(degenerateReason(req({ metric: { name: "f1", direction: "max" } }), threeClasses, 0.5)).toMatch(/chance \(0\.333\)/);
+  });
 });
 
 describe("claims the harness does not confirm", () => {

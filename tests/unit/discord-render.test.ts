@@ -108,6 +108,21 @@ describe("plan cards", () => {
     expect(decided.content).toBe("I read: predict y\nDecision: <@123> approved plan 1 (Family 1).");
   });
 
+  it("puts the data section under the reading, escaped, and keeps the instructions whatever its length", () => {
+    const data = ["Data: loans.csv · 62 rows × 13 columns", "Columns: numbers @everyone, *bold* (+4) · categories <@&123>, `x` · target __y__"];
+    const m = render({ kind: "plans", plans: [plan(1)], recommended: "best", notices: [], reading: "I read: predict y", data }, opts)[0];
+    const lines = m.content.split("\n");
+    expect(lines[0]).toBe("I read: predict y");
+    expect(lines[1]).toBe(data[0]);
+    expect(lines[2]).toBe("Columns: numbers @\u200beveryone, \\*bold\\* (+4) · categories \\<@&123>, \\`x\\` · target \\_\\_y\\_\\_");
+    expect(lines[3]).toMatch(/^I have 1 plan\./);
+    // pings are off (allowedMentions) and the escaped forms cannot render as mentions or markup
+    expect(m.content).not.toMatch(/(?<!\\)<@&123>|@everyone|(?<!\\)\*bold/);
+    const long = render({ kind: "plans", plans: [plan(1)], recommended: "best", notices: [], reading: "r".repeat(1500), data: ["d".repeat(600), "c".repeat(600)] }, opts)[0];
+    expect(long.content.length).toBeLessThanOrEqual(2000);
+    expect(long.content).toMatch(/\nI have 1 plan\. \*\*Approve\*\*/);
+  });
+
   it("shows who decided what and loses its buttons once decided", () => {
     const m = renderPlans([plan(1)], [], { by: "123", text: "approved plan 1 (Family 1)" }, opts);
     expect(m.content).toBe("Decision: <@123> approved plan 1 (Family 1).");
@@ -188,8 +203,16 @@ describe("report", () => {
 
   it("stays within the embed limits with huge summaries, tables and curl", () => {
     const metrics = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`metric_${i}`, i]));
-    const m = renderReport(report({ summary: [long(3000)], metrics, curl: `curl ${"x".repeat(8000)}`, notices: [long(2000)] }), size);
+    const m = renderReport(report({ summary: [long(3000)], metrics, curl: `curl ${"x".repeat(8000)}`, notices: [long(2000)], training: [long(2000)] }), size);
     withinLimits(m.embeds);
+  });
+
+  it("says how the model was trained, with column names escaped", () => {
+    const training = ["Decision threshold 0.23, chosen on the validation split: F1 0.31 → 0.38", "Set aside by the harness: *a* (identifier), <@123> (empty)"];
+    const m = renderReport(report({ training }), size);
+    const value = m.embeds[0].fields?.find((f) => f.name === "How it was trained")?.value;
+    expect(value).toBe("• Decision threshold 0.23, chosen on the validation split: F1 0.31 → 0.38\n• Set aside by the harness: \\*a\\* (identifier), \\<@123> (empty)");
+    expect(renderReport(report(), size).embeds[0].fields?.some((f) => f.name === "How it was trained")).toBe(false);
   });
 });
 

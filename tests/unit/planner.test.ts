@@ -1,7 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { OfflineManagerAgent } from "../../graphs/automl/agents/offline/manager.js";
 import { loadKnowledgeBase, retrieveLocal } from "../../graphs/automl/knowledge/index.js";
-import type { DataProfile } from "../../graphs/automl/agents/types.js";
+import type { DataProfile, RankedCandidate, SelectInput } from "../../graphs/automl/agents/types.js";
+import { harnessInputs, metricGoal } from "../../graphs/automl/harness-inputs.js";
+import { preferRequested } from "../../graphs/automl/nodes/select.js";
 import { makeProfile, makeRequirements } from "../helpers/requirements.js";
 
 const manager = new OfflineManagerAgent();
@@ -126,5 +128,86 @@ describe("offline planner", () => {
     // a dropped text column leaves the data dense again
     const dropped = await plan({ requirements: makeRequirements({ task: "regression", metric: { name: "rmse", direction: "min" }, drop_columns: ["description"] }), profile: textProfile() });
     expect(dropped[0].models[0].family).toBe("hist_gradient_boosting");
+  });
+});
+
+describe("metric goal for the harness", () => {
+  it("is the bound the user set on the primary metric, in its better direction", () => {
+    const f1 = { name: "f1" as const, direction: "max" as const };
+    expect(metricGoal(makeRequirements({ metric: f1, constraints: [{ name: "f1", op: ">=", target: 0.6 }] }))).toBe(0.6);
+    expect(metricGoal(makeRequirements({ metric: f1, constraints: [{ name: "train_time_s", op: "<=", target: 60 }, { name: "f1", op: ">", target: 0.7 }] }))).toBe(0.7);
+    // a cap on it, a goal on another metric, or none at all is no goal
+    expect(metricGoal(makeRequirements({ metric: f1, constraints: [{ name: "f1", op: "<=", target: 0.9 }] }))).toBeNull();
+    expect(metricGoal(makeRequirements({ metric: f1, constraints: [{ name: "recall", op: ">=", target: 0.8 }] }))).toBeNull();
+    expect(metricGoal(makeRequirements({ metric: f1 }))).toBeNull();
+    expect(metricGoal(makeRequirements({ task: "regression", metric: { name: "rmse", direction: "min" }, constraints: [{ name: "rmse", op: "<", target: 20000 }] }))).toBe(20000);
+  });
+
+  it("goes into the harness spec", () => {
+    const req = makeRequirements({ metric: { name: "f1", direction: "max" }, constraints: [{ name: "f1", op: ">=", target: 0.6 }] });
+    expect(harnessInputs(makeProfile(), req, 42).spec.metric_goal).toBe(0.6);
+    expect(harnessInputs(makeProfile(), makeRequirements(), 42).spec.metric_goal).toBeNull();
+  });
+});
+
+describe("requested models are built", () => {
+  const cand = (id: string, label: string, score: number | null, error?: string): RankedCandidate => ({
+    id,
+    label,
+    estimator: `est.${id.split(":")[1]}`,
+    preprocess: { scale: false, encode: "ordinal" },
+    params: {},
+    score,
+    trials: 4,
+    ...(error ? { error } : {}),
+  });
+  const input = (requested: string[], candidates: RankedCandidate[][]): SelectInput => ({
+    requirements: makeRequirements({ metric: { name: "f1", direction: "max" }, requested_models: requested }),
+    plans: [],
+    executions: candidates.map((c, i) => ({ planId: `plan-${i + 1}`, metric: "f1", candidates: c, dataFindings: [] })),
+    verdicts: [],
+    dataPlans: [{ planId: "plan-1", steps: [], dropColumns: ["id"], preprocess: { scale: false, encode: "ordinal" }, findings: [] }],
+    chosenPlanId: "best",
+  });
+  const choose = async (i: SelectInput) => preferRequested(await manager.select(i), i);
+
+  it("builds the requested family when it scored, and says what scored better", async () => {
+    const i = input(["xgboost"], [[cand("plan-1:xgboost", "XGBoost", 0.71), cand("plan-1:hist_gradient_boosting", "Histogram gradient boosting", 0.7)], [cand("plan-2:random_forest", "Random forest", 0.73)]]);
+    const out = await choose(i);
+    expect(out.candidate.id).toBe("plan-1:xgboost");
+    expect(out.planId).toBe("plan-1");
+    expect(out.dropColumns).toEqual(["id"]);
+    expect(out.notes).toEqual(["XGBoost scored F1 0.710 in cross-validation; Random forest scored 0.730 but you asked for XGBoost."]);
+    // the others stay alternatives, best first
+    expect(out.alternatives.map((c) => c.id)).toEqual(["plan-2:random_forest", "plan-1:hist_gradient_boosting"]);
+  });
+
+  it("keeps the manager's choice when it is the requested family, or when nothing was requested", async () => {
+    const both = [[cand("plan-1:xgboost", "XGBoost", 0.75)], [cand("plan-2:random_forest", "Random forest", 0.73)]];
+    const requested = await choose(input(["xgboost"], both));
+    expect(requested.candidate.id).toBe("plan-1:xgboost");
+    expect(requested.notes[0]).toMatch(/the best of 2 candidate/);
+    const none = await choose(input([], [[cand("plan-1:xgboost", "XGBoost", 0.7)], [cand("plan-2:random_forest", "Random forest", 0.73)]]));
+    expect(none.candidate.id).toBe("plan-2:random_forest");
+  });
+
+  it("says why when the requested family produced no score, and builds the best other one", async () => {
+    const error = "value_error: ValueError: Invalid classes inferred from unique values of `y`.\nExpected: [0 1], got ['N' 'Y']";
+    const out = await choose(input(["xgboost"], [[cand("plan-1:xgboost", "XGBoost", null, error)], [cand("plan-2:random_forest", "Random forest", 0.73)]]));
+    expect(out.candidate.id).toBe("plan-2:random_forest");
+    expect(out.notes.at(-1)).toBe(
+      "You asked for XGBoost, but it produced no cross-validation score (XGBoost: value_error: ValueError: Invalid classes inferred from unique values of `y`. Expected: [0 1], got ['N' 'Y']); building Random forest instead.",
+    );
+  });
+
+  it("counts the stand-in for a requested family that is not installed", async () => {
+    const out = await choose(input(["xgboost"], [[cand("plan-1:hist_gradient_boosting", "Histogram gradient boosting", 0.7)], [cand("plan-2:random_forest", "Random forest", 0.73)]]));
+    expect(out.candidate.id).toBe("plan-1:hist_gradient_boosting");
+    expect(out.notes[0]).toMatch(/^Histogram gradient boosting scored F1 0\.700 in cross-validation; Random forest scored 0\.730 but you asked for XGBoost \(its stand-in/);
+  });
+
+  it("stays within the plan the user chose", async () => {
+    const i = { ...input(["xgboost"], [[cand("plan-1:xgboost", "XGBoost", 0.7)], [cand("plan-2:random_forest", "Random forest", 0.73)]]), chosenPlanId: "plan-2" };
+    expect((await choose(i)).candidate.id).toBe("plan-2:random_forest");
   });
 });

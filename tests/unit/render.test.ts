@@ -1,7 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { renderPlans, renderQuestion, renderReport, renderStatusFull, renderStatusLine } from "../../adapters/shell/render.js";
-import type { Plan } from "../../graphs/automl/agents/types.js";
-import type { Report } from "../../graphs/automl/state.js";
+import type { ColumnProfile, DataProfile, Plan } from "../../graphs/automl/agents/types.js";
+import { DATA_LINE_MAX, dataCard } from "../../graphs/automl/data-card.js";
+import { renderMarkdown } from "../../graphs/automl/report.js";
+import { trainingLines } from "../../graphs/automl/report-training.js";
+import type { Report, State } from "../../graphs/automl/state.js";
+import { HarnessResult } from "../../runners/contract.js";
+import { makeRequirements } from "../helpers/requirements.js";
 import { StatusTracker, progressBar, type StatusView } from "../../src/conversation/status.js";
 
 const plan = (id: string, title: string, preprocessing: string[] = []): Plan => ({
@@ -87,6 +92,14 @@ describe("renderPlans", () => {
     const lines = text.split("\n");
     expect(lines[0]).toBe("I read: predict *bold* <@U123> `x` [2J Survived · ROC AUC > 0.8");
     expect(lines.slice(1, 3)).toEqual(["", "I have 3 plans:"]);
+  });
+
+  it("puts the data section after the reading, each line on its own line, control characters made spaces", () => {
+    const data = ["Data: loans.csv · 614 rows × 13 columns", "Columns: numbers *a*, <!channel>\u001b[2J\nb · target `y`"];
+    const lines = renderPlans(plans, [], undefined, "I read: predict y", data).split("\n");
+    expect(lines.slice(0, 5)).toEqual(["I read: predict y", data[0], "Columns: numbers *a*, <!channel> [2J b · target `y`", "", "I have 3 plans:"]);
+    // without a reading the data section still comes first
+    expect(renderPlans(plans, [], undefined, undefined, data.slice(0, 1)).split("\n").slice(0, 3)).toEqual([data[0], "", "I have 3 plans:"]);
   });
 
   it("shows the decision instead of the instructions once decided", () => {
@@ -192,6 +205,15 @@ describe("renderReport", () => {
     expect(lines.find((l) => l.startsWith("model_size_mb"))).toMatch(/<= 50\s+n\/a\s+not measured$/);
   });
 
+  it("lists how the model was trained, one line each, after the constraints", () => {
+    const training = ["Optuna TPE search: 23 trials (4 pruned) over 2 models; best: XGBoost max_depth=5", "Set aside by the harness: a\u001b[2J\nb (identifier)"];
+    const lines = renderReport(baseReport({ training })).split("\n");
+    const i = lines.indexOf("How it was trained:");
+    expect(i).toBeGreaterThan(lines.indexOf("Test-split metrics:"));
+    expect(lines.slice(i + 1, i + 3)).toEqual([`  ${training[0]}`, "  Set aside by the harness: a [2J b (identifier)"]);
+    expect(renderReport(baseReport())).not.toContain("How it was trained");
+  });
+
   it("shows the endpoint, and the curl example only while it is serving", () => {
     const endpoint = { url: "http://127.0.0.1:8123/predict", check: { ok: true, prediction: 1 }, serving: true };
     const curl = "curl -s http://127.0.0.1:8123/predict -d '{}'";
@@ -235,5 +257,161 @@ describe("report LLM usage", () => {
     const text = renderReport(baseReport({ llm: { calls: 11, prompt_tokens: 9000, completion_tokens: 1000, cost_usd: 0.0021 } }));
     expect(text).toMatch(/LLM: 11 calls, 10000 tokens, about \$0\.0021/);
     expect(renderReport(baseReport())).not.toMatch(/LLM:/);
+  });
+});
+
+describe("data card", () => {
+  const profile = (over: Partial<DataProfile> = {}): DataProfile => {
+    const col = (name: string, kind: ColumnProfile["kind"], suspect: ColumnProfile["suspect"] = null): ColumnProfile => ({
+      name,
+      kind,
+      missing: suspect === "mostly_missing" ? 500 : 0,
+      unique: 10,
+      examples: [],
+      stats: null,
+      top: [],
+      suspect,
+    });
+    return {
+      file: "/data/loans.csv",
+      name: "loans.csv",
+      bytes: 1000,
+      rows: 614,
+      sampled: false,
+      delimiter: ";",
+      duplicateRows: 0,
+      candidateTargets: ["Loan_Status"],
+      columns: [
+        col("loan_id", "categorical", "id"),
+        col("ApplicantIncome", "numeric"),
+        col("LoanAmount", "numeric"),
+        col("Term", "numeric"),
+        col("Gender", "categorical"),
+        col("Married", "boolean"),
+        col("Date", "datetime"),
+        col("Review", "text"),
+        col("Notes", "categorical", "mostly_missing"),
+        col("approved_code", "categorical"),
+        col("Loan_Status", "categorical"),
+      ],
+      ...over,
+    };
+  };
+  const source = (over: Partial<NonNullable<DataProfile["source"]>> = {}): NonNullable<DataProfile["source"]> => ({
+    format: "csv",
+    original: "loans.csv",
+    encoding: "cp1252",
+    delimiter: ";",
+    decimal: ",",
+    thousands: null,
+    sheet: null,
+    sheets: [],
+    dates: [],
+    ...over,
+  });
+  const req = makeRequirements({
+    target: "Loan_Status",
+    drop_columns: ["loan_id", "Notes", "approved_code"],
+    leakage: [{ column: "approved_code", reason: '"approved_code" alone separates the classes of "Loan_Status" (ROC AUC 1.000)', kept: false }],
+  });
+
+  it("states the file, its size and how it was read, then each column as understood", () => {
+    expect(dataCard(profile({ source: source() }), req)).toEqual([
+      'Data: loans.csv · 614 rows × 11 columns · read as cp1252 (Latin-1), ";" separated, decimal comma',
+      "Columns: numbers ApplicantIncome, LoanAmount (+1) · categories Gender, Married · dates Date → calendar features · text Review → words · " +
+        "set aside loan_id (identifier), Notes (mostly empty), approved_code (predicts the target) · target Loan_Status",
+    ]);
+  });
+
+  it("names the file, never a path on this host", () => {
+    expect(dataCard(profile({ source: source({ original: "/srv/uploads/u1/Loans 2024.csv" }) }), req)[0]).toMatch(/^Data: Loans 2024\.csv · /);
+  });
+
+  it("names the sheet of a workbook and a date column the reader parsed, and says nothing of a reading it was not told", () => {
+    const excel = dataCard(profile({ source: source({ format: "excel", encoding: null, delimiter: null, decimal: ".", sheet: "Loans", sheets: ["Loans", "Notes"], dates: [{ column: "Term", format: "%d/%m/%Y" }] }) }), req);
+    expect(excel[0]).toBe('Data: loans.csv · 614 rows × 11 columns · read as Excel, sheet "Loans" (1 of 2)');
+    expect(excel[1]).toContain("numbers ApplicantIncome, LoanAmount · ");
+    expect(excel[1]).toContain("dates Term, Date → calendar features");
+    expect(dataCard(profile(), req)[0]).toBe("Data: loans.csv · 614 rows × 11 columns");
+    expect(dataCard(null, req)).toEqual([]);
+  });
+
+  it("keeps a leaking column the user kept in view, and names columns left out on request", () => {
+    const lines = dataCard(profile(), { ...req, drop_columns: ["loan_id", "Term"], leakage: [{ column: "approved_code", reason: "predicts the target", kept: true }] });
+    expect(lines[1]).toContain("set aside loan_id (identifier), Term (as asked)");
+    expect(lines[1]).toContain("kept on request approved_code (predicts the target)");
+  });
+
+  it("states a forecast's time axis, its series and the numbers it reads", () => {
+    const forecast = { time_column: "Date", id_column: "store", horizon: 7, horizon_phrase: null, frequency: "D", exogenous: ["Term"] };
+    const lines = dataCard(profile(), makeRequirements({ task: "time_series_forecasting", target: "LoanAmount", metric: { name: "rmse", direction: "min" }, forecast }));
+    expect(lines[1]).toBe("Columns: numbers Term · time Date · one series per store · target LoanAmount");
+  });
+
+  it("stays short and on one line whatever the column names", () => {
+    const hostile = Array.from({ length: 300 }, (_, i) => ({ name: `<!channel> *b* @everyone \`x\`\n${"n".repeat(80)}${i}`, kind: "numeric" as const, missing: 0, unique: 9, examples: [], stats: null, top: [], suspect: null }));
+    const lines = dataCard(profile({ columns: hostile }), makeRequirements({ target: null, task: "clustering", metric: { name: "silhouette", direction: "max" } }));
+    expect(lines[1]).toMatch(/^Columns: numbers <!channel> \*b\* @everyone `x` n+…, .+ \(\+298\)$/);
+    for (const line of lines) {
+      expect(line.length).toBeLessThanOrEqual(DATA_LINE_MAX);
+      expect(line).not.toMatch(/[\n\r\u0000-\u001f]/);
+    }
+  });
+});
+
+describe("how the model was trained", () => {
+  const candidate = (id: string, params: Record<string, unknown>, score: number | null, trials: Array<{ pruned?: boolean }>) => ({
+    id,
+    estimator: "x",
+    best_params: score === null ? null : params,
+    best_score: score,
+    trials: trials.map((t) => ({ params, score, fit_s: 0.1, ...t })),
+  });
+  const search = {
+    metric: "f1",
+    greater_is_better: true,
+    sampler: "tpe",
+    candidates: [
+      candidate("plan-1:xgboost", { n_estimators: 300, learning_rate: 0.0812345, max_depth: 5 }, 0.71, [{}, {}, { pruned: true }]),
+      candidate("plan-1:random_forest", { n_estimators: 100, max_depth: null }, 0.73, [{}, { pruned: true }]),
+    ],
+  };
+  const state = (result: Record<string, unknown>) =>
+    ({
+      requirements: makeRequirements({ metric: { name: "f1", direction: "max" } }),
+      runs: [{ kind: "search", result: HarnessResult.parse({ status: "ok", mode: "search", task: "classification", search }) }],
+      executions: [{ planId: "plan-1", metric: "f1", dataFindings: [], candidates: [{ id: "plan-1:xgboost", label: "XGBoost", estimator: "xgboost.XGBClassifier", preprocess: { scale: false, encode: "ordinal" }, params: {}, score: 0.71, trials: 3 }] }],
+      modelPlans: [],
+      best: { candidateId: "plan-1:xgboost", result: HarnessResult.parse({ status: "ok", mode: "train", task: "classification", ...result }) },
+    }) as unknown as State;
+
+  it("states the search, the threshold, the date features and what the harness set aside, from the harness's result", () => {
+    const lines = trainingLines(
+      state({
+        threshold: { value: 0.2312, metric: "f1", valid_default: 0.31, valid_chosen: 0.38 },
+        features: { numeric: ["a"], categorical: [], dates: ["Date", "Signup"] },
+        details: { set_aside: [{ column: "loan_id", reason: "identifier" }, { column: "Notes", reason: "mostly_empty" }] },
+      }),
+    );
+    expect(lines).toEqual([
+      // the built model is not the top scorer here (a requested one): "built", with only its searched settings
+      "Optuna TPE search: 5 trials (2 pruned) over 2 models; built: XGBoost learning_rate=0.0812, max_depth=5",
+      "Decision threshold 0.231, chosen on the validation split: F1 0.310 → 0.380",
+      "Date columns turned into calendar features: Date, Signup",
+      "Set aside by the harness: loan_id (identifier), Notes (mostly empty)",
+    ]);
+  });
+
+  it("goes into report.md under its own heading, markdown in column names shown as written", () => {
+    const md = renderMarkdown({ ...baseReport(), training: ["Set aside by the harness: *a*_b (identifier)"] }, { best: null, plans: [] } as unknown as State);
+    expect(md).toContain("## How it was trained\n\n- Set aside by the harness: \\*a\\*\\_b \\(identifier\\)\n");
+    expect(renderMarkdown(baseReport(), { best: null, plans: [] } as unknown as State)).not.toContain("How it was trained");
+  });
+
+  it("says nothing it was not told, and ignores a malformed set-aside list", () => {
+    const lines = trainingLines(state({ details: { set_aside: "loan_id" } }));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^Optuna TPE search: /);
+    expect(trainingLines({ ...state({}), runs: [], best: null } as unknown as State)).toEqual([]);
   });
 });

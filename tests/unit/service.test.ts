@@ -310,14 +310,15 @@ describe("ConversationService: permissions and decisions", () => {
     expect(adapter.updates[1].message).toMatchObject({ decided: { by: "alice", text: "approved the best plan after evaluation" } });
   });
 
-  it("carries the reading onto the plan card, and keeps it when the card is decided", async () => {
+  it("carries the reading and the data section onto the plan card, and keeps them when the card is decided", async () => {
     const { engine, adapter, send } = setup();
     const reading = "I read: predict quality · judged by accuracy";
-    engine.steps.push(() => interrupt({ ...approval, reading }), () => done());
+    const data = ["Data: wine.csv · 100 rows × 3 columns", "Columns: numbers a · target quality"];
+    engine.steps.push(() => interrupt({ ...approval, reading, data }), () => done());
     await send(message("build a model", { mention: true }));
-    expect(adapter.posts[0].message).toEqual({ kind: "plans", plans: PLANS, recommended: "best", notices: [], reading });
+    expect(adapter.posts[0].message).toEqual({ kind: "plans", plans: PLANS, recommended: "best", notices: [], reading, data });
     await send(action("approve", "best"));
-    expect(adapter.updates[0].message).toMatchObject({ kind: "plans", reading, decided: { text: "approved the best plan after evaluation" } });
+    expect(adapter.updates[0].message).toMatchObject({ kind: "plans", reading, data, decided: { text: "approved the best plan after evaluation" } });
   });
 
   it("ignores an empty revision instead of resuming", async () => {

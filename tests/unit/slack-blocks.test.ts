@@ -120,6 +120,26 @@ describe("Slack Block Kit rendering", () => {
     expect(blocks(renderPlans([plan(1)], "best", []))[0]).toMatchObject({ type: "section", text: { type: "mrkdwn" } });
   });
 
+  it("puts the data section under the reading as plain text, so hostile column names cannot mention or format", () => {
+    const data = ["Data: loans.csv · 62 rows × 13 columns", "Columns: numbers <!channel>, *bold* (+4) · categories @everyone, `x` · target <@U123>"];
+    for (const decided of [undefined, { by: "UALICE0001", text: "approved the best plan after evaluation" }]) {
+      const r = renderPlans([plan(1)], "best", [], decided, "I read: predict y", data);
+      expect(blocks(r)[1]).toEqual({
+        type: "context",
+        elements: data.map((text) => ({ type: "plain_text", text, emoji: false })),
+      });
+      // no mrkdwn text anywhere carries the names unescaped
+      const mrkdwn = JSON.stringify(blocks(r).filter((b, i) => i > 1));
+      for (const hostile of ["<!channel>", "<@U123>", "*bold*"]) expect(mrkdwn).not.toContain(hostile);
+      expect(r.text).not.toContain("<!channel>");
+    }
+    // long lines are cut to a section's limit; with no reading the data still comes first
+    const r = renderPlans([plan(1)], "best", [], undefined, undefined, ["x".repeat(5000)]);
+    expect(blocks(r)[0]).toMatchObject({ type: "context" });
+    expect((blocks(r)[0] as unknown as { elements: Array<{ text: string }> }).elements[0].text.length).toBeLessThanOrEqual(3000);
+    withinLimits(r);
+  });
+
   it("renders the status checklist, progress bar and metrics, with Cancel while a stage runs", () => {
     const view: StatusView = {
       stages: [
@@ -159,6 +179,17 @@ describe("Slack Block Kit rendering", () => {
     expect(stopped).not.toMatch(/curl/);
     expect(stopped).toMatch(/stopped; check failed/);
     withinLimits(renderReport(report({ title: "t".repeat(400), summary: ["s".repeat(9000)] })));
+  });
+
+  it("reports how the model was trained as plain text, after a bold heading", () => {
+    const training = ["Optuna TPE search: 23 trials (4 pruned) over 2 models", "Set aside by the harness: <!channel> (identifier), *x* (empty)"];
+    const r = renderReport(report({ training }));
+    const i = blocks(r).findIndex((b) => (b.text as { text?: string } | undefined)?.text === "*How it was trained*");
+    expect(i).toBeGreaterThan(0);
+    expect(blocks(r)[i + 1]).toEqual({ type: "section", text: { type: "plain_text", text: training.map((t) => `• ${t}`).join("\n"), emoji: false } });
+    expect(JSON.stringify(blocks(r).filter((_, j) => j !== i + 1))).not.toContain("<!channel>");
+    expect(blockText(blocks(renderReport(report())))).not.toContain("How it was trained");
+    withinLimits(renderReport(report({ training: Array.from({ length: 40 }, () => "t".repeat(300)) })));
   });
 
   it("builds the revise modal within Slack's limits, carrying the thread in its metadata", () => {

@@ -23,6 +23,8 @@ export const Family = z.object({
   max_rows: z.number().int().positive().optional(),
   /** Cannot take sparse input (TF-IDF of text columns); left out when the data has text. */
   dense_only: z.boolean().default(false),
+  /** Takes scikit-learn's `class_weight`: searched over [None, "balanced"] when a class is rare (../imbalance.ts). */
+  class_weight: z.boolean().default(false),
   strengths: z.string().default(""),
   /** Forecasting: direct (the step ahead is a feature) or recursive (a one-step model fed its forecasts). */
   strategy: ForecastStrategy.optional(),

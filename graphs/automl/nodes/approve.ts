@@ -1,4 +1,5 @@
 import { interrupt } from "@langchain/langgraph";
+import { dataCard } from "../data-card.js";
 import type { GraphDeps } from "../deps.js";
 import { parseRequest } from "../request/parse.js";
 import { categoryValues } from "../request/reading.js";
@@ -47,7 +48,8 @@ export function approveNode(_deps: GraphDeps) {
   return async (state: State): Promise<Update> => {
     const notices = [...new Set(state.plans.flatMap((p) => p.notices))];
     const reading = state.requirements?.reading?.line;
-    const payload: InterruptPayload = { kind: "approval", plans: state.plans, recommended: "best", notices, ...(reading ? { reading } : {}) };
+    const data = dataCard(state.profile, state.requirements);
+    const payload: InterruptPayload = { kind: "approval", plans: state.plans, recommended: "best", notices, ...(reading ? { reading } : {}), ...(data.length ? { data } : {}) };
     let decision = ResumeValue.parse(interrupt(payload));
     if (decision.kind === "answer") decision = decisionFromText(decision.text, state.plans.map((p) => p.id));
     switch (decision.kind) {

@@ -111,7 +111,8 @@ export class LlmModelAgent implements ModelAgent {
         }
         const space: Record<string, ParamSpace> = {};
         for (const [key, range] of Object.entries(cand.space)) {
-          space[key] = key in proposal.ranges ? (narrowSpace(range, proposal.ranges[key]) ?? range) : range;
+          // Class weights for a rare class stay a choice: the plan card promised them (../../imbalance.ts).
+          space[key] = key in proposal.ranges && key !== "class_weight" ? (narrowSpace(range, proposal.ranges[key]) ?? range) : range;
         }
         return { ...cand, space };
       });

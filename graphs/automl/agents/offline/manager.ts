@@ -19,6 +19,7 @@ import type {
 } from "../types.js";
 import { TABLE_DATA_QUESTION, taskSpec } from "../../../../src/schema/tasks.js";
 import { fmt } from "../../format.js";
+import { classImbalance, imbalanceNotice } from "../../imbalance.js";
 import { parseRequest, type ParsedRequest } from "../../request/parse.js";
 import { numberQuestion, numberSlot } from "../../request/reading.js";
 import { variantPlanText } from "./plan-text.js";
@@ -174,6 +175,10 @@ export class OfflineManagerAgent implements ManagerAgent {
     for (const f of recipes.families) {
       if (f.unavailable_note && !isInstalled(f) && !notices.some((n) => n.startsWith(f.label))) extra.push(f.unavailable_note);
     }
+    // A rare class: said once, when some plan has a model that takes class weights (model.ts searches them).
+    const imbalance = classImbalance(profile, requirements);
+    const weighted = plans.some((p) => p.models.some((m) => byId.get(m.family)?.class_weight));
+    if (imbalance && weighted) extra.push(imbalanceNotice(imbalance, requirements));
     if (extra.length) plans[0] = { ...plans[0], notices: [...plans[0].notices, ...extra] };
     return plans;
   }
@@ -218,7 +223,7 @@ export class OfflineManagerAgent implements ManagerAgent {
       summary: `${capitalise(approach)} approach: ${label} for ${taskName(req.task)} of ${target}, tuned for ${req.metric.name}.`,
       preprocessing: steps,
       models: models.map((m) => ({ family: m.id, label: m.label, estimator: m.estimator })),
-      training: `random search over each model's hyperparameters with ${req.task === "clustering" ? "repeated fits" : "3-fold cross-validation"} on the training split, then a refit of the best configuration`,
+      training: `a search over each model's hyperparameters (Optuna's TPE sampler with pruning where Optuna is installed, random search otherwise) with ${req.task === "clustering" ? "repeated fits" : "3-fold cross-validation"} on the training split, then a refit of the best configuration`,
       inference: "served over HTTP as JSON rows in, predictions out",
       rationale: models.map((m) => `${m.label}: ${m.strengths}`).join("; "),
       notices: noted,

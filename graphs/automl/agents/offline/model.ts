@@ -1,15 +1,18 @@
 import type { Requirements } from "../../../../src/schema/requirements.js";
 import type { HarnessResult, SearchCandidate } from "../../../../runners/contract.js";
 import { better } from "../../constraints.js";
+import { classImbalance } from "../../imbalance.js";
 import { recipesFor } from "../../knowledge/index.js";
 import type { DataPlan, DataProfile, ModelAgent, ModelPlan, Plan, RankedCandidate } from "../types.js";
 
 export class OfflineModelAgent implements ModelAgent {
-  async decompose({ plans, requirements }: { plans: Plan[]; dataPlans: DataPlan[]; requirements: Requirements; profile: DataProfile }): Promise<ModelPlan[]> {
-    return plans.map((plan) => this.decomposeOne(plan, requirements));
+  async decompose({ plans, requirements, profile }: { plans: Plan[]; dataPlans: DataPlan[]; requirements: Requirements; profile: DataProfile }): Promise<ModelPlan[]> {
+    // Both engines build their candidates here (the LLM only narrows these spaces), so the rule holds for both.
+    const weighted = classImbalance(profile, requirements) !== null;
+    return plans.map((plan) => this.decomposeOne(plan, requirements, weighted));
   }
 
-  private decomposeOne(plan: Plan, requirements: Requirements): ModelPlan {
+  private decomposeOne(plan: Plan, requirements: Requirements, weighted: boolean): ModelPlan {
     const recipes = recipesFor(requirements.task);
     const candidates: SearchCandidate[] = [];
     const labels: Record<string, string> = {};
@@ -23,6 +26,8 @@ export class OfflineModelAgent implements ModelAgent {
         const key = family.estimator.endsWith("GaussianMixture") ? "n_components" : "n_clusters";
         space[key] = { type: "int", low: 2, high: 8 };
       }
+      // A rare class: unweighted and balanced classes are both tried, and cross-validation decides.
+      if (weighted && family.class_weight && !("class_weight" in family.params)) space.class_weight = { type: "choice", values: [null, "balanced"] };
       candidates.push({
         id,
         estimator: family.estimator,

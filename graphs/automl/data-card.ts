@@ -46,7 +46,10 @@ const SEPARATORS: Record<string, string> = { "\t": "tab separated", " ": "space 
 function readAs(source: NonNullable<DataProfile["source"]>): string | null {
   const parts: string[] = [];
   if (FORMATS[source.format]) parts.push(FORMATS[source.format]);
-  if (source.sheet) parts.push(`sheet "${short(source.sheet)}"${source.sheets.length > 1 ? ` (1 of ${source.sheets.length})` : ""}`);
+  if (source.sheet) {
+    const at = source.sheets.indexOf(source.sheet);
+    parts.push(`sheet "${short(source.sheet)}"${source.sheets.length > 1 && at >= 0 ? ` (${at + 1} of ${source.sheets.length})` : ""}`);
+  }
   if (source.encoding) parts.push(ENCODINGS[source.encoding.toLowerCase()] ?? short(source.encoding, 20));
   if (source.format === "csv" && source.delimiter) parts.push(SEPARATORS[source.delimiter] ?? `"${short(source.delimiter, 3)}" separated`);
   if (source.decimal === ",") parts.push("decimal comma");

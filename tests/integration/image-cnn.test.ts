@@ -23,7 +23,7 @@ beforeAll(() => {
 
 describe("threadml run: a CNN on CPU", () => {
   it("trains the requested CNN on the pixels and deploys it", async () => {
-    const env = { THREADML_DATA_DIR: join(cwd, ".threadml"), THREADML_SEARCH_BUDGET_S: "20", THREADML_SANDBOX: "off" };
+    const env = { THREADML_DATA_DIR: join(cwd, ".threadml"), THREADML_SEARCH_BUDGET_S: "3", THREADML_SANDBOX: "off" };
     const { result } = await runCli(["--yes", "Train a CNN to classify the images in shapes.zip using labels.csv"], { cwd, env, timeoutMs: 240_000 });
     expect(result.status, result.error).toBe("deployed");
     const plans = result.plans as Array<{ models: Array<{ family: string }> }>;

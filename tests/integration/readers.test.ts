@@ -12,7 +12,8 @@ import { tempDir } from "../helpers/tmp.js";
 
 const tmp = tempDir("threadml-readers-cli-");
 const cwd = tmp.dir;
-const env = { THREADML_DATA_DIR: join(cwd, ".threadml") };
+// a short search: these tests are about the data and the notices, not the tuning
+const env = { THREADML_DATA_DIR: join(cwd, ".threadml"), THREADML_SEARCH_BUDGET_S: "2" };
 const LONG = { cwd, env, timeoutMs: 220_000 };
 
 /** What the trained model was given, saved beside it by the harness. */

@@ -9,7 +9,8 @@ import { tempDir } from "../helpers/tmp.js";
 
 const tmp = tempDir("threadml-requested-");
 const cwd = tmp.dir;
-const env = { THREADML_DATA_DIR: join(cwd, ".threadml") };
+// a short search: these tests are about the data and the notices, not the tuning
+const env = { THREADML_DATA_DIR: join(cwd, ".threadml"), THREADML_SEARCH_BUDGET_S: "2" };
 const FIXTURES = join(import.meta.dirname, "../fixtures/requests/data2");
 
 beforeAll(() => {

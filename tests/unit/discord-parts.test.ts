@@ -125,7 +125,12 @@ describe("attachments", () => {
     expect(checkAttachment(a({ name: "d.TSV", contentType: "text/tab-separated-values" }), 2000)).toEqual({ ok: true });
     expect(checkAttachment(a({ contentType: "application/vnd.ms-excel" }), 2000)).toEqual({ ok: true });
     expect(checkAttachment(a({ contentType: null }), 2000)).toEqual({ ok: true });
-    expect(checkAttachment(a({ name: "d.xlsx" }), 2000)).toMatchObject({ ok: false, reason: expect.stringMatching(/not a data file/) });
+    const xlsx = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+    expect(checkAttachment(a({ name: "d.xlsx", contentType: xlsx }), 2000)).toEqual({ ok: true });
+    expect(checkAttachment(a({ name: "rows.jsonl", contentType: "application/x-ndjson" }), 2000)).toEqual({ ok: true });
+    expect(checkAttachment(a({ name: "t.parquet", contentType: "application/octet-stream" }), 2000)).toEqual({ ok: true });
+    expect(checkAttachment(a({ name: "d.json", contentType: "application/json" }), 2000)).toEqual({ ok: true });
+    expect(checkAttachment(a({ name: "deck.pptx" }), 2000)).toMatchObject({ ok: false, reason: expect.stringMatching(/not a data file/) });
     expect(checkAttachment(a({ contentType: "image/png" }), 2000)).toMatchObject({ ok: false, reason: "data.csv is image/png, not a data file I can read" });
     expect(checkAttachment(a({ name: "shapes.zip", contentType: "application/zip" }), 2000)).toEqual({ ok: true });
     expect(checkAttachment(a({ size: 3 * 1048576 }), 2 * 1048576)).toMatchObject({ ok: false, reason: "data.csv is 3 MB, over the 2 MB limit" });

@@ -330,6 +330,8 @@ describe("data card", () => {
   it("names the sheet of a workbook and a date column the reader parsed, and says nothing of a reading it was not told", () => {
     const excel = dataCard(profile({ source: source({ format: "excel", encoding: null, delimiter: null, decimal: ".", sheet: "Loans", sheets: ["Loans", "Notes"], dates: [{ column: "Term", format: "%d/%m/%Y" }] }) }), req);
     expect(excel[0]).toBe('Data: loans.csv · 614 rows × 11 columns · read as Excel, sheet "Loans" (1 of 2)');
+    const second = dataCard(profile({ source: source({ format: "excel", encoding: null, delimiter: null, decimal: ".", sheet: "Notes", sheets: ["Loans", "Notes"] }) }), req);
+    expect(second[0]).toContain('sheet "Notes" (2 of 2)');
     expect(excel[1]).toContain("numbers ApplicantIncome, LoanAmount · ");
     expect(excel[1]).toContain("dates Term, Date → calendar features");
     expect(dataCard(profile(), req)[0]).toBe("Data: loans.csv · 614 rows × 11 columns");

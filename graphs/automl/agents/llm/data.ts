@@ -20,7 +20,7 @@ export class LlmDataAgent implements DataAgent {
 
   constructor(private readonly client: Client) {}
 
-  profile(file: string, options: { maxBytes: number; others?: string[] }): Promise<DataProfile> {
+  profile(file: string, options: Parameters<DataAgent["profile"]>[1]): Promise<DataProfile> {
     return this.offline.profile(file, options);
   }
 

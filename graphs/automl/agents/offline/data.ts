@@ -20,7 +20,10 @@ export function dataFindings(profile: DataProfile, req: Requirements): string[] 
     findings.push(`"${target.name}" ranges from ${target.stats.min} to ${target.stats.max} (mean ${target.stats.mean.toFixed(2)})`);
   const missing = profile.columns.filter((c) => c.missing > 0);
   if (missing.length) findings.push(`missing values in ${missing.map((c) => `${c.name} (${c.missing})`).join(", ")}`);
-  for (const c of profile.columns.filter((c) => c.suspect)) findings.push(`"${c.name}" looks like ${c.suspect === "id" ? "an identifier" : c.suspect === "constant" ? "a constant" : "a mostly empty column"}; it is left out`);
+  for (const c of profile.columns.filter((c) => c.suspect && c.name !== req.target)) {
+    const what = c.suspect === "id" ? "an identifier" : c.suspect === "constant" ? "a constant" : "a mostly empty column";
+    findings.push(`"${c.name}" looks like ${what}; ${req.drop_columns.includes(c.name) ? "it is left out" : "it is kept, as asked"}`);
+  }
   if (harnessVariantOf(req.task) !== "tabular") return [...variantFindings(profile, req), ...findings.slice(1)];
   const text = textFeatureColumns(profile, req);
   if (text.length) findings.push(`free text in ${text.map((c) => `"${c}"`).join(", ")}; it becomes TF-IDF features`);
@@ -55,7 +58,7 @@ function variantFindings(profile: DataProfile, req: Requirements): string[] {
 }
 
 export class OfflineDataAgent implements DataAgent {
-  profile(file: string, options: { maxBytes: number; others?: string[] }): Promise<DataProfile> {
+  profile(file: string, options: Parameters<DataAgent["profile"]>[1]): Promise<DataProfile> {
     return profileData(file, options.others ?? [], options);
   }
 

@@ -123,7 +123,7 @@ export function writeImbalancedCsv(file: string, opts: { rows?: number; seed?: n
     const distance = Math.abs(g()) * 30;
     const declines = rand() < 0.1 ? 1 + Math.floor(rand() * 3) : 0;
     const night = hour < 5 ? 1 : 0;
-    const z = -5.2 + 0.9 * Math.log(amount / 30) + 1.1 * night + 0.03 * distance + 0.7 * declines + (merchant === "online" || merchant === "electronics" ? 0.9 : 0) + g() * 0.9;
+    const z = -4.4 + 0.9 * Math.log(amount / 30) + 1.1 * night + 0.03 * distance + 0.7 * declines + (merchant === "online" || merchant === "electronics" ? 0.9 : 0) + g() * 0.9;
     lines.push([amount.toFixed(2), String(hour), merchant, distance.toFixed(1), String(declines), z > 0 ? "1" : "0"].join(","));
   }
   ensureDir(file);

@@ -8,6 +8,7 @@ import { Engine } from "../../src/engine.js";
 import { createLogger } from "../../src/logger.js";
 import { requirePython } from "../helpers/cli.js";
 import { writeClassificationCsv } from "../helpers/datasets.js";
+import { customerRows, writeExcelWorkbook } from "../helpers/realworld.js";
 import { APP_TOKEN, BOT_TOKEN, BOT_USER, FakeSlack, blockText, elements, type FakeMessage, type ServedFile } from "../helpers/fake-slack.js";
 import { tempDir } from "../helpers/tmp.js";
 
@@ -207,6 +208,25 @@ describe("Slack adapter in Socket Mode", () => {
     expect(fake.downloads.filter((d) => d.auth !== `Bearer ${BOT_TOKEN}`)).toEqual([]);
     expect(fake.downloads.map((d) => d.fileId)).not.toContain(files[0].id);
     expect(fake.downloads.map((d) => d.fileId)).not.toContain(files[1].id);
+  });
+
+  it("takes an Excel workbook with a leaked column: the card says how it read the file and what it left out, and the model deploys", async () => {
+    const { header, rows } = customerRows({ rows: 200, seed: 41 });
+    // the answer written a second way beside it: it must be named and left out
+    const leaky = rows.map((r) => [...r, r[r.length - 1] === "yes" ? "CHURNED" : "ACTIVE"]);
+    const book = writeExcelWorkbook(join(tmp.dir, "Kunden Übersicht.xlsx"), [{ name: "Kunden", header: [...header, "account_state"], rows: leaky, dateColumns: ["SignupDate"] }]);
+    const thread = await mention("predict Churn", { files: [fake.addFile("Kunden Übersicht.xlsx", readFileSync(book))] });
+    const card = await waitFor(thread, isPlanCard, "the plan card", 60_000);
+    const text = blockText(card.blocks);
+    expect(text).toMatch(/Data: Kunden Übersicht\.xlsx · 200 rows × 8 columns · read as Excel, sheet "Kunden"/);
+    expect(text).toMatch(/dates SignupDate → calendar features/);
+    expect(text).toMatch(/account_state \(predicts the target\)/);
+    expect(text).toMatch(/Left out "account_state"/);
+    await click(card, "threadml.approve.best");
+    const report = await waitFor(thread, isReport, "the report", 150_000);
+    expect(blockText(report.blocks)).toMatch(/Model deployed/);
+    await reply(thread, "undeploy");
+    await waitFor(thread, (m) => /model server is stopped/.test(m.text), "the undeploy answer");
   });
 
   it("waits out a 429 on chat.postMessage as Retry-After says", async () => {

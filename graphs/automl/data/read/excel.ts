@@ -2,7 +2,7 @@ import readXlsxFile from "read-excel-file/node";
 import { readZipDirectory, readZipEntry } from "../zip.js";
 import { hasTimeOfDay, isoOfDate } from "./dates.js";
 import { DataError } from "./errors.js";
-import { storedZip } from "./repack.js";
+import { zipSync } from "fflate";
 import { checkedHeader, type Rows } from "./rows.js";
 
 // Excel workbooks (.xlsx, .xlsm) through read-excel-file. A workbook is a zip of XML: before the reader
@@ -46,7 +46,9 @@ async function vetted(file: string, name: string, limits: WorkbookLimits): Promi
     new DataError(`${name} expands to more than ${Math.round(limits.xmlBytes / 1048576)} MB of spreadsheet data; send the table as CSV, or fewer rows.`);
   let budget = limits.xmlBytes;
   let cells = 0;
-  const members: Array<{ name: string; data: Buffer }> = [];
+  // The spreadsheet reader then sees only what was vetted, re-packed without compression, never the
+  // upload's own headers.
+  const members: Record<string, [Uint8Array, { level: 0 }]> = {};
   for (const e of entries) {
     if (e.encrypted) throw new DataError(`${name} is encrypted; remove its password in Excel and send it again, or send the table as CSV.`);
     if (e.size > budget) throw tooBig();
@@ -62,9 +64,9 @@ async function vetted(file: string, name: string, limits: WorkbookLimits): Promi
     budget -= data.length;
     if (/^xl\/worksheets\//i.test(e.name)) cells += countCells(data);
     if (cells > limits.cells) throw new DataError(`${name} has more than ${limits.cells.toLocaleString("en")} cells; send the table as CSV.`);
-    members.push({ name: e.name, data });
+    members[e.name] = [data, { level: 0 }];
   }
-  return storedZip(members);
+  return Buffer.from(zipSync(members));
 }
 
 const filled = (c: Cell) => c !== null && c !== "";

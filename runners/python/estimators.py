@@ -59,7 +59,6 @@ class XGBClassifier(_XGBClassifier):
             # validation labels are spelled like the training ones
             kwargs["eval_set"] = [(Xe, encoder.transform(np.asarray(ye).ravel())) for Xe, ye in kwargs["eval_set"]]
         super().fit(X, codes, sample_weight=sample_weight, **kwargs)
-        self.labels_ = encoder.classes_
         self.classes_ = encoder.classes_
         return self
 
@@ -67,7 +66,7 @@ class XGBClassifier(_XGBClassifier):
         codes = super().predict(X, **kwargs)
         if kwargs.get("output_margin"):
             return codes
-        return self.labels_[np.asarray(codes, dtype=int)]
+        return self.classes_[np.asarray(codes, dtype=int)]
 
 
 class XGBRegressor(_XGBRegressor):
@@ -75,10 +74,6 @@ class XGBRegressor(_XGBRegressor):
 
     def __init__(self, *, random_state=None, **kwargs):
         super().__init__(random_state=random_state, **_defaults(kwargs))
-
-
-# the import paths plans and generated solutions use, and the classes that stand in for them
-REPLACES = {"xgboost.XGBClassifier": XGBClassifier, "xgboost.XGBRegressor": XGBRegressor}
 
 
 def install():

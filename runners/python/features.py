@@ -19,6 +19,16 @@ _ISO_LOCAL = r"^(\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?)(?:Z
 _DAY_NS = 86_400 * 10**9
 
 
+def _mixed_formats():
+    """pandas 2 infers one format from the first cell unless told the cells may differ."""
+    import pandas as pd
+
+    return {"format": "mixed"} if int(pd.__version__.split(".")[0]) >= 2 else {}
+
+
+_MIXED = None
+
+
 def looks_like_dates(series):
     """True when every filled cell of a text column is an ISO date or timestamp (and there is one)."""
     import pandas as pd
@@ -53,10 +63,11 @@ def parse_dates(values):
 
     s = as_date_strings(pd.Series(list(values), dtype=object)).reset_index(drop=True)
     local = s.str.replace(_ISO_LOCAL, r"\1", regex=True)
-    # pandas 2 infers one format from the first cell unless told the cells may differ
-    extra = {"format": "mixed"} if int(pd.__version__.split(".")[0]) >= 2 else {}
+    global _MIXED
+    if _MIXED is None:
+        _MIXED = _mixed_formats()
     try:
-        parsed = pd.to_datetime(local, errors="coerce", **extra)
+        parsed = pd.to_datetime(local, errors="coerce", **_MIXED)
     except (ValueError, TypeError, OverflowError):
         parsed = None
     if parsed is not None and pd.api.types.is_datetime64_any_dtype(parsed.dtype):
@@ -84,27 +95,38 @@ class DateFeatures(BaseEstimator, TransformerMixin):
     the pipeline's imputer fills."""
 
     def fit(self, X, y=None):
-        frame = self._frame(X)
-        self.columns_ = list(frame.columns)
-        self.start_ns_ = {}
-        self.has_time_ = {}
-        for c in self.columns_:
-            t = parse_dates(frame[c])
-            ok = t.notna()
-            self.start_ns_[c] = int(t[ok].min().value) if ok.any() else None
-            self.has_time_[c] = bool(ok.any() and ((t[ok].dt.hour != 0) | (t[ok].dt.minute != 0)).any())
+        self._fit_parsed(self._parsed(X))
         return self
+
+    def fit_transform(self, X, y=None, **fit_params):
+        # one parse of the training rows serves both steps
+        parsed = self._parsed(X)
+        self._fit_parsed(parsed)
+        return self._stack(parsed, len(X))
 
     def transform(self, X):
         frame = self._frame(X)
         if frame.shape[1] != len(self.columns_):
             raise ValueError(f"DateFeatures was fitted on {len(self.columns_)} date column(s), got {frame.shape[1]}")
-        blocks = []
-        for i, c in enumerate(self.columns_):
-            blocks.append(self._calendar(parse_dates(frame.iloc[:, i]), c))
-        if not blocks:
-            return np.zeros((len(frame), 0))
-        return np.column_stack(blocks)
+        return self._stack([parse_dates(frame.iloc[:, i]) for i in range(frame.shape[1])], len(frame))
+
+    def _parsed(self, X):
+        frame = self._frame(X)
+        self.columns_ = list(frame.columns)
+        return [parse_dates(frame[c]) for c in self.columns_]
+
+    def _fit_parsed(self, parsed):
+        self.start_ns_ = {}
+        self.has_time_ = {}
+        for c, t in zip(self.columns_, parsed):
+            ok = t.notna()
+            self.start_ns_[c] = int(t[ok].min().value) if ok.any() else None
+            self.has_time_[c] = bool(ok.any() and ((t[ok].dt.hour != 0) | (t[ok].dt.minute != 0)).any())
+
+    def _stack(self, parsed, rows):
+        if not parsed:
+            return np.zeros((rows, 0))
+        return np.column_stack([self._calendar(t, c) for t, c in zip(parsed, self.columns_)])
 
     def _calendar(self, t, column):
         ok = t.notna().to_numpy()

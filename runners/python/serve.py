@@ -172,8 +172,9 @@ class Model:
             elif c in self.text:
                 data[c] = pd.Series([text_string(v) for v in values], dtype=object)
             elif c in self.dates:
-                col = pd.Series([date_string(v) for v in values], dtype=object)
-                from features import parse_dates
+                from features import as_date_strings, parse_dates
+
+                col = as_date_strings(pd.Series(values, dtype=object))
 
                 unreadable = (col.notna() & parse_dates(col).isna()).to_numpy()
                 if unreadable.any():
@@ -242,19 +243,6 @@ def category_string(v):
     if isinstance(v, (dict, list)):
         return json.dumps(v)
     return str(v)
-
-
-def date_string(v):
-    """A date or timestamp as text (ISO, or another common spelling); missing stays missing, so the
-    model imputes it as in training."""
-    import numpy as np
-
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return np.nan
-    if isinstance(v, (dict, list, bool)):
-        return json.dumps(v)  # unreadable as a date: the caller names the row
-    text = str(v).strip()
-    return text if text else np.nan
 
 
 def text_string(v):

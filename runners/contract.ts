@@ -237,6 +237,9 @@ export const CandidateResult = z.object({
 });
 export type CandidateResult = z.infer<typeof CandidateResult>;
 
+/** A decision threshold and what it did to the validation metric it was chosen for. */
+export const DecisionThreshold = z.object({ value: z.number(), metric: z.string(), valid_default: z.number(), valid_chosen: z.number() });
+
 export const HarnessResult = z.object({
   status: z.enum(["ok", "error"]),
   mode: z.enum(["train", "search", "score"]),
@@ -285,10 +288,7 @@ export const HarnessResult = z.object({
    * A binary classifier's decision threshold chosen on the validation rows (never the test rows) for an
    * F1, precision or recall goal; saved in model_meta.json and applied by the model server.
    */
-  threshold: z
-    .object({ value: z.number(), metric: z.string(), valid_default: z.number(), valid_chosen: z.number() })
-    .nullable()
-    .default(null),
+  threshold: DecisionThreshold.nullable().default(null),
   warnings: z.array(z.string()).default([]),
   error: z.object({ class: FailureClass, message: z.string(), traceback: z.string().default("") }).nullable().default(null),
 });

@@ -4,7 +4,7 @@ import { extname, join } from "node:path";
 import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { z } from "zod";
-import { UPLOAD_EXTENSIONS, UPLOAD_FORMATS } from "../../graphs/automl/data/read/detect.js";
+import { UPLOAD_EXTENSIONS, UPLOAD_FORMATS } from "../../graphs/automl/data/read/errors.js";
 
 // Data files users attach: checked by name, type and size before any byte is fetched, downloaded with the
 // size enforced on the stream too (the declared size is the sender's word), stored under a safe name.
@@ -19,8 +19,6 @@ export const Attachment = z.object({
 });
 export type Attachment = z.infer<typeof Attachment>;
 
-/** What the data profiler reads: tables (text, Excel, JSON, Parquet), and zip archives (labelled images, or a graph's tables). */
-export const DATA_EXTENSIONS = UPLOAD_EXTENSIONS;
 const DATA_TYPES =
   /^(text\/[\w.+-]+|application\/(csv|vnd\.ms-excel|vnd\.openxmlformats-officedocument\.spreadsheetml\.sheet|vnd\.ms-excel\.sheet\.macroenabled\.12|json|x-ndjson|jsonl|x-jsonlines|vnd\.apache\.parquet|x-parquet|octet-stream|zip|x-zip-compressed))(\s*;.*)?$/i;
 
@@ -28,7 +26,7 @@ export type Verdict = { ok: true } | { ok: false; reason: string };
 
 export function checkAttachment(a: Attachment, maxBytes: number): Verdict {
   const ext = extname(a.name).toLowerCase();
-  if (!DATA_EXTENSIONS.includes(ext)) return { ok: false, reason: `${a.name} is not a data file I can read (send ${UPLOAD_FORMATS})` };
+  if (!UPLOAD_EXTENSIONS.includes(ext)) return { ok: false, reason: `${a.name} is not a data file I can read (send ${UPLOAD_FORMATS})` };
   if (a.contentType && !DATA_TYPES.test(a.contentType)) return { ok: false, reason: `${a.name} is ${a.contentType}, not a data file I can read` };
   if (a.size > maxBytes) return { ok: false, reason: `${a.name} is ${mb(a.size)}, over the ${mb(maxBytes)} limit` };
   if (a.size === 0) return { ok: false, reason: `${a.name} is empty` };

@@ -29,7 +29,7 @@ export function renderPlans(plans: Plan[], notices: string[], decided?: Decision
     if (p.preprocessing.length) lines.push(`  Data: ${p.preprocessing.join("; ")}`);
     lines.push(`  Training: ${p.training}`, `  Why: ${p.rationale}`);
   });
-  if (notices.length) lines.push("", ...notices.map((n) => `Note: ${n}`));
+  if (notices.length) lines.push("", ...notices.map((n) => `Note: ${oneLine(n)}`));
   if (decided) lines.push("", `Decision: ${decided.by} ${decided.text}.`);
   else
     lines.push(
@@ -90,6 +90,6 @@ export function renderReport(report: Report): string {
   if (files.length) lines.push("", "Artifacts:", ...files.map((f) => `  ${f}`));
   if (report.llm)
     lines.push("", `LLM: ${report.llm.calls} calls, ${report.llm.prompt_tokens + report.llm.completion_tokens} tokens, about $${report.llm.cost_usd.toFixed(4)}`);
-  if (report.notices.length) lines.push("", ...report.notices.map((n) => `Note: ${n}`));
+  if (report.notices.length) lines.push("", ...report.notices.map((n) => `Note: ${oneLine(n)}`));
   return lines.join("\n");
 }

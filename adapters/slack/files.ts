@@ -6,13 +6,13 @@ import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import type { ThreadRef } from "../types.js";
-import { UPLOAD_EXTENSIONS, UPLOAD_FORMATS } from "../../graphs/automl/data/read/detect.js";
+import { UPLOAD_EXTENSIONS, UPLOAD_FORMATS } from "../../graphs/automl/data/read/errors.js";
 import type { SlackFile } from "./payloads.js";
 
 // Files people attach: checked (type, size, origin), downloaded with the bot token and stored under a
 // safe name in the conversation's upload folder.
 
-/** Delimited text the engines read as tables, and zip archives (images, or a graph's node and edge tables). */
+/** Tables in the formats the readers take (text, Excel, JSON, Parquet), and zip archives (images, or a graph's tables). */
 const ACCEPTED = new Set(UPLOAD_EXTENSIONS);
 const MAX_REDIRECTS = 3;
 

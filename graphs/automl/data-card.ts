@@ -1,3 +1,4 @@
+import { oneLine } from "./format.js";
 import { basename } from "node:path";
 import type { Requirements } from "../../src/schema/requirements.js";
 import type { ColumnProfile, DataProfile } from "./agents/types.js";
@@ -15,10 +16,7 @@ const NAME_MAX = 32;
 export const DATA_LINE_MAX = 600;
 
 /** One line of user-derived text, short: control characters become spaces, long names are cut. */
-function short(text: string, max = NAME_MAX): string {
-  const one = text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, " ").trim();
-  return one.length <= max ? one : `${one.slice(0, max - 1)}…`;
-}
+const short = (text: string, max = NAME_MAX) => oneLine(text, max);
 
 function names(list: string[], shown = SHOWN): string {
   const head = list.slice(0, shown).join(", ");

@@ -1,4 +1,4 @@
-// Number formatting shared by the reports, the plan cards and every chat renderer.
+// Number and text formatting shared by the reports, the plan cards and every chat renderer.
 
 /** A metric or measurement for people: whole numbers when large, three significant figures when small. */
 export function fmt(value: number | null | undefined): string {
@@ -6,4 +6,13 @@ export function fmt(value: number | null | undefined): string {
   if (Math.abs(value) >= 1000) return value.toFixed(0);
   if (Math.abs(value) >= 1) return value.toFixed(3);
   return value.toPrecision(3);
+}
+
+/**
+ * A name or message from a file, the harness or a model on one short line: control characters (C0, DEL,
+ * C1, which holds terminal escapes) and line separators become spaces, and a long text is cut with "…".
+ */
+export function oneLine(text: string, max: number): string {
+  const line = text.replace(/[\s\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, " ").trim();
+  return line.length <= max ? line : `${line.slice(0, max - 1)}…`;
 }

@@ -1,3 +1,4 @@
+import { oneLine } from "./format.js";
 import { isClassification, type Requirements } from "../../src/schema/requirements.js";
 import type { DataProfile } from "./agents/types.js";
 import { METRIC_LABELS } from "./request/reading.js";
@@ -35,7 +36,7 @@ export function imbalanceNotice(imbalance: Imbalance, req: Pick<Requirements, "m
   // 19.7% stays 19.7%: rounded to 20% it would read as not rare
   const p = imbalance.share * 100;
   const percent = p < 1 ? "under 1%" : `${Math.round(p) >= RARE_CLASS_SHARE * 100 ? p.toFixed(1) : Math.round(p)}%`;
-  const label = imbalance.label.replace(/[\u0000-\u001f\u007f-\u009f]+/g, " ").slice(0, 40);
+  const label = oneLine(imbalance.label, 40);
   const threshold =
     imbalance.classes === 2 && THRESHOLD_METRICS.has(req.metric.name)
       ? `, and the decision threshold is chosen on the validation split for ${METRIC_LABELS[req.metric.name]}`

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import type { MetricName } from "../../src/schema/requirements.js";
-import { fmt } from "./format.js";
+import { fmt, oneLine } from "./format.js";
 import { recipesFor } from "./knowledge/index.js";
 import { METRIC_LABELS } from "./request/reading.js";
 import type { State } from "./state.js";
@@ -14,20 +14,19 @@ const SAMPLERS: Record<string, string> = { tpe: "Optuna TPE search", random: "Ra
 const SetAside = z.array(z.object({ column: z.string(), reason: z.string() }));
 
 /** A name from the data or the harness on one line, short. */
-const clean = (name: string) => name.replace(/[\u0000-\u001f\u007f-\u009f]+/g, " ").slice(0, 40);
+const clean = (name: string) => oneLine(name, 40);
 
 /** A list cut with "+N". */
 function listOf(items: string[]): string {
   return items.length > SHOWN_NAMES ? `${items.slice(0, SHOWN_NAMES).join(", ")} (+${items.length - SHOWN_NAMES})` : items.join(", ");
 }
 
-const metricLabel = (name: string) => METRIC_LABELS[name as MetricName] ?? name;
+const metricLabel = (name: string) => METRIC_LABELS[name as MetricName] ?? clean(name);
 
 function value(v: unknown): string {
   if (v === null || v === undefined) return "none";
   if (typeof v === "number") return String(Number(v.toPrecision(3)));
-  if (typeof v === "string") return v.slice(0, 30);
-  return JSON.stringify(v).slice(0, 30);
+  return oneLine(typeof v === "string" ? v : JSON.stringify(v), 30);
 }
 
 /** "Optuna TPE search: 23 trials (4 pruned) over 2 models; best: XGBoost learning_rate=0.08, max_depth=5". */

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { DecisionThreshold } from "../../runners/contract.js";
 
 // The headless CLI's JSON result (docs/architecture.md §5): other tools parse stdout's last line with this shape.
 
@@ -32,7 +33,7 @@ export const CliResult = z.object({
   /** How the model was found and trained: the search, the decision threshold, date features, columns set aside. */
   training: z.array(z.string()).default([]),
   /** A binary classifier's decision threshold, chosen on the validation split (never the test split). */
-  threshold: z.object({ value: z.number(), metric: z.string(), valid_default: z.number(), valid_chosen: z.number() }).nullable().default(null),
+  threshold: DecisionThreshold.nullable().default(null),
   error: z.string().optional(),
 });
 export type CliResultT = z.infer<typeof CliResult>;

@@ -1,3 +1,4 @@
+import { oneLine } from "../format.js";
 import { mulberry32 } from "../holdout.js";
 import type { DataProfile } from "../agents/types.js";
 import type { Requirements, TaskKind } from "../../../src/schema/requirements.js";
@@ -198,8 +199,7 @@ function regressionJudge(target: { name: string; values: string[] }): Judge | nu
 
 /** A name or value from the file, safe and short enough for one line of a plan card. */
 function show(s: string, max = 40): string {
-  const clean = s.replace(/[\u0000-\u001f\u007f\u2028\u2029]+/g, " ").trim() || EMPTY;
-  return clean.length > max ? `${clean.slice(0, max - 1)}…` : clean;
+  return oneLine(s, max) || EMPTY;
 }
 
 function mappingWords(map: Array<{ value: string; cls: string }>): string {

@@ -4,6 +4,7 @@ import { parse } from "csv-parse";
 import type { ColumnProfile, DataProfile } from "../agents/types.js";
 import { duplicateName, headerNames, isMissing } from "./read/cells.js";
 import { sniffDialect } from "./read/dialect.js";
+import { HEAD_BYTES } from "./read/detect.js";
 import { DataError } from "./read/errors.js";
 import { readTable, type ReadOptions } from "./read/index.js";
 import type { TableSource } from "./read/source.js";
@@ -200,9 +201,9 @@ export async function profileCsv(file: string, options: ReadOptions): Promise<Da
 /** Profiles every column of a delimited UTF-8 table; `onRecord` sees each data record too. */
 export async function profileTable(source: TableSource, onRecord?: (record: string[]) => void): Promise<DataProfile> {
   const name = source.name;
-  const head = await source.head(65536);
+  const head = await source.head(HEAD_BYTES);
   if (head.includes("\u0000")) throw new DataError(`${name} looks binary, not like CSV text.`);
-  const dialect = source.delimiter ? { delimiter: source.delimiter, skipLines: 0 } : sniffDialect(head, head.length < 65536);
+  const dialect = source.delimiter ? { delimiter: source.delimiter, skipLines: 0 } : sniffDialect(head, source.bytes <= HEAD_BYTES);
   const delimiter = dialect.delimiter;
 
   let header: string[] | null = null;

@@ -24,7 +24,7 @@ export function planNode(deps: GraphDeps) {
       const numbered = plans.map((p, i) => ({
         ...p,
         id: `plan-${state.planSerial + i + 1}`,
-        notices: [...leakage, ...p.notices.filter((n) => !leakage.includes(n))],
+        notices: [...leakage, ...p.notices],
       }));
       const reading = state.requirements?.reading?.line;
       deps.emit(threadIdOf(config), { type: "plans", plans: numbered, ...(reading ? { reading } : {}) });

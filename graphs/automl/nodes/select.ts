@@ -1,7 +1,7 @@
 import type { MetricName } from "../../../src/schema/requirements.js";
 import { better } from "../constraints.js";
 import { stage, type GraphDeps } from "../deps.js";
-import { fmt } from "../format.js";
+import { fmt, oneLine } from "../format.js";
 import { recipesFor } from "../knowledge/index.js";
 import { METRIC_LABELS } from "../request/reading.js";
 import type { Instructions, RankedCandidate, SelectInput } from "../agents/types.js";
@@ -56,7 +56,7 @@ export function preferRequested(instructions: Instructions, input: SelectInput):
   const requestedNames = wanted.map((f) => f.label).join(" or ") + (standIn ? ` (its stand-in here, since it is not installed)` : "");
   const label = METRIC_LABELS[metric as MetricName] ?? metric;
   if (scored.length === 0) {
-    const why = asked.map((c) => `${c.label}: ${oneLine(c.error ?? "no score")}`).join("; ");
+    const why = asked.map((c) => `${c.label}: ${oneLine(c.error ?? "no score", ERROR_MAX)}`).join("; ");
     const note = `You asked for ${requestedNames}, but it produced no cross-validation score (${why}); building ${chosen.label} instead.`;
     return { ...instructions, notes: [...instructions.notes, note] };
   }
@@ -79,7 +79,4 @@ export function preferRequested(instructions: Instructions, input: SelectInput):
   };
 }
 
-function oneLine(text: string): string {
-  const line = text.replace(/\s+/g, " ").trim();
-  return line.length <= ERROR_MAX ? line : `${line.slice(0, ERROR_MAX - 1)}…`;
-}
+

@@ -84,7 +84,8 @@ export async function writeCanonical(
     throw err;
   }
   const marker = `${join(dir, key)}.json`;
-  await writeFile(`${marker}.${process.pid}.tmp`, JSON.stringify(source));
-  await rename(`${marker}.${process.pid}.tmp`, marker);
+  const markerPartial = `${marker}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
+  await writeFile(markerPartial, JSON.stringify(source));
+  await rename(markerPartial, marker);
   return { file, bytes: (await stat(file)).size, source };
 }

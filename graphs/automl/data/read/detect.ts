@@ -14,14 +14,6 @@ import { readHead } from "./source.js";
 /** Names that may hold a table (text formats need one; binary formats are known by their bytes). */
 export const TABLE_EXTENSION = /\.(csv|tsv|tab|txt|data|psv|xlsx|xlsm|json|jsonl|ndjson|parquet)$/i;
 
-/**
- * What chat adapters accept as an upload: the tables above, zip archives (images, or tables), and old
- * .xls files, so that the reader can say how to convert them rather than the adapter refusing blindly.
- */
-export const UPLOAD_EXTENSIONS = [".csv", ".tsv", ".tab", ".txt", ".data", ".psv", ".xlsx", ".xlsm", ".xls", ".json", ".jsonl", ".ndjson", ".parquet", ".zip"];
-/** The same, in words for a refusal. */
-export const UPLOAD_FORMATS = `${TABLE_FORMATS}, or a .zip archive (of images, or of tables)`;
-
 export const HEAD_BYTES = 65536;
 
 export type Detected =

@@ -97,7 +97,8 @@ export async function readWorkbook(file: string, name: string, wanted: string | 
       `${name} (sheet "${chosen.sheet}") has no header row: its first row holds values, not column names. Put the column names in the first row, or send a CSV.`,
     );
   const data = body.filter((r) => r.some(filled));
-  const width = Math.max(...chosen.data.map((r) => r.reduce<number>((w, c, i) => (filled(c) ? i + 1 : w), 0)));
+  // a loop, not Math.max(...rows): spreading hundreds of thousands of rows overflows the call stack
+  const width = chosen.data.reduce((most, r) => Math.max(most, r.reduce<number>((w, c, i) => (filled(c) ? i + 1 : w), 0)), 0);
   const withTime = Array.from({ length: width }, (_, i) => data.some((r) => r[i] instanceof Date && hasTimeOfDay(r[i] as Date)));
   const dated = Array.from({ length: width }, (_, i) => data.some((r) => r[i] instanceof Date));
   const text = (c: Cell | undefined, i: number): string =>

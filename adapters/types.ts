@@ -34,7 +34,23 @@ export type Outbound =
       data?: string[];
     }
   | { kind: "status"; status: StatusView }
-  | { kind: "report"; report: Report };
+  | {
+      kind: "report";
+      report: Report;
+      /** The model's name in the deployment registry, when it was registered. */
+      model?: string;
+      /** Follow-up buttons under the report (platforms without buttons list the words instead). */
+      followUps?: FollowUpAction[];
+    }
+  /** A file posted into the thread (predictions, an importance plot), with a few lines about it. */
+  | { kind: "file"; path: string; name: string; lines: string[] }
+  /** A small table (the thread's models, the registry), with lines before and after it. */
+  | { kind: "table"; title: string; header: string[]; rows: string[][]; notes?: string[] };
+
+/** What the report's follow-up buttons do (src/conversation/followups.ts reads the same words typed). */
+export const FOLLOW_UP_ACTIONS = ["explain", "compare", "undeploy"] as const;
+export type FollowUpAction = (typeof FOLLOW_UP_ACTIONS)[number];
+export const FOLLOW_UP_LABELS: Record<FollowUpAction, string> = { explain: "What matters?", compare: "Compare models", undeploy: "Stop serving" };
 
 export type Inbound =
   | {
@@ -53,8 +69,8 @@ export type Inbound =
       eventId: string;
       thread: ThreadRef;
       user: string;
-      action: "answer" | "approve" | "revise" | "cancel";
-      /** The chosen value, plan id or revision feedback. */
+      action: "answer" | "approve" | "revise" | "cancel" | "followup";
+      /** The chosen value, plan id, revision feedback or follow-up (FollowUpAction). */
       value: string;
       message?: MessageRef;
     };

@@ -125,9 +125,16 @@ export type ImagesSpec = z.infer<typeof ImagesSpec>;
 /** Shares of the rows for validation and test when a spec names none (the host-made holdout uses `test`). */
 export const DEFAULT_SPLIT = { valid: 0.15, test: 0.15 };
 
+export const HARNESS_MODES = ["train", "search", "score", "predict", "explain"] as const;
+export const HarnessMode = z.enum(HARNESS_MODES);
+
 export const HarnessSpec = z.object({
-  /** score: the trusted scorer, which loads no generated code (test labels live only there). */
-  mode: z.enum(["train", "search", "score"]),
+  /**
+   * score: the trusted scorer, which loads no generated code (test labels live only there). predict and
+   * explain load a trained model (out/model.pkl beside its model_meta.json and solution) for follow-ups:
+   * predictions for a new file, permutation importance on the validation rows.
+   */
+  mode: HarnessMode,
   task: HarnessTask,
   /** How the data is read and split; each non-tabular variant has its settings under its own name. */
   variant: HarnessVariant.default("tabular"),
@@ -168,6 +175,23 @@ export const HarnessSpec = z.object({
   holdout: z.object({ features: z.string().nullable().default(null) }).nullable().default(null),
   /** Score mode: `data` is the held-out test rows with labels; `predictions` a train run's out/predictions.json. */
   score: z.object({ predictions: z.string().min(1), wait_s: z.number().positive().optional() }).nullable().default(null),
+  /** Predict mode: `input` (workspace-relative CSV) is scored by the model in `model_dir`; out/predictions.csv is written. */
+  predict: z
+    .object({ input: z.string().min(1), delimiter: z.string().length(1).default(","), model_dir: z.string().default("model") })
+    .nullable()
+    .default(null),
+  /** Explain mode: permutation importance of the model in `model_dir` on the validation rows of `data` (split as in training). */
+  explain: z
+    .object({
+      model_dir: z.string().default("model"),
+      repeats: z.number().int().min(1).max(50).default(5),
+      /** Validation rows used at most (seeded sample). */
+      max_rows: z.number().int().min(10).default(2000),
+      /** Features drawn in the plot. */
+      top: z.number().int().min(1).max(50).default(15),
+    })
+    .nullable()
+    .default(null),
   search: z
     .object({
       candidates: z.array(SearchCandidate).min(1),
@@ -240,9 +264,29 @@ export type CandidateResult = z.infer<typeof CandidateResult>;
 /** A decision threshold and what it did to the validation metric it was chosen for. */
 export const DecisionThreshold = z.object({ value: z.number(), metric: z.string(), valid_default: z.number(), valid_chosen: z.number() });
 
+/** What predict mode wrote: out/predictions.csv and a summary of it. */
+export const Predicted = z.object({
+  rows: z.number().int().min(0),
+  /** Relative to the workspace: the input's columns plus `prediction` (and class probabilities). */
+  file: z.string(),
+  /** Classification and clustering: rows per predicted value. */
+  counts: z.record(z.string(), z.number().int()).nullable().default(null),
+  /** Regression: the predicted values' range and mean. */
+  range: z.object({ min: z.number(), max: z.number(), mean: z.number() }).nullable().default(null),
+  /** Input columns the model does not use (kept in the file, ignored by the model). */
+  ignored_columns: z.array(z.string()).default([]),
+  /** When the input holds the target column: the task's metrics on those rows. */
+  metrics: MetricMap.nullable().default(null),
+});
+export type Predicted = z.infer<typeof Predicted>;
+
+/** One feature's permutation importance: the mean (and spread) of the primary metric's loss when it is shuffled. */
+export const Importance = z.object({ feature: z.string(), mean: z.number(), std: z.number() });
+export type Importance = z.infer<typeof Importance>;
+
 export const HarnessResult = z.object({
   status: z.enum(["ok", "error"]),
-  mode: z.enum(["train", "search", "score"]),
+  mode: HarnessMode,
   task: HarnessTask,
   /** Train mode: metrics on the held-out test split, computed by the harness. */
   metrics: MetricMap.default({}),
@@ -289,6 +333,12 @@ export const HarnessResult = z.object({
    * F1, precision or recall goal; saved in model_meta.json and applied by the model server.
    */
   threshold: DecisionThreshold.nullable().default(null),
+  /** Predict mode. */
+  predicted: Predicted.nullable().default(null),
+  /** Explain mode: features by permutation importance, largest first, and the metric it was measured with. */
+  importance: z.object({ metric: z.string(), rows: z.number().int(), features: z.array(Importance) }).nullable().default(null),
+  /** Train mode: the interpreter and library versions the model was trained with (pinned in the bundle). */
+  env: z.object({ python: z.string(), packages: z.record(z.string(), z.string()) }).nullable().default(null),
   warnings: z.array(z.string()).default([]),
   error: z.object({ class: FailureClass, message: z.string(), traceback: z.string().default("") }).nullable().default(null),
 });

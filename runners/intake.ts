@@ -19,6 +19,8 @@ export interface HostArtifacts {
   plots: string[];
   /** A train run's predictions for the held-out rows (out/predictions.json), for the scorer. */
   predictions?: string | null;
+  /** A predict run's scored file (out/predictions.csv): the user's rows with the model's predictions. */
+  scored?: string | null;
 }
 
 export interface IntakeLimits {
@@ -42,6 +44,8 @@ export const INTAKE_LIMITS: IntakeLimits = {
 // One path component of an artifact: no separators, no dot-files, nothing a shell or a chat would misread.
 const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$/;
 const PLOT_EXT = /\.(png|svg)$/i;
+/** The file a predict run writes in its output folder. */
+const SCORED_FILE = "predictions.csv";
 
 export class IntakeError extends Error {
   constructor(message: string) {
@@ -187,7 +191,7 @@ export async function takeArtifacts(opts: {
   await rm(opts.dest, { recursive: true, force: true });
   await mkdir(opts.dest, { recursive: true, mode: 0o755 });
   const outParts = safeParts(opts.outDir, 3);
-  const artifacts: HostArtifacts = { dir: opts.dest, model: null, code: null, plots: [], predictions: null };
+  const artifacts: HostArtifacts = { dir: opts.dest, model: null, code: null, plots: [], predictions: null, scored: null };
   const result: HarnessResult = { ...opts.result, plots: [] };
   const refuse = (what: string, rel: unknown, why: string) =>
     notes.push(`[runner] ${what} ${JSON.stringify(String(rel).slice(0, 80))} was not taken from the workspace: it ${why}.`);
@@ -234,6 +238,19 @@ export async function takeArtifacts(opts: {
     } catch (err) {
       if (!(err instanceof IntakeError)) throw err;
       if (err.message !== "missing") refuse("the predictions", rel, err.message);
+    }
+  }
+  if (opts.result.mode === "predict" && opts.result.predicted) {
+    // only the one file predict mode writes, directly in the output folder
+    const listed = opts.result.predicted.file;
+    try {
+      const parts = safeParts(listed);
+      if (!under(outParts, parts) || parts.length !== outParts.length + 1 || parts.at(-1) !== SCORED_FILE)
+        throw new IntakeError(`is not ${[...outParts, SCORED_FILE].join("/")}`);
+      artifacts.scored = await copyIn(ws, parts.join("/"), opts.dest, limits.predictionsBytes);
+    } catch (err) {
+      if (!(err instanceof IntakeError)) throw err;
+      refuse("the scored file", listed, err.message);
     }
   }
   if (opts.solution) {

@@ -66,7 +66,18 @@ export interface ModelServer {
   port: number;
   /** Bearer token every request must send (`Authorization: Bearer <token>`); absent when none is needed. */
   token?: string;
+  /** Process (group) id of a server on this machine, so another ThreadML process can stop it. */
+  pid?: number;
   stop(): Promise<void>;
+}
+
+export interface ServeOptions {
+  signal?: AbortSignal;
+  onNotice?: (text: string) => void;
+  /** Listen on this port where the runner can (a model served again after a restart keeps its address); else any free one. */
+  port?: number;
+  /** Require this bearer token instead of a fresh one (the registry's, so clients keep working after a restart). */
+  token?: string;
 }
 
 export interface RunnerCheck {
@@ -93,7 +104,7 @@ export interface Runner {
    */
   put?(ws: Workspace, dest: string, source: string): Promise<void>;
   /** Starts the model server for a trained workspace; resolves once it listens. */
-  serve(ws: Workspace, options?: { signal?: AbortSignal; onNotice?: (text: string) => void }): Promise<ModelServer>;
+  serve(ws: Workspace, options?: ServeOptions): Promise<ModelServer>;
   /** Which of these optional Python modules the runner's interpreter can import. */
   modules?(names: string[]): Promise<Record<string, boolean>>;
   /** Stops every server and job this runner started. */

@@ -11,10 +11,16 @@ import { createEngine, type Outcome } from "./engine.js";
 import { MemoryStore } from "./store/memory.js";
 import { createLogger } from "./logger.js";
 import { CliResult, failedResult, type CliResultT } from "./schema/cli-result.js";
+import { runThread, THREAD_NAME } from "./cli-thread.js";
+import { Registry, registryTable } from "./conversation/registry.js";
+import type { Config } from "../config/schema.js";
+import type { Logger } from "./logger.js";
+import type { ConversationStore, ModelEntry } from "./store/types.js";
 
 // The headless CLI (docs/architecture.md §5): one conversation without a chat platform, `--json` for tools.
 
 interface RunOptions {
+  thread?: string;
   data: string[];
   yes: boolean;
   answer: string[];
@@ -57,12 +63,106 @@ export function toCliResult(state: State, status: CliResultT["status"], question
     notices: [...new Set(state.notices)],
     training: report?.training ?? [],
     threshold: best?.result.threshold ?? null,
+    summary: report?.summary ?? [],
+    comparison: report?.comparison ?? null,
     ...(state.error && ["failed", "rejected", "cancelled"].includes(status) ? { error: state.error } : {}),
   });
 }
 
+/** Redis when configured, else the file store under the data folder (shared by this machine's ThreadML processes). */
+async function openStore(config: Config, logger: Logger): Promise<ConversationStore> {
+  const stores = await import("./store/index.js");
+  return config.redis.url ? stores.createStore(config, logger) : stores.createLocalStore(config, logger);
+}
+
+async function threadCommand(name: string, task: string, opts: RunOptions, startedAt: number): Promise<number> {
+  if (!THREAD_NAME.test(name)) throw new ConfigError(`--thread ${JSON.stringify(name)}: use letters, digits, ".", "_" and "-" (at most 64).`);
+  const config = loadConfig(process.env, opts.engine ? { engine: opts.engine } : {});
+  const logger = createLogger(process.env.LOG_LEVEL ?? (opts.json ? "warn" : config.logLevel));
+  const store = await openStore(config, logger);
+  const engine = await createEngine({ config, logger, checkpointer: store.checkpointer });
+  let exitCode = 0;
+  try {
+    const run = await runThread(name, task, opts, { engine, store, config, logger, toCliResult: toCliResult as never, startedAt });
+    const { result } = run;
+    if (opts.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+    else printThread(result);
+    if (result.status === "failed") exitCode = 1;
+    if (opts.serve && run.serving) {
+      process.stderr.write(`Serving ${run.serving.name} at ${run.serving.url}; press Ctrl-C to stop.\n`);
+      await new Promise<void>((done) => {
+        process.once("SIGINT", done);
+        process.once("SIGTERM", done);
+      });
+      await run.service.registry.stop(run.serving).catch((err) => logger.warn({ err }, "could not record the stop"));
+    }
+    await run.service.stop();
+  } finally {
+    await engine.close();
+    await store.close().catch(() => {});
+  }
+  return exitCode;
+}
+
+function printThread(result: CliResultT): void {
+  const lines = [`Status: ${result.status}${result.model ? ` · model ${result.model}` : ""}`];
+  if (result.questions) lines.push(...result.questions.map((q) => `Question: ${q}`));
+  if (result.error) lines.push(`Error: ${result.error}`);
+  const f = result.followup;
+  if (f) {
+    lines.push(...f.lines);
+    if (f.table) lines.push(...[f.table.header, ...f.table.rows].map((r) => r.join(" | ")));
+    if (f.file) lines.push(`File: ${f.file}`);
+  } else {
+    lines.push(...result.summary);
+    if (result.comparison) lines.push(...[result.comparison.header, ...result.comparison.rows].map((r) => `  ${r.join(" | ")}`));
+    for (const [k, v] of Object.entries(result.metrics)) lines.push(`  ${k}: ${v}`);
+    if (result.endpoint) lines.push(`Endpoint: ${result.endpoint.url} (check ${result.endpoint.check.ok ? "ok" : "failed"})`);
+    if (result.artifacts.report) lines.push(`Report: ${result.artifacts.report}`);
+  }
+  process.stdout.write(`${lines.join("\n")}\n`);
+}
+
+async function modelsCommand(action: string, name: string | undefined, opts: { json: boolean }): Promise<number> {
+  const config = loadConfig();
+  const logger = createLogger(process.env.LOG_LEVEL ?? "warn");
+  const store = await openStore(config, logger);
+  // No engine here: a server this process did not start is stopped through its process id.
+  const registry = new Registry(store, { server: () => undefined, stopServer: async () => false, serveAgain: () => Promise.reject(new Error("not in this process")) }, logger);
+  const out = (human: string, json: unknown) => process.stdout.write(opts.json ? `${JSON.stringify(json)}\n` : `${human}\n`);
+  try {
+    if (action === "list") {
+      const entries = await registry.list();
+      const { header, rows } = registryTable(entries, { all: true });
+      out(entries.length ? [header, ...rows].map((r) => r.join(" | ")).join("\n") : "No models are registered yet.", { models: entries.map(publicEntry) });
+      return 0;
+    }
+    if (action === "stop") {
+      const entry = name ? await registry.get(name) : null;
+      if (!entry) {
+        out(`No model is registered as ${JSON.stringify(name ?? "")}; \`threadml models list\` shows the names.`, { error: `no model named ${name ?? ""}` });
+        return 1;
+      }
+      const was = entry.status;
+      const stopped = await registry.stop(entry);
+      out(was === "serving" ? `Stopped serving ${entry.name}.` : `${entry.name} was not serving.`, { model: publicEntry(stopped) });
+      return 0;
+    }
+    throw new ConfigError(`Unknown models command "${action}": use list or stop NAME.`);
+  } finally {
+    await store.close().catch(() => {});
+  }
+}
+
+/** A registry entry as printed: no bearer token, no stored request context. */
+function publicEntry(e: ModelEntry) {
+  const { token: _t, context: _c, sample: _s, ...rest } = e as ModelEntry & { sample?: unknown };
+  return { ...rest, token: e.token ? "(set)" : null };
+}
+
 async function runCommand(task: string, opts: RunOptions): Promise<number> {
   const startedAt = performance.now();
+  if (opts.thread !== undefined) return threadCommand(opts.thread, task, opts, startedAt);
   const config = loadConfig(process.env, opts.engine ? { engine: opts.engine } : {});
   const logger = createLogger(process.env.LOG_LEVEL ?? (opts.json ? "warn" : config.logLevel));
   const engine = await createEngine({ config, logger });
@@ -125,7 +225,7 @@ async function startCommand(): Promise<number> {
   const config = loadConfig();
   const logger = createLogger(process.env.LOG_LEVEL ?? "warn");
   // Redis (and its client library) only when configured; otherwise everything lives in this process.
-  const store = config.redis.url ? await (await import("./store/index.js")).createStore(config, logger) : new MemoryStore();
+  const store = await openStore(config, logger);
   const engine = await createEngine({ config, logger, checkpointer: store.checkpointer });
   let finish: () => void = () => {};
   const done = new Promise<void>((r) => (finish = r));
@@ -169,6 +269,7 @@ export function buildProgram(): Command {
     .command("run")
     .description("run one conversation headlessly, from a task to a checked endpoint")
     .argument("<task>", "the task, in words")
+    .option("--thread <name>", "continue (or start) a named conversation: answers, approvals and follow-ups across runs")
     .option("--data <file>", "a data file (repeatable)", collect, [])
     .option("--yes", "approve the recommended plan", false)
     .option("--answer <text>", "answer the next clarifying question (repeatable, in order)", collect, [])
@@ -178,6 +279,15 @@ export function buildProgram(): Command {
     .option("--serve", "keep the model server running after its check", false)
     .action(async (task: string, opts: RunOptions) => {
       process.exitCode = await runCommand(task, opts);
+    });
+  program
+    .command("models")
+    .description("the deployment registry: `models list`, `models stop NAME`")
+    .argument("<action>", "list or stop")
+    .argument("[name]", "the model to stop")
+    .option("--json", "print JSON", false)
+    .action(async (action: string, name: string | undefined, opts: { json: boolean }) => {
+      process.exitCode = await modelsCommand(action, name, opts);
     });
   program
     .command("start", { isDefault: true })

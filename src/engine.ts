@@ -8,11 +8,14 @@ import type { GraphDeps, ProgressEvent } from "../graphs/automl/deps.js";
 import { buildAutoMLGraph, type AutoMLGraph } from "../graphs/automl/graph.js";
 import { optionalModules } from "../graphs/automl/knowledge/index.js";
 import { createRetriever } from "../graphs/automl/knowledge/sources.js";
-import type { InterruptPayload, ResumeValue, State } from "../graphs/automl/state.js";
+import type { EarlierModel, InterruptPayload, ResumeValue, State } from "../graphs/automl/state.js";
+import { explainModel } from "../graphs/automl/followup/explain.js";
+import type { FollowUpAnswer, FollowUpModel } from "../graphs/automl/followup/job.js";
+import { scoreFile } from "../graphs/automl/followup/score.js";
 import { createRunners, localRunnerFor } from "../runners/index.js";
 import { FENCE_CONFIGURABLE } from "./store/redis-checkpointer.js";
 import { LocalRunner } from "../runners/local/index.js";
-import type { ModelServer, Runner } from "../runners/types.js";
+import type { ModelServer, Runner, ServeOptions, Workspace } from "../runners/types.js";
 import { ConfigError } from "./config.js";
 import type { Logger } from "./logger.js";
 
@@ -22,7 +25,19 @@ export type StartInput = {
   requester?: string | null;
   /** Read paths typed in the text from this machine (default true: the terminal and CLI). Chat platforms pass false. */
   localPaths?: boolean;
+  /** A retrain in the same thread: the earlier request it changes, and the models to compare with. */
+  seed?: RetrainSeed;
 };
+
+/** What a "change and retrain" follow-up keeps from the earlier conversation (docs/architecture.md §9). */
+export interface RetrainSeed {
+  messages: string[];
+  files: string[];
+  answers: Record<string, string>;
+  feedback: string[];
+  earlier: EarlierModel[];
+  searchScale: number;
+}
 
 export type Outcome =
   | { kind: "interrupt"; payload: InterruptPayload; state: State }
@@ -62,7 +77,8 @@ export class Engine {
   private readonly controllers = new Map<string, AbortController>();
   private readonly servers = new Map<string, ModelServer>();
   private readonly moduleCache = new Map<string, Promise<Record<string, boolean>>>();
-  private readonly cwd: string;
+  /** Resolves data paths typed in the terminal and CLI. */
+  readonly cwd: string;
 
   constructor(options: EngineOptions) {
     this.config = options.config;
@@ -148,8 +164,66 @@ export class Engine {
     return this.outcomeOf(
       await ("kind" in input
         ? this.graph.invoke(new Command({ resume: input }) as Parameters<AutoMLGraph["invoke"]>[0], config)
-        : this.graph.invoke({ messages: [input.text], files: (input.files ?? []).map((f) => resolve(this.cwd, f)), requester: input.requester ?? null, localPaths: input.localPaths ?? true }, config)),
+        : this.graph.invoke(this.startState(input), config)),
     );
+  }
+
+  private startState(input: StartInput) {
+    const files = (input.files ?? []).map((f) => resolve(this.cwd, f));
+    const base = { requester: input.requester ?? null, localPaths: input.localPaths ?? true };
+    const seed = input.seed;
+    if (!seed) return { ...base, messages: [input.text], files };
+    // The earlier request with the change as its last message: parsing reads them together, the planner the change.
+    return {
+      ...base,
+      messages: [...seed.messages, input.text],
+      files: [...seed.files, ...files],
+      answers: seed.answers,
+      feedback: [...seed.feedback, input.text],
+      earlier: seed.earlier,
+      searchScale: seed.searchScale,
+    };
+  }
+
+  /** The model server this engine keeps for a conversation, if any. */
+  server(threadId: string): ModelServer | undefined {
+    return this.servers.get(threadId);
+  }
+
+  /**
+   * Serves a registered model again (after a restart): in its workspace when the runner still has it,
+   * else in a fresh one made from the host-owned copies; kept like a deployment of `threadId`.
+   */
+  async serveAgain(o: { threadId: string; runner: string; workspace: Workspace; copies: Array<{ source: string; dest: string }> | null; options: ServeOptions }): Promise<ModelServer> {
+    const runner = this.runner(o.runner);
+    let server: ModelServer;
+    try {
+      server = await runner.serve(o.workspace, o.options);
+    } catch (err) {
+      if (!o.copies) throw err;
+      // The workspace may be gone (retention) or the port taken: a fresh workspace on any free port.
+      this.logger.info({ err: (err as Error).message, thread: o.threadId }, "serving from the kept copies instead");
+      const ws = await runner.prepare({ runId: `${o.workspace.runId.slice(-80)}-serve`, files: o.copies, texts: {} });
+      server = await runner.serve(ws, { ...o.options, port: undefined });
+    }
+    await this.stopServer(o.threadId);
+    this.servers.set(o.threadId, server);
+    return server;
+  }
+
+  /** Predictions for a file from a registered model (docs/architecture.md §9), run on the model's runner. */
+  score(model: FollowUpModel & { runner: string }, file: string, threadId: string): Promise<FollowUpAnswer> {
+    return scoreFile(this.followUpDeps(model.runner, threadId), model, file);
+  }
+
+  /** Permutation importance of a registered model on its validation rows. */
+  explain(model: FollowUpModel & { runner: string }, threadId: string): Promise<FollowUpAnswer> {
+    return explainModel(this.followUpDeps(model.runner, threadId), model);
+  }
+
+  private followUpDeps(runner: string, threadId: string) {
+    this.controllers.delete(threadId);
+    return { runner: this.runner(runner), config: this.config, logger: this.logger, cwd: this.cwd, signal: this.controller(threadId).signal };
   }
 
   /**

@@ -35,6 +35,8 @@ export function toAction(control: Control, input: { values: string[]; text: stri
     case "cancel":
     case "stop":
       return { action: "cancel", value: "" };
+    case "followup":
+      return { action: "followup", value: control.action };
     case "modal": {
       const text = input.text?.trim();
       if (!text) return "There was nothing to send.";

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { FOLLOW_UP_ACTIONS, type FollowUpAction } from "../types.js";
 import { LIMITS } from "./limits.js";
 
 // Custom ids of the components and modals the adapter renders. A choice carries its value (`=value`) so a
@@ -15,6 +16,8 @@ export type Control =
   | { kind: "revise" }
   | { kind: "cancel" }
   | { kind: "stop" }
+  /** A report's follow-up button; it stays usable as long as the report is there. */
+  | { kind: "followup"; action: FollowUpAction }
   | { kind: "modal"; purpose: "answer" | "revise" };
 
 export const ids = {
@@ -24,6 +27,7 @@ export const ids = {
   cancel: "tml:cancel",
   stop: "tml:stop",
   modal: (purpose: "answer" | "revise") => `tml:modal:${purpose}`,
+  followup: (action: FollowUpAction) => `tml:followup:${action}`,
   /** The text input inside both modals. */
   text: "text",
 };
@@ -64,6 +68,7 @@ const FIXED: Record<string, Control> = {
   "tml:stop": { kind: "stop" },
   "tml:modal:answer": { kind: "modal", purpose: "answer" },
   "tml:modal:revise": { kind: "modal", purpose: "revise" },
+  ...Object.fromEntries(FOLLOW_UP_ACTIONS.map((action) => [ids.followup(action), { kind: "followup", action } as Control])),
 };
 
 /** The control a custom id names, or null when it is not one of ours (or malformed). */

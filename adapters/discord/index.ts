@@ -251,14 +251,16 @@ export class DiscordAdapter implements ChatAdapter {
     const tracked = this.delivery.remember(i, thread);
     await Promise.allSettled(this.posting.get(thread) ?? []);
     const card = this.cards.get(thread);
-    const action = control.kind !== "stop" && this.cards.stale(thread, f.messageId) ? STALE : toAction(control, f, card?.id === f.messageId ? card.message : undefined);
+    // Stopping a job and a report's follow-ups do not answer a card: they count whichever card is current.
+    const cardless = control.kind === "stop" || control.kind === "followup";
+    const action = !cardless && this.cards.stale(thread, f.messageId) ? STALE : toAction(control, f, card?.id === f.messageId ? card.message : undefined);
     if (typeof action === "string") {
       this.delivery.tokens.forget(tracked);
       await i.followUp({ content: action, flags: MessageFlags.Ephemeral });
       return;
     }
     // A card this process did not post (it restarted since) becomes the thread's current one.
-    if (!card && f.messageId && control.kind !== "stop") this.cards.set(thread, { id: f.messageId });
+    if (!card && f.messageId && !cardless) this.cards.set(thread, { id: f.messageId });
     const ref = this.ref(thread, i.channel && "parentId" in i.channel ? i.channel.parentId : null);
     await this.serial(ref.thread, async () => {
       await this.handler?.({

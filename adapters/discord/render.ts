@@ -12,13 +12,14 @@ import {
   type APIModalInteractionResponseCallbackData,
 } from "discord.js";
 import type { Plan, Question } from "../../graphs/automl/agents/types.js";
-import { fmt } from "../../graphs/automl/format.js";
+import { fmt, oneLine } from "../../graphs/automl/format.js";
 import type { Report } from "../../graphs/automl/state.js";
 import { STAGE_LABELS, progressBar, type StatusView } from "../../src/conversation/status.js";
-import type { Decision, Outbound } from "../types.js";
+import { fitTable } from "../bounded.js";
+import { FOLLOW_UP_ACTIONS, FOLLOW_UP_LABELS, type Decision, type FollowUpAction, type Outbound } from "../types.js";
 import { buildEmbeds, type EmbedDraft } from "./embeds.js";
 import { choiceIds, ids } from "./ids.js";
-import { LIMITS, chunks, clip } from "./limits.js";
+import { LIMITS, chunks, clip, codeBlock, codeBlockOverhead } from "./limits.js";
 
 // Outbound messages as Discord messages: content, embeds, buttons and files. No I/O except file sizes,
 // which are injectable so tests can stay pure.
@@ -78,7 +79,11 @@ export function render(message: Outbound, options: RenderOptions): DiscordMessag
     case "status":
       return [renderStatus(message.status)];
     case "report":
-      return [renderReport(message.report, options.fileSize ?? defaultFileSize)];
+      return [renderReport(message.report, options.fileSize ?? defaultFileSize, { model: message.model, followUps: message.followUps })];
+    case "file":
+      return [renderFile(message.path, message.name, message.lines, options.fileSize ?? defaultFileSize)];
+    case "table":
+      return [renderTable(message.title, message.header, message.rows, message.notes)];
   }
 }
 
@@ -221,7 +226,59 @@ function attachmentName(path: string, taken: Set<string>): string {
   return name;
 }
 
-export function renderReport(report: Report, fileSize: (path: string) => number | null = defaultFileSize): DiscordMessage {
+/**
+ * A table from data or the registry as the text of a code block that is at most `max` characters with its
+ * fences: cells on one line, rows that do not fit counted in a last line (codeBlock defuses backticks).
+ */
+export function tableText(header: string[], rows: string[][], max: number): string {
+  // Each ``` inside grows by one character once defused: count it so the block stays within `max`.
+  const measure = (t: string) => t.length + (t.match(/```/g)?.length ?? 0);
+  return fitTable(header, rows, { max: max - codeBlockOverhead(), measure });
+}
+
+/** A small table (the thread's models) as one message: heading, code block, notes; 2000 characters at most. */
+export function renderTable(title: string, header: string[], rows: string[][], notes: string[] = []): DiscordMessage {
+  const heading = `**${plainText(oneLine(title, 200))}**`;
+  const after = notes.length ? clip(notes.map((n) => plainText(n)).join("\n"), 500) : "";
+  const room = LIMITS.content - heading.length - (after ? after.length + 1 : 0) - 1;
+  const content = [heading, codeBlock(tableText(header, rows, room)), ...(after ? [after] : [])].join("\n");
+  return { content, embeds: [], components: [], files: [] };
+}
+
+/** Why a file cannot go with a message, or null when it can. */
+function unattachable(size: number | null): string | null {
+  if (size === null) return "missing";
+  if (size > LIMITS.fileBytes) return `${(size / 1048576).toFixed(1)} MB, over the ${LIMITS.fileBytes / 1048576} MB a bot may attach`;
+  return null;
+}
+
+/**
+ * A file posted into the thread, with its lines as the message (the headline in bold). The lines quote file
+ * names, column names and values, so they are escaped; a file that cannot be attached is named instead.
+ */
+export function renderFile(path: string, name: string, lines: string[], fileSize: (path: string) => number | null = defaultFileSize): DiscordMessage {
+  const [headline = name, ...rest] = lines.map((l) => plainText(oneLine(l, 1000)));
+  const why = unattachable(fileSize(path));
+  const shown = attachmentName(name, new Set());
+  const note = why ? `I couldn't attach ${shown} (${why}); it is kept on the ThreadML host.` : "";
+  const body = [`**${headline}**`, ...rest].join("\n");
+  const content = note ? `${clip(body, LIMITS.content - note.length - 1)}\n${note}` : clip(body, LIMITS.content);
+  return { content, embeds: [], components: [], files: why ? [] : [{ attachment: path, name: shown }] };
+}
+
+/** The report's follow-up buttons, in one row. */
+function followUpRow(actions: FollowUpAction[]): Row[] {
+  const wanted = FOLLOW_UP_ACTIONS.filter((a) => actions.includes(a));
+  return rowsOf(wanted.map((a) => button(ids.followup(a), FOLLOW_UP_LABELS[a], a === "undeploy" ? ButtonStyle.Danger : ButtonStyle.Secondary)));
+}
+
+export interface ReportExtras {
+  /** The model's name in the deployment registry. */
+  model?: string;
+  followUps?: FollowUpAction[];
+}
+
+export function renderReport(report: Report, fileSize: (path: string) => number | null = defaultFileSize, extras: ReportExtras = {}): DiscordMessage {
   const fields: NonNullable<EmbedDraft["fields"]> = [];
   const metricNames = Object.keys(report.metrics);
   if (metricNames.length)
@@ -243,13 +300,18 @@ export function renderReport(report: Report, fileSize: (path: string) => number 
       name: "Endpoint",
       value: { text: `${report.endpoint.url} (${report.endpoint.serving ? "serving" : "stopped"}; check ${report.endpoint.check.ok ? "ok" : "failed"})` },
     });
+  // Inline code shows the name as written; a backtick in it could end the span, so it becomes a look-alike.
+  if (extras.model) fields.push({ name: "Registered as", value: { text: `\`${oneLine(extras.model, 100).replace(/`/g, "\u02cb")}\`` } });
+  if (report.comparison?.header.length)
+    fields.push({ name: "Compared with this thread's earlier models", value: { code: "", text: tableText(report.comparison.header, report.comparison.rows, LIMITS.fieldValue) } });
 
   // Plots and report.md travel as attachments; what cannot be attached is named instead.
   const taken = new Set<string>();
   const files: DiscordMessage["files"] = [];
   const skipped: string[] = [];
   const a = report.artifacts;
-  for (const path of [...a.plots, ...(a.report ? [a.report] : [])]) {
+  // The bundle first: it is the one file that takes the model elsewhere.
+  for (const path of [...(a.bundle ? [a.bundle] : []), ...a.plots, ...(a.report ? [a.report] : [])]) {
     const size = fileSize(path);
     if (size === null) skipped.push(`${basename(path)} (missing)`);
     else if (size > LIMITS.fileBytes) skipped.push(`${basename(path)} (too large to attach)`);
@@ -275,7 +337,7 @@ export function renderReport(report: Report, fileSize: (path: string) => number 
     },
   ];
   if (report.curl && report.endpoint?.serving) drafts.push({ title: "Try it", description: { code: "sh", text: report.curl }, color: REPORT_COLORS[report.status] });
-  return { content: "", embeds: buildEmbeds(drafts), components: [], files };
+  return { content: "", embeds: buildEmbeds(drafts), components: followUpRow(extras.followUps ?? []), files };
 }
 
 /** The modal behind "Type an answer…" and "Revise…" (title ≤ 45 characters, one text input). */

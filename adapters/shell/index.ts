@@ -3,7 +3,7 @@ import { createInterface, type Interface } from "node:readline";
 import { resolve } from "node:path";
 import type { Readable, Writable } from "node:stream";
 import type { ChatAdapter, Inbound, MessageRef, Outbound, ThreadRef } from "../types.js";
-import { renderPlans, renderQuestion, renderReport, renderStatusFull, renderStatusLine } from "./render.js";
+import { renderFile, renderPlans, renderQuestion, renderReport, renderStatusFull, renderStatusLine, renderTable } from "./render.js";
 
 const HELP = `Type a request, e.g.: Build a model that predicts quality in banana_quality.csv, accuracy at least 0.95
 Commands: /data PATH (attach a data file to your next message), /cancel, /undeploy (stop the model server), /help, /quit`;
@@ -138,7 +138,11 @@ export class ShellAdapter implements ChatAdapter {
       case "status":
         return renderStatusFull(message.status);
       case "report":
-        return renderReport(message.report);
+        return renderReport(message.report, { model: message.model, followUps: message.followUps });
+      case "file":
+        return renderFile(message.path, message.lines);
+      case "table":
+        return renderTable(message.title, message.header, message.rows, message.notes);
     }
   }
 

@@ -2,7 +2,7 @@ import type { Plan, Question } from "../../graphs/automl/agents/types.js";
 import { fmt } from "../../graphs/automl/format.js";
 import type { Report } from "../../graphs/automl/state.js";
 import { STAGE_LABELS, progressBar, type StatusView } from "../../src/conversation/status.js";
-import type { Decision } from "../types.js";
+import { FOLLOW_UP_ACTIONS, type Decision, type FollowUpAction } from "../types.js";
 
 // Plain-text renderings for the terminal. Kept free of I/O so they are easy to test.
 
@@ -64,7 +64,37 @@ function table(rows: string[][]): string[] {
   });
 }
 
-export function renderReport(report: Report): string {
+/** A cell or name from data or the registry: on one line, at most 60 characters. */
+const cell = (text: unknown) => {
+  const line = oneLine(typeof text === "string" ? text : String(text ?? "")).trim();
+  return line.length <= 60 ? line : `${line.slice(0, 59)}…`;
+};
+
+/** A table whose cells come from data or the registry; rows are fitted to the header's columns. */
+const dataTable = (header: string[], rows: string[][]) => table([header, ...rows].map((r) => header.map((_, i) => cell(r[i]))));
+
+export function renderTable(title: string, header: string[], rows: string[][], notes: string[] = []): string {
+  const lines = [`${oneLine(title)}:`, ...(header.length ? dataTable(header, rows) : []), ...notes.map(oneLine)];
+  return lines.join("\n");
+}
+
+/** A file the conversation wrote (predictions, a plot): what it is, and where it is. */
+export function renderFile(path: string, lines: string[]): string {
+  return [...lines.map(oneLine), `File: ${oneLine(path)}`].join("\n");
+}
+
+export interface ReportExtras {
+  model?: string;
+  followUps?: FollowUpAction[];
+}
+
+/** What can be typed after a report: the follow-ups it offers, the registry, and a file to score. */
+export function nextHint(followUps: FollowUpAction[]): string {
+  const words = [...FOLLOW_UP_ACTIONS.filter((a) => followUps.includes(a)), "models"].map((w) => `\`${w}\``);
+  return `Next: type ${words.join(", ")}, or a file path to score, or a change to retrain with.`;
+}
+
+export function renderReport(report: Report, extras: ReportExtras = {}): string {
   const lines = [`== ${report.title} ==`, ...report.summary];
   const metricNames = Object.keys(report.metrics);
   if (metricNames.length) {
@@ -85,11 +115,14 @@ export function renderReport(report: Report): string {
     lines.push("", `Endpoint: ${report.endpoint.url} (${report.endpoint.serving ? "serving" : "stopped"}; check ${report.endpoint.check.ok ? "ok" : "failed"})`);
     if (report.curl && report.endpoint.serving) lines.push(`Try it: ${report.curl}`);
   }
+  if (extras.model) lines.push("", `Registered as ${cell(extras.model)}`);
+  if (report.comparison?.header.length) lines.push("", "Compared with this thread's earlier models:", ...dataTable(report.comparison.header, report.comparison.rows));
   const a = report.artifacts;
-  const files = [a.model && `model: ${a.model}`, a.code && `code: ${a.code}`, a.report && `report: ${a.report}`, ...a.plots.map((p) => `plot: ${p}`)].filter(Boolean);
+  const files = [a.model && `model: ${a.model}`, a.code && `code: ${a.code}`, a.report && `report: ${a.report}`, ...a.plots.map((p) => `plot: ${p}`), a.bundle && `bundle: ${a.bundle}`].filter(Boolean);
   if (files.length) lines.push("", "Artifacts:", ...files.map((f) => `  ${f}`));
   if (report.llm)
     lines.push("", `LLM: ${report.llm.calls} calls, ${report.llm.prompt_tokens + report.llm.completion_tokens} tokens, about $${report.llm.cost_usd.toFixed(4)}`);
   if (report.notices.length) lines.push("", ...report.notices.map((n) => `Note: ${oneLine(n)}`));
+  if (extras.followUps) lines.push("", nextHint(extras.followUps));
   return lines.join("\n");
 }

@@ -1,11 +1,13 @@
 import type { ActionsBlock, Button, ContextBlock, KnownBlock, ModalView, SectionBlock } from "@slack/types";
 import type { Plan, Question } from "../../graphs/automl/agents/types.js";
-import { fmt } from "../../graphs/automl/format.js";
+import { fmt, oneLine } from "../../graphs/automl/format.js";
 import type { Report } from "../../graphs/automl/state.js";
 import { STAGE_LABELS, progressBar, type StatusView } from "../../src/conversation/status.js";
 import { renderStatusLine } from "../shell/render.js";
-import type { Decision, Outbound } from "../types.js";
-import { ACTION, REVISE_BLOCK, REVISE_INPUT, REVISE_VIEW } from "./ids.js";
+import { fitTable } from "../bounded.js";
+import { FOLLOW_UP_ACTIONS, FOLLOW_UP_LABELS, type Decision, type FollowUpAction, type Outbound } from "../types.js";
+import { safeFileName } from "./files.js";
+import { ACTION, REVISE_BLOCK, REVISE_INPUT, REVISE_VIEW, followUpActionId } from "./ids.js";
 import type { ReviseMetadata } from "./payloads.js";
 
 // Block Kit renderings of the outbound message kinds. Pure functions: easy to test, and every Slack
@@ -53,6 +55,19 @@ function button(actionId: string, label: string, value: string, style?: "primary
 
 /** A code block: mrkdwn still needs its markup characters escaped inside. */
 const code = (text: string) => `\`\`\`${esc(text)}\`\`\``;
+
+/**
+ * A table from data or the registry (column names, values, model names: any text) as a code block that fits
+ * in `max` characters: cells on one line, backticks (which could close the block) shown as look-alikes,
+ * markup escaped, and rows that do not fit counted in a last line.
+ */
+export function codeTable(header: string[], rows: string[][], max: number): string {
+  const text = fitTable(header, rows, { max: max - code("").length, measure: (t) => esc(t).length, clean: (c) => c.replace(/`/g, "\u02cb") });
+  return code(text);
+}
+
+/** A name (a registered model's) in inline code: one line, and no backtick to break out of it. */
+const codeName = (name: string) => `\`${esc(oneLine(name, 80).replace(/`/g, "\u02cb"))}\``;
 
 function table(rows: string[][]): string {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
@@ -142,7 +157,31 @@ export function renderStatus(view: StatusView, final = false): Rendered {
   return finish(renderStatusLine(view), blocks);
 }
 
-export function renderReport(report: Report): Rendered {
+export interface ReportExtras {
+  /** The model's name in the deployment registry. */
+  model?: string;
+  followUps?: FollowUpAction[];
+}
+
+/** The report's follow-up buttons; stopping the server asks first. */
+function followUpButtons(actions: FollowUpAction[]): ActionsBlock | null {
+  const wanted = FOLLOW_UP_ACTIONS.filter((a) => actions.includes(a));
+  if (!wanted.length) return null;
+  const elements = wanted.map((a) => {
+    const b = button(followUpActionId(a), FOLLOW_UP_LABELS[a], a, a === "undeploy" ? "danger" : undefined);
+    if (a === "undeploy")
+      b.confirm = {
+        title: { type: "plain_text", text: "Stop serving this model?" },
+        text: { type: "plain_text", text: "Its endpoint stops answering; the model and its bundle are kept." },
+        confirm: { type: "plain_text", text: "Stop serving" },
+        deny: { type: "plain_text", text: "Keep serving" },
+      };
+    return b;
+  });
+  return { type: "actions", elements };
+}
+
+export function renderReport(report: Report, extras: ReportExtras = {}): Rendered {
   const blocks: KnownBlock[] = [{ type: "header", text: { type: "plain_text", text: clip(report.title, LIMITS.header), emoji: true } }];
   if (report.summary.length) blocks.push(section(esc(report.summary.join("\n"))));
   const metricNames = Object.keys(report.metrics);
@@ -162,15 +201,46 @@ export function renderReport(report: Report): Rendered {
     blocks.push(section(`*Endpoint:* ${esc(e.url)} (${e.serving ? "serving" : "stopped"}; check ${e.check.ok ? "ok ✅" : "failed ❌"})`));
     if (report.curl && e.serving) blocks.push(section(`*Try it:*\n${code(report.curl)}`));
   }
+  if (extras.model) blocks.push(section(`*Registered as* ${codeName(extras.model)}`));
+  if (report.comparison?.header.length) {
+    const heading = "*Compared with this thread's earlier models*\n";
+    blocks.push(section(heading + codeTable(report.comparison.header, report.comparison.rows, LIMITS.section - heading.length)));
+  }
   const a = report.artifacts;
   const files = [a.model && `model: \`${esc(a.model)}\``, a.code && `code: \`${esc(a.code)}\``, a.report && `report: \`${esc(a.report)}\``].filter((f): f is string => !!f);
   if (a.plots.length) files.push(`${a.plots.length} plot${a.plots.length === 1 ? "" : "s"}: attached below`);
+  if (a.bundle) files.push("bundle (model, serving script, requirements, Dockerfile, model card): attached below");
   if (files.length) blocks.push(context(...files));
   if (report.llm)
     blocks.push(context(`LLM: ${report.llm.calls} calls, ${report.llm.prompt_tokens + report.llm.completion_tokens} tokens, about $${report.llm.cost_usd.toFixed(4)}`));
   if (report.notices.length) blocks.push(context(...report.notices.map((n) => `Note: ${esc(n)}`)));
+  const buttons = followUpButtons(extras.followUps ?? []);
+  // The buttons come last but must survive the block limit.
+  const body = buttons ? [...blocks.slice(0, LIMITS.blocks - 1), buttons] : blocks;
   const endpoint = report.endpoint?.serving ? ` Endpoint: ${report.endpoint.url}` : "";
-  return finish(`${report.title}.${endpoint}`, blocks);
+  const registered = extras.model ? ` Registered as ${esc(oneLine(extras.model, 80))}.` : "";
+  return finish(`${report.title}.${endpoint}${registered}`, body);
+}
+
+/** A small table (the thread's models): a heading, the table as a code block, notes under it. */
+export function renderTable(title: string, header: string[], rows: string[][], notes: string[] = []): Rendered {
+  const heading = `*${esc(oneLine(title, 150))}*\n`;
+  const blocks: KnownBlock[] = [section(heading + codeTable(header, rows, LIMITS.section - heading.length))];
+  if (notes.length) blocks.push(context(...notes.map(esc)));
+  // The notification text is mrkdwn too: escaped, so a name cannot ping the channel.
+  return finish(`${esc(oneLine(title, 150))} (${rows.length} row${rows.length === 1 ? "" : "s"})`, blocks);
+}
+
+/**
+ * The message that goes with a file posted into the thread: the headline in bold, the other lines as plain
+ * text (they quote file names, column names and predicted values), and the name the file is uploaded under.
+ */
+export function renderFile(name: string, lines: string[]): Rendered {
+  const [headline = name, ...rest] = lines.map((l) => oneLine(l, LIMITS.section));
+  const blocks: KnownBlock[] = [section(`*${esc(headline)}*`)];
+  if (rest.length) blocks.push({ type: "section", text: { type: "plain_text", text: clip(rest.join("\n"), LIMITS.section), emoji: false } });
+  blocks.push(context(`${esc(safeFileName(name))}: attached below`));
+  return finish(esc(headline), blocks);
 }
 
 export function renderText(text: string): Rendered {
@@ -188,7 +258,11 @@ export function render(message: Outbound): Rendered {
     case "status":
       return renderStatus(message.status);
     case "report":
-      return renderReport(message.report);
+      return renderReport(message.report, { model: message.model, followUps: message.followUps });
+    case "file":
+      return renderFile(message.name, message.lines);
+    case "table":
+      return renderTable(message.title, message.header, message.rows, message.notes);
   }
 }
 

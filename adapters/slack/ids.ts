@@ -1,3 +1,5 @@
+import type { FollowUpAction } from "../types.js";
+
 // Identifiers shared by what we render (blocks.ts) and what we read back (inbound.ts).
 
 export const ACTION = {
@@ -7,7 +9,12 @@ export const ACTION = {
   approve: "threadml.approve",
   revise: "threadml.revise",
   cancel: "threadml.cancel",
+  /** Prefix of the report's follow-up buttons: `threadml.followup.explain`, … (the value is the FollowUpAction). */
+  followup: "threadml.followup",
 } as const;
+
+/** The action id of a report's follow-up button. */
+export const followUpActionId = (action: FollowUpAction) => `${ACTION.followup}.${action}`;
 
 /** Every action id we render starts with this, so one Bolt route receives them all. */
 export const ACTION_PATTERN = /^threadml\./;

@@ -1,5 +1,5 @@
-import type { Inbound, ThreadRef } from "../types.js";
-import { ACTION } from "./ids.js";
+import { FOLLOW_UP_ACTIONS, type Inbound, type ThreadRef } from "../types.js";
+import { ACTION, followUpActionId } from "./ids.js";
 import type { BlockActions, MessageEvent } from "./payloads.js";
 
 // Pure mapping from Slack payloads to ThreadML's Inbound shape; the I/O lives in index.ts.
@@ -57,6 +57,11 @@ export function clickIntent(action: BlockActions["actions"][number]): ClickInten
   if (id.startsWith(`${ACTION.approve}.`)) return { kind: "forward", action: "approve", value: value || "best" };
   if (id === ACTION.cancel) return { kind: "forward", action: "cancel", value: "" };
   if (id === ACTION.revise) return { kind: "revise" };
+  // The value is whatever the click payload says: only our own follow-ups, on the button that names them, count.
+  if (id.startsWith(`${ACTION.followup}.`)) {
+    const followUp = FOLLOW_UP_ACTIONS.find((a) => a === value);
+    return followUp && id === followUpActionId(followUp) ? { kind: "forward", action: "followup", value: followUp } : { kind: "unknown" };
+  }
   return { kind: "unknown" };
 }
 

@@ -1,4 +1,4 @@
-import { existsSync } from "node:fs";
+import { statSync } from "node:fs";
 import { basename } from "node:path";
 import type { App, webApi } from "@slack/bolt";
 import PQueue from "p-queue";
@@ -11,7 +11,7 @@ import { connectSlack, startError, type SlackConnection, type SlackMode } from "
 import { BoundedMap, RecentKeys } from "../bounded.js";
 import { render, renderQuestion, renderStatus, renderText, reviseModal, type Rendered } from "./blocks.js";
 import { EditQueue } from "./edits.js";
-import { downloadFile, threadFolder, trustedOrigins } from "./files.js";
+import { downloadFile, safeFileName, threadFolder, trustedOrigins } from "./files.js";
 import { ACTION_PATTERN, CANCEL_REACTIONS, EVENT_SUBSCRIPTIONS, REVISE_BLOCK, REVISE_INPUT, REVISE_VIEW } from "./ids.js";
 import { clickIntent, clickPlace, isUserPost, mentionsBot, plainText, postKey, threadOfPost, threadRef } from "./inbound.js";
 import { BlockActions, EventEnvelope, MessageEvent, ReactionAddedEvent, ReviseMetadata, ViewSubmission } from "./payloads.js";
@@ -24,6 +24,14 @@ export interface SlackAdapterOptions {
 }
 
 const Posted = z.looseObject({ ts: z.string() });
+
+const isFile = (path: string) => {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+};
 const MEMORY = 5_000;
 
 type Handler = (event: Inbound) => Promise<void>;
@@ -281,8 +289,12 @@ export class SlackAdapter implements ChatAdapter {
     if (message.kind === "report") {
       const status = this.status.get(tkey);
       if (status) await this.edit(status.ref, renderStatus(status.view, true)).catch((err) => this.ctx.logger.warn({ err }, "could not close the status message"));
-      await this.uploadPlots(thread, message.report.artifacts.plots);
+      const { plots, bundle } = message.report.artifacts;
+      // Plots that are gone are left out quietly (the report says how many); the bundle is the thing to keep.
+      await this.upload(thread, plots.filter(isFile).map((p) => ({ path: p, name: basename(p) })), "the plots");
+      if (bundle) await this.upload(thread, [{ path: bundle, name: basename(bundle) }], "the bundle");
     }
+    if (message.kind === "file") await this.upload(thread, [{ path: message.path, name: message.name }], message.name);
     return ref;
   }
 
@@ -305,19 +317,26 @@ export class SlackAdapter implements ChatAdapter {
     await this.client.chat.postEphemeral({ channel: thread.channel, user, thread_ts: thread.thread, text, blocks: renderText(text).blocks });
   }
 
-  /** Plots go to the thread as files, the way files.uploadV2 does it (upload URL, upload, complete). */
-  private async uploadPlots(thread: ThreadRef, plots: string[]): Promise<void> {
-    const files = plots.filter((p) => existsSync(p));
+  /**
+   * Files go to the thread the way files.uploadV2 does it (upload URL, upload, complete); `what` names them
+   * when they cannot be attached.
+   */
+  private async upload(thread: ThreadRef, files: Array<{ path: string; name: string }>, what: string): Promise<void> {
     if (!files.length) return;
+    const missing = files.filter((f) => !isFile(f.path));
+    const present = files.filter((f) => isFile(f.path));
     try {
+      if (missing.length) throw new Error(`${missing.map((f) => f.name).join(", ")} ${missing.length === 1 ? "is" : "are"} missing`);
       await this.client.filesUploadV2({
         channel_id: thread.channel,
         thread_ts: thread.thread,
-        file_uploads: files.map((file) => ({ file, filename: basename(file), title: basename(file) })),
+        // The name shown is made safe: it can come from a user's file.
+        file_uploads: present.map((f) => ({ file: f.path, filename: safeFileName(f.name), title: safeFileName(f.name) })),
       });
     } catch (err) {
-      this.ctx.logger.warn({ err }, "could not upload the plots");
-      await this.postRendered(thread, renderText(`I couldn't attach the plots (${(err as Error).message}); they are on the server: ${files.join(", ")}`)).catch(() => {});
+      this.ctx.logger.warn({ err, what }, "could not upload files to Slack");
+      const where = present.length ? `; ${present.length === 1 ? "it is" : "they are"} on the ThreadML host: ${present.map((f) => f.path).join(", ")}` : "";
+      await this.postRendered(thread, renderText(`I couldn't attach ${what} (${(err as Error).message})${where}`)).catch(() => {});
     }
   }
 }

@@ -48,6 +48,8 @@ export function buildReport(state: State, pricing: { promptPerMTok: number; comp
     const unmet = best.verdict.checks.filter((c) => c.met === false);
     summary.push(unmet.length ? `${unmet.length} constraint(s) not met: ${unmet.map((c) => c.name).join(", ")}.` : constraints.length ? "Every constraint is met." : "No constraints were given.");
   }
+  const comparison = best && req && state.earlier.length ? compareWithEarlier(state, status) : null;
+  if (comparison) summary.push(comparison.line);
   // Only the intake's host-owned copies: never a path that generated code chose or could swap for a link.
   const taken = best?.artifacts ?? null;
   const endpoint = state.endpoint;
@@ -67,8 +69,34 @@ export function buildReport(state: State, pricing: { promptPerMTok: number; comp
     },
     notices: [...new Set(state.notices)],
     training: trainingLines(state),
+    ...(comparison ? { comparison: comparison.table } : {}),
     llm: state.llm.calls ? { ...state.llm, cost_usd: Math.round(estimateCost(state.llm, pricing) * 1e6) / 1e6 } : null,
   };
+}
+
+/**
+ * The retrained model beside the thread's earlier ones, judged by the primary metric of this request
+ * (the earlier models' test metrics are those the registry recorded when they were trained).
+ */
+function compareWithEarlier(state: State, status: Status): { line: string; table: NonNullable<Report["comparison"]> } {
+  const best = state.best!;
+  const metric = state.requirements!.metric;
+  const value = best.result.metrics[metric.name];
+  const checks = best.verdict.checks;
+  const met = (cs: Array<{ met: boolean | null }>) => (cs.length ? `${cs.filter((c) => c.met === true).length}/${cs.length}` : "none set");
+  const rows = [
+    [`${best.description} (this run)`, "new", fmt(value), met(checks), state.endpoint?.serving ? "serving" : status === "deployed" ? "stopped" : status],
+    ...state.earlier.map((e) => [e.description, e.name, fmt(e.metrics[metric.name]), met(e.constraints), e.status]),
+  ];
+  const previous = state.earlier[state.earlier.length - 1];
+  const before = previous.metrics[metric.name];
+  let verdict = "";
+  if (value !== undefined && before !== undefined) {
+    const better = metric.direction === "max" ? value > before : value < before;
+    verdict = value === before ? ", the same" : better ? ", better" : ", worse";
+  }
+  const line = `Compared with ${previous.name} (${previous.description}): ${metric.name} ${fmt(before)} → ${fmt(value)}${verdict}.`;
+  return { line, table: { header: ["model", "name", `${metric.name} (test)`, "constraints met", "status"], rows } };
 }
 
 export function renderMarkdown(report: Report, state: State): string {
@@ -81,6 +109,11 @@ export function renderMarkdown(report: Report, state: State): string {
   if (report.constraints.length) {
     lines.push("## Constraints", "", "| constraint | target | actual | met |", "|---|---|---|---|");
     for (const c of report.constraints) lines.push(`| ${c.name} | ${c.op} ${c.target} | ${fmt(c.actual)} | ${c.met === null ? "not measured" : c.met ? "yes" : "no"} |`);
+    lines.push("");
+  }
+  if (report.comparison) {
+    lines.push("## Compared with the thread's earlier models", "", `| ${report.comparison.header.map(mdText).join(" | ")} |`, `|${report.comparison.header.map(() => "---").join("|")}|`);
+    for (const row of report.comparison.rows) lines.push(`| ${row.map(mdText).join(" | ")} |`);
     lines.push("");
   }
   if (report.training?.length) lines.push("## How it was trained", "", ...report.training.map((t) => `- ${mdText(t)}`), "");

@@ -163,7 +163,21 @@ export const AutoMLState = Annotation.Root({
     default: () => ({ calls: 0, prompt_tokens: 0, completion_tokens: 0 }),
   }),
   report: last<Report | null>(null),
+  /** The thread's earlier models, when this conversation retrains one of them: the report compares with them. */
+  earlier: last<EarlierModel[]>([]),
+  /** Search budget multiplier ("more time" in a follow-up). */
+  searchScale: last<number>(1),
 });
+
+/** A model trained earlier in the same chat thread (from the deployment registry). */
+export interface EarlierModel {
+  name: string;
+  description: string;
+  metric: { name: string; direction: "max" | "min" };
+  metrics: Record<string, number>;
+  constraints: Array<{ name: string; met: boolean | null }>;
+  status: "serving" | "stopped";
+}
 
 export type State = typeof AutoMLState.State;
 export type Update = typeof AutoMLState.Update;
@@ -176,7 +190,10 @@ export interface Report {
   constraints: Array<{ name: string; op: string; target: number; actual: number | null; met: boolean | null }>;
   endpoint: Endpoint | null;
   curl: string | null;
-  artifacts: { model: string | null; code: string | null; report: string | null; plots: string[] };
+  /** `bundle`: the portable zip (model, serving script, pinned requirements, Dockerfile, model card). */
+  artifacts: { model: string | null; code: string | null; report: string | null; plots: string[]; bundle?: string | null };
+  /** The new model beside the thread's earlier ones (a retrain): one row per model, this one first. */
+  comparison?: { header: string[]; rows: string[][] } | null;
   notices: string[];
   /** How the model was found and trained (search, decision threshold, date features, columns set aside). */
   training?: string[];

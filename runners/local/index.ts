@@ -13,6 +13,7 @@ import type {
   RunOutcome,
   Runner,
   RunnerCheck,
+  ServeOptions,
   Workspace,
   WorkspaceInput,
 } from "../types.js";
@@ -621,7 +622,7 @@ export class LocalRunner implements Runner {
     await rename(part, target);
   }
 
-  async serve(ws: Workspace, options: { signal?: AbortSignal } = {}): Promise<ModelServer> {
+  async serve(ws: Workspace, options: ServeOptions = {}): Promise<ModelServer> {
     if (options.signal?.aborted) throw new Error("serve cancelled before it started");
     const { check, probe, tools } = await this.resolve();
     if (!check.ok || !probe?.executable) throw new Error(`local runner is not usable: ${check.message}`);
@@ -646,7 +647,8 @@ export class LocalRunner implements Runner {
       pythonPrefixes: probe.prefixes,
       argv: [probe.executable, "serve.py", "--workspace", dir],
     });
-    const token = this.serveToken === "always" || (this.serveToken === "auto" && !LOOPBACK_HOST.test(this.serveHost)) ? randomBytes(32).toString("base64url") : undefined;
+    const wantsToken = this.serveToken === "always" || (this.serveToken === "auto" && !LOOPBACK_HOST.test(this.serveHost));
+    const token = wantsToken ? (options.token ?? randomBytes(32).toString("base64url")) : undefined;
     // The launcher takes the token out of its environment and passes it down a pipe.
     const launchEnv = token ? { ...env, THREADML_SERVE_TOKEN: token } : env;
 
@@ -656,7 +658,7 @@ export class LocalRunner implements Runner {
       let bound: { host: string; port: number } | null = null;
       const job = startJob({
         file: probe.executable!,
-        args: [SERVE_LAUNCHER, "--host", this.serveHost, "--port", "0", "--", cmd.file, ...cmd.args],
+        args: [SERVE_LAUNCHER, "--host", this.serveHost, "--port", String(options.port ?? 0), "--", cmd.file, ...cmd.args],
         cwd: dir,
         env: launchEnv,
         onLine: (line) => {
@@ -677,6 +679,7 @@ export class LocalRunner implements Runner {
               host,
               port,
               ...(token ? { token } : {}),
+              ...(job.pid ? { pid: job.pid } : {}),
               stop: async () => {
                 await job.kill();
                 this.untrack(this.servers, job);

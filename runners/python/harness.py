@@ -2,7 +2,7 @@
 """ThreadML harness: the fixed code that loads data, runs a generated solution and measures it.
 
 Usage (cwd = the workspace; every path in the spec is relative to it):
-    python3 harness.py [--spec spec.json]    train or search, as spec.json says
+    python3 harness.py [--spec spec.json]    train, search, score, predict or explain, as spec.json says
     python3 harness.py --check               one JSON line describing the interpreter
 
 Events are compact JSON lines on stdout; everything else (including anything generated code
@@ -10,7 +10,8 @@ prints) goes to stderr. The result is written to <out_dir>/result.json.
 
 spec.json's `variant` says how the data is read: plain tables here; time series, graphs (a node table
 with an edge list) and images in variant_timeseries.py, variant_graph.py and variant_images.py beside
-this file, each with its settings under its own name in the spec.
+this file, each with its settings under its own name in the spec. The follow-up modes on a trained
+model (predict: score a new file; explain: permutation importance) are in followup.py.
 
 Exit codes: 0 ok, 1 error (classified in result.json), 2 bad command line,
 3 the interpreter lacks numpy/pandas/scikit-learn.
@@ -34,6 +35,7 @@ import time
 import traceback
 import zlib
 
+MODES = ("train", "search", "score", "predict", "explain")
 TRAIN_STAGES = ["load", "split", "build", "fit", "evaluate", "save", "plots"]
 SEARCH_STAGES = ["load", "split", "search"]
 
@@ -295,7 +297,7 @@ class Run:
         self.warnings = []
         self.result = {
             "status": "ok",
-            "mode": spec.get("mode") if spec.get("mode") in ("train", "search", "score") else "train",
+            "mode": spec.get("mode") if spec.get("mode") in MODES else "train",
             "task": spec.get("task") if spec.get("task") in TASK_METRICS else "classification",
             "metrics": {},
             "valid_metrics": {},
@@ -308,6 +310,9 @@ class Run:
             "classes": None,
             "search": None,
             "threshold": None,
+            "predicted": None,
+            "importance": None,
+            "env": None,
             "details": {},
             "warnings": self.warnings,
             "error": None,
@@ -363,8 +368,8 @@ def normalise_spec(raw):
     """Applies the contract's defaults and checks the fields the harness relies on."""
     spec = dict(raw)
     problems = []
-    if spec.get("mode") not in ("train", "search", "score"):
-        problems.append("mode must be 'train', 'search' or 'score'")
+    if spec.get("mode") not in MODES:
+        problems.append(f"mode must be one of {', '.join(MODES)}")
     if spec.get("task") not in TASK_METRICS:
         problems.append("task must be classification, regression or clustering")
     if not isinstance(spec.get("data"), str) or not spec.get("data"):
@@ -403,6 +408,11 @@ def normalise_spec(raw):
         score = spec.get("score")
         if not isinstance(score, dict) or not isinstance(score.get("predictions"), str):
             problems.append("score mode needs score.predictions")
+    if spec.get("mode") in ("predict", "explain"):
+        # the follow-up modes (followup.py) check their own settings
+        import followup
+
+        followup.normalise(spec, problems)
     search = spec.get("search")
     if spec.get("mode") == "search":
         if not isinstance(search, dict) or not search.get("candidates"):
@@ -2203,6 +2213,36 @@ def check():
     return 0
 
 
+# Distributions a served model needs, by import name; the optional ones only when this run imported
+# them (the solution or the unpickled model did), so torch is never imported just to be listed.
+ENV_ALWAYS = (("numpy", "numpy"), ("pandas", "pandas"), ("sklearn", "scikit-learn"), ("scipy", "scipy"), ("joblib", "joblib"))
+ENV_WHEN_USED = (("xgboost", "xgboost"), ("lightgbm", "lightgbm"), ("torch", "torch"), ("torchvision", "torchvision"))
+
+
+def training_env():
+    """{python, packages: {distribution: version}} for pinning the model's requirements. Debian's
+    packages carry dist-info too; a build's local label ("1.13.0a0+gitunknown") is dropped, as no
+    package index serves it. Never fails a run: whatever cannot be found is left out."""
+    try:
+        from importlib import metadata
+    except ImportError:  # Python < 3.8
+        metadata = None
+    packages = {}
+    for module, dist in ENV_ALWAYS + ENV_WHEN_USED:
+        if (module, dist) in ENV_WHEN_USED and module not in sys.modules:
+            continue
+        version = None
+        try:
+            version = metadata.version(dist) if metadata else None
+        except Exception:  # noqa: BLE001 - no dist-info: the module's own attribute below
+            version = None
+        if not version and module in sys.modules:
+            version = getattr(sys.modules[module], "__version__", None)
+        if isinstance(version, str) and version.strip():
+            packages[dist] = version.strip().split("+", 1)[0]
+    return {"python": platform.python_version(), "packages": packages}
+
+
 def missing_required():
     # find_spec does not import: data errors can be reported before scikit-learn's slow import
     missing = []
@@ -2258,8 +2298,16 @@ def main(argv=None):
             search(run, spec)
         elif spec["mode"] == "score":
             score(run, spec)
+        elif spec["mode"] in ("predict", "explain"):
+            import followup
+
+            (followup.predict if spec["mode"] == "predict" else followup.explain)(run, spec)
         else:
             train(run, spec)
+            try:
+                run.result["env"] = training_env()
+            except Exception as e:  # noqa: BLE001 - the versions are a courtesy, never worth a failed run
+                run.warn(f"The library versions could not be recorded: {describe_exception(e, 200)}")
     except KeyboardInterrupt:
         message = "The run was interrupted."
         run.result.update(status="error", error={"class": "runtime_error", "message": message, "traceback": ""})

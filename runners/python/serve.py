@@ -208,11 +208,16 @@ class Model:
         return body
 
     def predict(self, rows):
-        import numpy as np
-
         X = self.frame(rows)
         if len(X) == 0:
             return []
+        return to_jsonable(self.predict_frame(X).tolist())
+
+    def predict_frame(self, X):
+        """One prediction per row (an array) of a frame built by frame(), or of the rows the harness
+        prepared: the batch path that the harness's predict and explain modes share with /predict."""
+        import numpy as np
+
         with self.lock, contextlib.redirect_stdout(sys.stderr):
             if self.threshold is not None:
                 # as the harness measured it: the threshold replaces the model's own decision
@@ -226,7 +231,7 @@ class Model:
         pred = np.asarray(pred)
         if pred.ndim == 2 and pred.shape[1] == 1:
             pred = pred.ravel()
-        return to_jsonable(pred.tolist())
+        return pred
 
 
 def category_string(v):

@@ -4,7 +4,7 @@ import type { SshRunnerConfig } from "../../config/schema.js";
 import { fromRoot } from "../../src/paths.js";
 import { HarnessSpec } from "../contract.js";
 import { OPTIONAL_MODULES, REQUIRED_MODULES } from "../local/python.js";
-import type { Limits, ModelServer, RunOptions, RunOutcome, Runner, RunnerCheck, Workspace, WorkspaceInput } from "../types.js";
+import type { Limits, ModelServer, RunOptions, RunOutcome, Runner, RunnerCheck, ServeOptions, Workspace, WorkspaceInput } from "../types.js";
 import { isConnectionError, SshConnection, SshError, type ConnLogger } from "./connection.js";
 import { chooseGpus, type GpuChoice, type GpuInfo } from "./gpu.js";
 import { jobDir, retireScript, stopScript } from "./job.js";
@@ -262,7 +262,8 @@ export class SshRunner implements Runner {
     return choice;
   }
 
-  async serve(ws: Workspace, options: { signal?: AbortSignal; onNotice?: (text: string) => void } = {}): Promise<ModelServer> {
+  /** A model served again after a restart gets a fresh address here: the registry records the new one. */
+  async serve(ws: Workspace, options: ServeOptions = {}): Promise<ModelServer> {
     if (options.signal?.aborted) throw new Error("serve cancelled before it started");
     await this.usable();
     const key = `serve:${ws.runId}`;

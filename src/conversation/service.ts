@@ -9,9 +9,18 @@ import type { Logger } from "../logger.js";
 import { MemoryStore } from "../store/memory.js";
 import { StaleLeaseError, type ConversationStore, type Lease, type ThreadMeta, type ThreadStatus } from "../store/types.js";
 import { StatusTracker } from "./status.js";
+import { followUpHelp, readFollowUp, UNDEPLOY, type FollowUp } from "./followups.js";
+import { asEarlier, Registry, registryTable } from "./registry.js";
+import { FOLLOW_UP_ACTIONS, type FollowUpAction } from "../../adapters/types.js";
+import type { ModelEntry } from "../store/types.js";
+import type { FollowUpAnswer } from "../../graphs/automl/followup/job.js";
+import { basename, resolve as resolvePath } from "node:path";
 
 const CANCEL = /^\s*(cancel|stop|abort)\b(?!\s+serving)/i;
-const UNDEPLOY = /^\s*(undeploy|stop serving|stop the (model )?server)\b/i;
+/** Platforms whose users may name files on this machine (typed paths are read): the terminal and the CLI. */
+const LOCAL_PLATFORMS = ["shell", "cli"];
+/** A retrain asking for "more time" doubles the search budget, up to this factor. */
+const MAX_SEARCH_SCALE = 8;
 // Platforms retry for minutes and replay for hours at most; a day covers both.
 const EVENT_TTL_S = 24 * 3600;
 const LEASE_WAIT_MS = 250;
@@ -79,6 +88,12 @@ export interface ServiceOptions {
   leaseTtlMs?: number;
   /** How often to look for conversations a dead process left running (ms; 0 turns the sweep off). */
   sweepIntervalMs?: number;
+  /** Keep model servers running after their check (default true; the CLI without --serve stops them). */
+  serve?: boolean;
+  /** Serve the registry's models again at start (default true; a one-off CLI run leaves that to the bot). */
+  restoreModels?: boolean;
+  /** Resume every conversation left running at start (default true; a CLI run resumes only its own thread). */
+  recoverOnStart?: boolean;
 }
 
 /**
@@ -97,6 +112,8 @@ export class ConversationService {
   private readonly unsubscribe: () => void;
   private readonly store: ConversationStore;
   private readonly leaseTtlMs: number;
+  /** The deployment registry: every model of every thread, in the conversation store. */
+  readonly registry: Registry;
   private sweeper: NodeJS.Timeout | null = null;
   private stopping = false;
 
@@ -107,16 +124,23 @@ export class ConversationService {
   ) {
     this.store = options.store ?? new MemoryStore();
     this.leaseTtlMs = options.leaseTtlMs ?? 15_000;
+    this.registry = new Registry(this.store, engine, options.logger, this.leaseTtlMs);
     this.unsubscribe = engine.onEvent((id, event) => this.onProgress(id, event));
   }
 
   async start(): Promise<void> {
     for (const adapter of this.adapters) await adapter.start((event) => this.handle(adapter, event));
-    await this.recover();
+    if (this.options.recoverOnStart ?? true) await this.recover();
+    // Models that served when ThreadML last stopped serve again; a thread hears of one that cannot.
+    if (this.options.restoreModels ?? true)
+      await this.registry.restore((entry, reason) => this.tellThread(entry, `ThreadML restarted, but ${entry.name} could not be served again: ${reason}. Retrain it, or ask \`models\` for the others.`));
     // A process's own memory dies with it: only a shared store has conversations left by others.
     const every = this.store.kind === "memory" ? 0 : (this.options.sweepIntervalMs ?? this.leaseTtlMs);
     if (every > 0) {
-      this.sweeper = setInterval(() => void this.recover(), every);
+      this.sweeper = setInterval(() => {
+        void this.recover();
+        void this.registry.reconcile().catch((err) => this.options.logger.warn({ err }, "could not check the registry"));
+      }, every);
       this.sweeper.unref();
     }
   }
@@ -128,6 +152,13 @@ export class ConversationService {
     this.unsubscribe();
     for (const adapter of this.adapters) await adapter.stop();
     if (options.drain ?? true) await Promise.all([...this.queues.values()].map((q) => q.onIdle()));
+    await this.registry.release();
+  }
+
+  /** A line in a registered model's thread, from outside any conversation step. */
+  private async tellThread(entry: ModelEntry, text: string): Promise<void> {
+    const adapter = this.adapters.find((a) => a.platform === entry.platform);
+    if (adapter) await adapter.post({ platform: entry.platform, channel: entry.channel, thread: entry.threadId }, { kind: "text", text });
   }
 
   /** Resolves when no thread has queued work. */
@@ -190,14 +221,7 @@ export class ConversationService {
     const key = threadKey(event.thread);
     let info = await this.load(key, adapter);
     if (info && lease) info.lease = lease;
-    if (info && event.kind === "message" && UNDEPLOY.test(event.text)) {
-      if (!this.allowed(info.requester, event.user)) return this.refuse(adapter, event.thread, event.user);
-      // Earlier conversations in this chat thread ran under their own graph thread ids and may still serve.
-      const ids = Array.from({ length: info.generation + 1 }, (_, g) => graphThreadIdOf(key, g));
-      const stopped = (await Promise.all(ids.map((id) => this.engine.stopServer(id)))).some(Boolean);
-      await adapter.post(info.ref, { kind: "text", text: stopped ? "The model server is stopped." : "No model server is running for this conversation." });
-      return;
-    }
+    if (await this.followUp(adapter, event, info, lease)) return;
     if (!info || info.finished) {
       if (event.kind !== "message") return;
       // A cancel that arrives after the end is not a new request.
@@ -207,7 +231,7 @@ export class ConversationService {
       }
       info = this.newThread(adapter, event.thread, event.user, info ? info.generation + 1 : 0);
       if (lease) info.lease = lease;
-      await this.step(info, { text: event.text, files: event.files, requester: event.user, localPaths: adapter.platform === "shell" });
+      await this.step(info, { text: event.text, files: event.files, requester: event.user, localPaths: LOCAL_PLATFORMS.includes(adapter.platform) });
       return;
     }
     if (!this.allowed(info.requester, event.user)) return this.refuse(adapter, event.thread, event.user);
@@ -231,6 +255,148 @@ export class ConversationService {
       );
     }
     await this.step(info, resume);
+  }
+
+  /**
+   * Messages about the thread's models rather than a conversation step (docs/architecture.md §9): the
+   * registry ("models") and "undeploy" at any time; once the thread's last conversation has finished
+   * with a model, scoring files, explaining it, comparing, and a change to retrain with. False: the
+   * event is not a follow-up and goes its usual way.
+   */
+  private async followUp(adapter: ChatAdapter, event: Inbound, info: ThreadInfo | null, lease?: Lease): Promise<boolean> {
+    const click = event.kind === "action" && event.action === "followup";
+    if (event.kind === "action" && !click) return false;
+    const key = threadKey(event.thread);
+    const ref = info?.ref ?? event.thread;
+    const models = await this.registry.list(key).catch((err) => {
+      this.options.logger.warn({ err, thread: key }, "could not read the thread's models");
+      return [] as ModelEntry[];
+    });
+    const latest = models.at(-1) ?? null;
+    const localPaths = LOCAL_PLATFORMS.includes(adapter.platform);
+    const finished = !info || info.finished;
+    let intent: FollowUp;
+    if (event.kind === "action") {
+      if (!FOLLOW_UP_ACTIONS.includes(event.value as FollowUpAction)) return true;
+      intent = event.value === "undeploy" ? { kind: "undeploy", name: null } : { kind: event.value as "explain" | "compare" };
+    } else if (!latest || !finished) {
+      // Before a model exists only the registry and undeploy are follow-ups; the rest is the conversation's.
+      intent = readFollowUp(event.text, [], { columns: [], names: models.map((m) => m.name), localPaths: false });
+      if (intent.kind !== "models" && intent.kind !== "undeploy") return false;
+      if (intent.kind === "undeploy" && !info) return false;
+    } else {
+      const profile = latest.context.profile as { columns?: Array<{ name: string }> } | undefined;
+      intent = readFollowUp(event.text, event.files, { columns: profile?.columns?.map((c) => c.name) ?? [], names: models.map((m) => m.name), localPaths });
+    }
+
+    if (intent.kind === "models") {
+      const all = await this.registry.list().catch(() => [] as ModelEntry[]);
+      if (!all.length) await adapter.post(ref, { kind: "text", text: "No models are registered yet." });
+      else await adapter.post(ref, { kind: "table", title: `Registered models (${all.length})`, ...registryTable(all, { all: true }), notes: ["`undeploy <name>` in a model's thread stops serving it."] });
+      return true;
+    }
+    if (intent.kind === "new") return this.startNew(adapter, event, info, intent.text, lease);
+    if (!latest) {
+      // undeploy in a thread without registered models: the conversations' own servers, if any
+      if (!info) return false;
+      if (!this.allowed(info.requester, event.user)) return this.refused(adapter, event);
+      const ids = Array.from({ length: info.generation + 1 }, (_, g) => graphThreadIdOf(key, g));
+      const stopped = (await Promise.all(ids.map((id) => this.engine.stopServer(id)))).some(Boolean);
+      await adapter.post(ref, { kind: "text", text: stopped ? "The model server is stopped." : "No model server is running for this conversation." });
+      return true;
+    }
+    if (intent.kind === "compare") {
+      const notes = models.length < 2 ? ["Only one model so far: ask for a change (`try again without <column>`) to train another."] : [];
+      await adapter.post(ref, { kind: "table", title: `Models of this thread (${models.length})`, ...registryTable(models, { all: false }), notes });
+      return true;
+    }
+    if (intent.kind === "help") {
+      await adapter.post(ref, { kind: "text", text: followUpHelp(latest.name, localPaths) });
+      return true;
+    }
+    // Everything else spends compute or changes what serves: the requester's (or an approver's) call.
+    if (!this.allowed(info?.requester ?? latest.createdBy, event.user)) return this.refused(adapter, event);
+    switch (intent.kind) {
+      case "undeploy": {
+        const chosen = intent.name ? models.filter((m) => m.name === intent.name) : models.filter((m) => m.status === "serving");
+        const stopped: string[] = [];
+        for (const m of chosen) if ((await this.registry.stop(m)) && m.status === "serving") stopped.push(m.name);
+        const text = stopped.length ? `Stopped serving ${stopped.join(", ")}.` : intent.name ? `${intent.name} is not serving.` : "No model of this thread is serving.";
+        await adapter.post(ref, { kind: "text", text });
+        return true;
+      }
+      case "explain":
+        await this.busy(info, latest, adapter, ref, `Measuring which columns matter to ${latest.name}…`, (id) => this.engine.explain(latest, id));
+        return true;
+      case "score": {
+        const files = [...intent.files, ...intent.paths.map((p) => resolvePath(this.engine.cwd, p))];
+        for (const file of files)
+          await this.busy(info, latest, adapter, ref, `Scoring ${basename(file)} with ${latest.name}…`, (id) => this.engine.score(latest, file, id));
+        return true;
+      }
+      case "retrain":
+        return this.retrain(adapter, event, info, models, intent, lease);
+    }
+  }
+
+  /** Runs one follow-up job with the thread marked busy (so `cancel` stops it) and posts its answer. */
+  private async busy(info: ThreadInfo | null, model: ModelEntry, adapter: ChatAdapter, ref: ThreadRef, opening: string, job: (threadId: string) => Promise<FollowUpAnswer>): Promise<void> {
+    await adapter.post(ref, { kind: "text", text: opening });
+    const threadId = info?.graphThreadId ?? model.graphThreadId;
+    if (info) info.running = true;
+    let answer: FollowUpAnswer;
+    try {
+      answer = await job(threadId);
+    } catch (err) {
+      this.options.logger.error({ err, thread: threadId }, "follow-up failed");
+      answer = { ok: false, lines: [`That did not work: ${(err as Error).message}`] };
+    } finally {
+      if (info) info.running = false;
+    }
+    if (answer.ok && answer.file) await adapter.post(ref, { kind: "file", path: answer.file.path, name: answer.file.name, lines: answer.lines });
+    else await adapter.post(ref, { kind: "text", text: answer.lines.join("\n") });
+  }
+
+  /** A change to the thread's last request: a new conversation that keeps its data, words and answers, and compares with its models. */
+  private async retrain(adapter: ChatAdapter, event: Inbound, info: ThreadInfo | null, models: ModelEntry[], intent: Extract<FollowUp, { kind: "retrain" }>, lease?: Lease): Promise<boolean> {
+    const latest = models.at(-1)!;
+    const ctx = latest.context as ModelEntry["context"] & { searchScale?: number };
+    const scale = ctx.searchScale ?? 1;
+    const generation = Math.max(info?.generation ?? 0, ...models.map((m) => m.generation)) + 1;
+    const fresh = this.newThread(adapter, info?.ref ?? event.thread, event.user, generation);
+    if (lease) fresh.lease = lease;
+    fresh.runner = latest.runner;
+    await adapter.post(fresh.ref, { kind: "text", text: `Planning again from ${latest.name}'s request and data, with your change: “${intent.change}”.` });
+    await this.step(fresh, {
+      text: intent.change,
+      files: [],
+      requester: event.user,
+      localPaths: ctx.localPaths,
+      seed: {
+        messages: ctx.messages,
+        files: ctx.files,
+        answers: ctx.answers,
+        feedback: ctx.feedback ?? [],
+        earlier: models.map(asEarlier),
+        searchScale: intent.moreTime ? Math.min(MAX_SEARCH_SCALE, scale * 2) : scale,
+      },
+    });
+    return true;
+  }
+
+  /** "new: …" after a model: a conversation of its own, with the files of this message only. */
+  private async startNew(adapter: ChatAdapter, event: Inbound, info: ThreadInfo | null, text: string, lease?: Lease): Promise<boolean> {
+    if (event.kind !== "message") return true;
+    if (info && !info.finished) return false;
+    const fresh = this.newThread(adapter, event.thread, event.user, info ? info.generation + 1 : 0);
+    if (lease) fresh.lease = lease;
+    await this.step(fresh, { text, files: event.files, requester: event.user, localPaths: LOCAL_PLATFORMS.includes(adapter.platform) });
+    return true;
+  }
+
+  private async refused(adapter: ChatAdapter, event: Inbound): Promise<true> {
+    await this.refuse(adapter, event.thread, event.user);
+    return true;
   }
 
   /**
@@ -286,7 +452,7 @@ export class ConversationService {
    * Picks up conversations that a process left mid-step (it crashed, or was killed): each is resumed
    * from its last checkpoint by whoever takes its lease first. Runs at start and then periodically.
    */
-  async recover(): Promise<void> {
+  async recover(only?: string): Promise<void> {
     let metas: ThreadMeta[];
     try {
       metas = await this.store.listThreads({ active: true });
@@ -295,7 +461,7 @@ export class ConversationService {
       return;
     }
     for (const meta of metas) {
-      if (meta.status !== "running" || this.stopping) continue;
+      if (meta.status !== "running" || this.stopping || (only !== undefined && meta.key !== only)) continue;
       const local = this.threads.get(meta.key);
       if (local?.running || this.queue(meta.key).size + this.queue(meta.key).pending > 0) continue;
       const adapter = this.adapters.find((a) => a.platform === meta.platform);
@@ -334,6 +500,8 @@ export class ConversationService {
         return { kind: "cancel", user: event.user };
       case "answer":
         return { kind: "answer", text: event.value, files: [], user: event.user };
+      case "followup":
+        return null;
     }
   }
 
@@ -382,6 +550,7 @@ export class ConversationService {
     let outcome: Outcome;
     try {
       const options = {
+        serve: this.options.serve ?? true,
         ...(info.runner ? { runner: info.runner } : {}),
         ...(info.lease ? { fence: { key: threadKey(info.ref), token: info.lease.token } } : {}),
       };
@@ -418,10 +587,39 @@ export class ConversationService {
     info.flush.cancel();
     if (info.statusMessage) await this.pushStatus(info);
     const report = outcome.state.report;
-    if (report) await info.adapter.post(info.ref, { kind: "report", report });
+    const model = await this.register(info, outcome.state);
+    if (report) {
+      const followUps: FollowUpAction[] = model ? ["explain", "compare", ...(model.status === "serving" ? (["undeploy"] as const) : [])] : [];
+      await info.adapter.post(info.ref, { kind: "report", report, ...(model ? { model: model.name, followUps } : {}) });
+    }
     else await info.adapter.post(info.ref, { kind: "text", text: outcome.state.error ?? "Done." });
     await this.save(info, "finished");
     await this.store.expireCheckpoints(info.graphThreadId).catch((err) => this.options.logger.warn({ err }, "could not set the finished conversation's expiry"));
+  }
+
+  /** The runner a conversation trained on when it was not given one: the one chosen in the thread, else the default. */
+  private runnerChosen(answer: string | undefined): string {
+    const config = this.engine.config;
+    return answer && (answer === "local" || answer in config.runners) ? answer : config.defaultRunner;
+  }
+
+  /** Puts the model a finished conversation trained into the registry (never fails the conversation). */
+  private async register(info: ThreadInfo, state: Outcome["state"]): Promise<ModelEntry | null> {
+    if (!state.best) return null;
+    try {
+      return await this.registry.record({
+        ref: info.ref,
+        key: threadKey(info.ref),
+        graphThreadId: info.graphThreadId,
+        generation: info.generation,
+        requester: info.requester,
+        runner: info.runner || this.runnerChosen(state.answers.runner),
+        state,
+      });
+    } catch (err) {
+      this.options.logger.warn({ err, thread: info.graphThreadId }, "could not register the model");
+      return null;
+    }
   }
 
   private onProgress(graphThreadId: string, event: ProgressEvent): void {

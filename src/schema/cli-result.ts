@@ -26,7 +26,7 @@ export const CliResult = z.object({
       serving: z.boolean(),
     })
     .optional(),
-  artifacts: z.object({ model: z.string().nullable(), code: z.string().nullable(), report: z.string().nullable(), plots: z.array(z.string()) }),
+  artifacts: z.object({ model: z.string().nullable(), code: z.string().nullable(), report: z.string().nullable(), plots: z.array(z.string()), bundle: z.string().nullable().default(null) }),
   timings: z.record(z.string(), z.number()),
   llm: z.object({ calls: z.number(), prompt_tokens: z.number(), completion_tokens: z.number(), cost_usd: z.number().optional() }),
   notices: z.array(z.string()).default([]),
@@ -35,6 +35,22 @@ export const CliResult = z.object({
   /** A binary classifier's decision threshold, chosen on the validation split (never the test split). */
   threshold: DecisionThreshold.nullable().default(null),
   error: z.string().optional(),
+  /** The report's summary lines ("Compared with churn (…): accuracy 0.81 → 0.84, better." after a retrain). */
+  summary: z.array(z.string()).default([]),
+  /** After a retrain: the new model beside the thread's earlier ones, this one first. */
+  comparison: z.object({ header: z.array(z.string()), rows: z.array(z.array(z.string())) }).nullable().default(null),
+  /** `--thread NAME`: the conversation's name, and the model it registered (docs/architecture.md §9). */
+  thread: z.string().optional(),
+  model: z.string().nullable().optional(),
+  /** A follow-up's answer (score, explain, compare, models, undeploy…): its lines, the file it made, the table it showed. */
+  followup: z
+    .object({
+      kind: z.enum(["text", "file", "table"]),
+      lines: z.array(z.string()),
+      file: z.string().nullable().default(null),
+      table: z.object({ header: z.array(z.string()), rows: z.array(z.array(z.string())) }).nullable().default(null),
+    })
+    .optional(),
 });
 export type CliResultT = z.infer<typeof CliResult>;
 
@@ -47,12 +63,14 @@ export function failedResult(error: string): CliResultT {
     data: [],
     metrics: {},
     constraints: [],
-    artifacts: { model: null, code: null, report: null, plots: [] },
+    artifacts: { model: null, code: null, report: null, plots: [], bundle: null },
     timings: {},
     llm: { calls: 0, prompt_tokens: 0, completion_tokens: 0 },
     notices: [],
     training: [],
     threshold: null,
+    summary: [],
+    comparison: null,
     error,
   };
 }

@@ -1,10 +1,14 @@
 import { Redis } from "ioredis";
+import { resolve } from "node:path";
 import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
+import { FileStore } from "./file.js";
 import { MemoryStore } from "./memory.js";
 import { RedisStore } from "./redis.js";
 import type { ConversationStore } from "./types.js";
 
+export { FileSaver } from "./file-checkpointer.js";
+export { FileStore } from "./file.js";
 export { MemoryStore } from "./memory.js";
 export { RedisStore } from "./redis.js";
 export { FENCE_CONFIGURABLE, RedisSaver } from "./redis-checkpointer.js";
@@ -41,4 +45,15 @@ export async function createStore(config: Pick<Config, "redis">, logger: Logger)
   }
   logger.info({ redis: shown, prefix }, "conversations are kept in Redis");
   return new RedisStore(client, { prefix, finishedTtlS, ownsClient: true, logger });
+}
+
+/**
+ * The store of one machine without Redis: files under `<dataDir>/state` (relative to `cwd`), with a
+ * FileSaver keeping the conversations' checkpoints there, so a conversation paused in one process can
+ * be resumed by the next and deployments are remembered across restarts.
+ */
+export function createLocalStore(config: Pick<Config, "dataDir" | "redis">, logger: Logger, cwd = process.cwd()): FileStore {
+  const dir = resolve(cwd, config.dataDir, "state");
+  logger.debug({ dir }, "conversations are kept in files");
+  return new FileStore(dir, { finishedTtlS: config.redis.finishedTtlS, logger });
 }

@@ -67,6 +67,17 @@ export class RedisKeys {
     return `${this.prefix}:conv-active`;
   }
 
+  // ---- model registry: entries never expire; the set lists them so listing needs no scan
+
+  model(name: string): string {
+    return `${this.prefix}:model:${part(name)}`;
+  }
+
+  /** Set of every registered model name. */
+  get models(): string {
+    return `${this.prefix}:models`;
+  }
+
   lease(key: string): string {
     return `${this.prefix}:lease:${part(key)}`;
   }

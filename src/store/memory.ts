@@ -1,5 +1,6 @@
 import { MemorySaver, type BaseCheckpointSaver } from "@langchain/langgraph";
 import { randomUUID } from "node:crypto";
+import { isModelName, modelsOf, stampModel } from "./entries.js";
 import { HeldLease } from "./lease.js";
 import {
   EventTtl,
@@ -9,6 +10,8 @@ import {
   type ConversationStore,
   type Lease,
   type LeaseOptions,
+  type ModelEntry,
+  type ModelEntryInput,
   type PutThreadOptions,
   type ThreadMeta,
   type ThreadMetaInput,
@@ -33,6 +36,7 @@ export class MemoryStore implements ConversationStore {
   private readonly threads = new Map<string, { meta: ThreadMeta; expiresAt: number }>();
   private readonly leases = new Map<string, { owner: string; expiresAt: number }>();
   private readonly fences = new Map<string, number>();
+  private readonly models = new Map<string, ModelEntry>();
 
   constructor(options: MemoryStoreOptions = {}) {
     this.finishedTtlMs = (options.finishedTtlS ?? 0) * 1000;
@@ -85,6 +89,26 @@ export class MemoryStore implements ConversationStore {
   }
 
   async expireCheckpoints(): Promise<void> {}
+
+  async putModel(entry: ModelEntryInput, options: { onlyNew?: boolean } = {}): Promise<ModelEntry | null> {
+    const parsed = stampModel(entry);
+    if (options.onlyNew && this.models.has(parsed.name)) return null;
+    this.models.set(parsed.name, structuredClone(parsed));
+    return parsed;
+  }
+
+  async getModel(name: string): Promise<ModelEntry | null> {
+    const entry = isModelName(name) ? this.models.get(name) : undefined;
+    return entry ? structuredClone(entry) : null;
+  }
+
+  async listModels(filter: { thread?: string } = {}): Promise<ModelEntry[]> {
+    return modelsOf([...this.models.values()].map((e) => structuredClone(e)), filter);
+  }
+
+  async deleteModel(name: string): Promise<void> {
+    this.models.delete(name);
+  }
 
   async acquireLease(key: string, ttlMs: number, options: LeaseOptions = {}): Promise<Lease | null> {
     LeaseTtl.parse(ttlMs);

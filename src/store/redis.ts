@@ -1,6 +1,7 @@
 import type { Redis } from "ioredis";
 import { randomUUID } from "node:crypto";
 import type { Logger } from "../logger.js";
+import { decodeModel, decodeThread, isModelName, modelsOf, stampModel } from "./entries.js";
 import { RedisKeys } from "./keys.js";
 import { HeldLease } from "./lease.js";
 import { RedisSaver } from "./redis-checkpointer.js";
@@ -13,6 +14,8 @@ import {
   type ConversationStore,
   type Lease,
   type LeaseOptions,
+  type ModelEntry,
+  type ModelEntryInput,
   type PutThreadOptions,
   type ThreadMeta,
   type ThreadMetaInput,
@@ -57,7 +60,7 @@ export class RedisStore implements ConversationStore {
 
   async getThread(key: string): Promise<ThreadMeta | null> {
     const text = await this.client.get(this.keys.thread(key));
-    return text === null ? null : this.decode(key, text);
+    return text === null ? null : decodeThread(key, text);
   }
 
   async putThread(key: string, meta: ThreadMetaInput, options: PutThreadOptions = {}): Promise<ThreadMeta> {
@@ -84,24 +87,14 @@ export class RedisStore implements ConversationStore {
 
   async listThreads(filter: { active?: boolean } = {}): Promise<ThreadMeta[]> {
     const index = filter.active ? this.keys.threadsActive : this.keys.threadsAll;
-    const members = (await this.client.smembers(index)).sort();
     const result: ThreadMeta[] = [];
-    for (let i = 0; i < members.length; i += MGET_BATCH) {
-      const batch = members.slice(i, i + MGET_BATCH);
-      const texts = await this.client.mget(batch.map((key) => this.keys.thread(key)));
-      for (const [j, text] of texts.entries()) {
-        const key = batch[j];
-        if (text === null) {
-          // Expired (a finished conversation's TTL): drop it from the index unless it came back meanwhile.
-          await this.scripts.forgetIfMissing(index, this.keys.thread(key), key);
-          continue;
-        }
-        try {
-          const meta = this.decode(key, text);
-          if (!filter.active || meta.status !== "finished") result.push(meta);
-        } catch (err) {
-          this.options.logger?.warn({ thread: key, err }, "skipping unreadable conversation metadata");
-        }
+    // A missing one expired (a finished conversation's TTL).
+    for await (const [key, text] of this.indexed(index, (k) => this.keys.thread(k))) {
+      try {
+        const meta = decodeThread(key, text);
+        if (!filter.active || meta.status !== "finished") result.push(meta);
+      } catch (err) {
+        this.options.logger?.warn({ thread: key, err }, "skipping unreadable conversation metadata");
       }
     }
     return result;
@@ -118,6 +111,35 @@ export class RedisStore implements ConversationStore {
 
   async expireCheckpoints(graphThreadId: string): Promise<void> {
     if (this.finishedTtlS > 0) await this.checkpointer.expireThread(graphThreadId, this.finishedTtlS);
+  }
+
+  async putModel(entry: ModelEntryInput, options: { onlyNew?: boolean } = {}): Promise<ModelEntry | null> {
+    const parsed = stampModel(entry);
+    const written = await this.scripts.modelPut(this.keys.model(parsed.name), this.keys.models, parsed.name, JSON.stringify(parsed), options.onlyNew ? "1" : "0");
+    return written === 1 ? parsed : null;
+  }
+
+  async getModel(name: string): Promise<ModelEntry | null> {
+    if (!isModelName(name)) return null;
+    const text = await this.client.get(this.keys.model(name));
+    return text === null ? null : decodeModel(name, text);
+  }
+
+  async listModels(filter: { thread?: string } = {}): Promise<ModelEntry[]> {
+    const result: ModelEntry[] = [];
+    // A missing one was deleted since the index was read, or removed by hand.
+    for await (const [name, text] of this.indexed(this.keys.models, (n) => this.keys.model(n))) {
+      try {
+        result.push(decodeModel(name, text));
+      } catch (err) {
+        this.options.logger?.warn({ model: name, err }, "skipping an unreadable registry entry");
+      }
+    }
+    return modelsOf(result, filter);
+  }
+
+  async deleteModel(name: string): Promise<void> {
+    await this.client.multi().del(this.keys.model(name)).srem(this.keys.models, name).exec();
   }
 
   async acquireLease(key: string, ttlMs: number, options: LeaseOptions = {}): Promise<Lease | null> {
@@ -146,17 +168,26 @@ export class RedisStore implements ConversationStore {
     return (await this.client.get(this.keys.fence(key))) === String(token);
   }
 
-  async close(): Promise<void> {
-    if (this.options.ownsClient) await this.client.quit().catch(() => this.client.disconnect());
+  /**
+   * The members of an index set with their stored text, read in MGET batches. Members whose key is
+   * gone are dropped from the index (unless the key came back meanwhile) and skipped.
+   */
+  private async *indexed(index: string, keyOf: (member: string) => string): AsyncGenerator<[string, string]> {
+    const members = (await this.client.smembers(index)).sort();
+    for (let i = 0; i < members.length; i += MGET_BATCH) {
+      const batch = members.slice(i, i + MGET_BATCH);
+      const texts = await this.client.mget(batch.map(keyOf));
+      for (const [j, text] of texts.entries()) {
+        if (text !== null) yield [batch[j], text];
+        else {
+          this.options.logger?.debug({ index, member: batch[j] }, "skipping an index entry whose key is gone");
+          await this.scripts.forgetIfMissing(index, keyOf(batch[j]), batch[j]);
+        }
+      }
+    }
   }
 
-  private decode(key: string, text: string): ThreadMeta {
-    let data: unknown;
-    try {
-      data = JSON.parse(text);
-    } catch (err) {
-      throw new Error(`conversation ${key}: stored metadata is not JSON: ${(err as Error).message}`);
-    }
-    return parseThreadMeta(key, data);
+  async close(): Promise<void> {
+    if (this.options.ownsClient) await this.client.quit().catch(() => this.client.disconnect());
   }
 }

@@ -88,6 +88,20 @@ return redis.call('EXPIRE', KEYS[1], ARGV[1])`,
 if redis.call('EXISTS', KEYS[2]) == 0 then return redis.call('SREM', KEYS[1], ARGV[1]) end
 return 0`,
   },
+  // KEYS: model entry, models index. ARGV: name, JSON, only new ("1"/"0").
+  // 1 when written, 0 when only new was asked and the name is taken. Plain SET drops any TTL: entries
+  // never expire.
+  modelPut: {
+    keys: 2,
+    lua: `
+if ARGV[3] == '1' then
+  if not redis.call('SET', KEYS[1], ARGV[2], 'NX') then return 0 end
+else
+  redis.call('SET', KEYS[1], ARGV[2])
+end
+redis.call('SADD', KEYS[2], ARGV[1])
+return 1`,
+  },
   // KEYS: lease, fence. ARGV: owner id, ttl ms, fence ttl s ("0": none).
   // Returns the new fencing token, or false when the lease is held. A fence counter that is new (or
   // expired) starts at the server's clock in microseconds (16 digits, exact in a double), so tokens

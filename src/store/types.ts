@@ -41,6 +41,85 @@ export type ThreadMeta = z.infer<typeof ThreadMeta>;
 /** What `putThread` takes: `updatedAt` is stamped by the store. */
 export type ThreadMetaInput = Omit<ThreadMeta, "updatedAt"> & { updatedAt?: number };
 
+/** Whether a registered model's server should be up: restarted when ThreadML starts while "serving". */
+export const ModelStatus = z.enum(["serving", "stopped"]);
+export type ModelStatus = z.infer<typeof ModelStatus>;
+
+/** Registry names: lower case, digits and dashes, so they are safe in commands, URLs and file names. */
+export const MODEL_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+/**
+ * One trained model in the deployment registry: where it came from (thread, request, who), where it
+ * lives (runner, workspace, host-owned artifacts, bundle), how it scored, and whether it is served. The
+ * `context` keeps what a follow-up needs once the conversation's checkpoints have expired: the
+ * request's messages, files and answers, and the requirements and data profile it was trained under.
+ * Unknown fields are kept, like ThreadMeta's.
+ */
+const ModelEntryShape = z.object({
+  name: z.string().regex(MODEL_NAME),
+  /** The chat thread's key (adapters/types.ts `threadKey`) and its parts. */
+  thread: z.string().min(1),
+  platform: z.string().min(1),
+  channel: z.string(),
+  threadId: z.string(),
+  graphThreadId: z.string().min(1),
+  generation: z.number().int().min(0),
+  runner: z.string().min(1),
+  status: ModelStatus,
+  /** The endpoint while serving (and the last one it had). */
+  url: z.string().nullable(),
+  token: z.string().optional(),
+  port: z.number().int().min(1).max(65535).nullable(),
+  /** Process id of a local model server, so another ThreadML process (`threadml models stop`) can end it. */
+  pid: z.number().int().positive().optional(),
+  runId: z.string().min(1),
+  /** The run's workspace on the runner's machine, and where it is readable here. */
+  runnerDir: z.string(),
+  workspace: z.string(),
+  /** Host-owned copies of the model, its meta and code (runners/intake.ts), in the workspace's layout. */
+  artifactsDir: z.string().nullable(),
+  bundle: z.string().nullable().default(null),
+  /** "Random forest (n_estimators=300)". */
+  description: z.string(),
+  task: z.string(),
+  target: z.string().nullable(),
+  metric: z.object({ name: z.string(), direction: z.enum(["max", "min"]) }),
+  metrics: z.record(z.string(), z.number()),
+  constraints: z.array(z.object({ name: z.string(), op: z.string(), target: z.number(), actual: z.number().nullable(), met: z.boolean().nullable() })).default([]),
+  /** Milliseconds since the epoch. */
+  createdAt: z.number().int(),
+  createdBy: z.string(),
+  stoppedAt: z.number().int().optional(),
+  context: z
+    .object({
+      messages: z.array(z.string()),
+      files: z.array(z.string()),
+      answers: z.record(z.string(), z.string()),
+      feedback: z.array(z.string()).default([]),
+      localPaths: z.boolean().default(false),
+      requirements: z.unknown(),
+      profile: z.unknown(),
+    })
+    .loose(),
+  /** Set by the store on every write. */
+  updatedAt: z.number().int(),
+});
+export const ModelEntry = ModelEntryShape.loose();
+export type ModelEntry = z.infer<typeof ModelEntry>;
+// From the closed shape: Omit over the loose type's index signature would drop every known field.
+export type ModelEntryInput = Omit<z.input<typeof ModelEntryShape>, "updatedAt"> & { updatedAt?: number; [extra: string]: unknown };
+
+/** Parses a registry entry, with a message that names the model and every problem. */
+export function parseModelEntry(name: string, entry: unknown): ModelEntry {
+  const parsed = ModelEntry.safeParse(entry);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ");
+    throw new CorruptEntryError(`model ${name}`, issues);
+  }
+  if (parsed.data.name !== name) throw new CorruptEntryError(`model ${name}`, `the entry is for ${parsed.data.name}`);
+  return parsed.data;
+}
+
 /** An exclusive, expiring hold on one key (a conversation), renewed in the background while held. */
 export interface Lease {
   readonly key: string;
@@ -66,7 +145,8 @@ export interface PutThreadOptions {
 
 /** Conversation state shared by every process that serves the same chat platforms. */
 export interface ConversationStore {
-  readonly kind: "memory" | "redis";
+  /** memory: this process only; file: this machine's processes, under the data folder; redis: every replica. */
+  readonly kind: "memory" | "file" | "redis";
   /** The LangGraph checkpointer that keeps graph state beside this store. */
   readonly checkpointer: BaseCheckpointSaver;
   /** True only for the first claim of an event id within `ttlS` seconds (platform retries and duplicates). */
@@ -82,6 +162,15 @@ export interface ConversationStore {
    * (a later write to that graph thread cancels it). The memory store keeps them for the process's life.
    */
   expireCheckpoints(graphThreadId: string): Promise<void>;
+  /**
+   * Writes a registry entry (the store stamps `updatedAt`). With `onlyNew`, a name already taken is
+   * left alone and null returned, so two processes never register the same name. Entries never expire.
+   */
+  putModel(entry: ModelEntryInput, options?: { onlyNew?: boolean }): Promise<ModelEntry | null>;
+  getModel(name: string): Promise<ModelEntry | null>;
+  /** Every registered model (or one chat thread's), oldest first. */
+  listModels(filter?: { thread?: string }): Promise<ModelEntry[]>;
+  deleteModel(name: string): Promise<void>;
   /** The lease on `key`, or null while another holder has it. */
   acquireLease(key: string, ttlMs: number, options?: LeaseOptions): Promise<Lease | null>;
   /** True while `token` is the latest token handed out for `key` (no newer holder exists). */

@@ -4,27 +4,16 @@ import { randomUUID } from "node:crypto";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Config } from "../../src/config.js";
 import { createLogger } from "../../src/logger.js";
-import { createStore, MemoryStore, RedisSaver, RedisStore, StaleLeaseError } from "../../src/store/index.js";
+import { CorruptEntryError, createStore, MemoryStore, RedisSaver, RedisStore, StaleLeaseError } from "../../src/store/index.js";
 import type { ConversationStore, Lease, ThreadMetaInput } from "../../src/store/types.js";
 import { startRedisServer, type RedisServer } from "../helpers/redis-server.js";
+import { modelEntry, registryCases, threadMeta as meta } from "../helpers/store.js";
 import { eventually, sleep } from "./wait.js";
 
 // One behavioural suite, run against the in-memory store and against the Redis store (two real
 // ioredis connections to a real redis-server, standing in for two replicas).
 
 const FINISHED_TTL_S = 1;
-
-const meta = (key: string, over: Partial<ThreadMetaInput> = {}): ThreadMetaInput => ({
-  key,
-  platform: "slack",
-  channel: "C0123",
-  thread: "1700000000.000100",
-  graphThreadId: key,
-  generation: 0,
-  requester: "U42",
-  status: "running",
-  ...over,
-});
 
 interface Backend {
   /** A new connection to the same shared state ("another replica"). */
@@ -193,6 +182,10 @@ function storeSuite(name: string, setup: () => Promise<Backend>, teardown: () =>
       expect(await b.getThread(kept)).toMatchObject({ status: "running", generation: 1 });
     });
 
+    it.each(registryCases)("model registry: %s", async (_name, run) => {
+      await run(connect);
+    });
+
     it("deletes a conversation from storage and indexes", async () => {
       const [a, b] = [await connect(), await connect()];
       const key = `k-${randomUUID()}`;
@@ -314,7 +307,40 @@ describe("RedisStore specifics", () => {
     await redis.sadd(`${prefix}-corrupt:conv-all`, "bad");
     expect((await store.listThreads()).map((m) => m.key)).toEqual(["good"]);
     expect(logs).toHaveLength(1);
-    await expect(store.getThread("bad")).rejects.toThrow(/conversation bad: stored metadata is not JSON/);
+    await expect(store.getThread("bad")).rejects.toBeInstanceOf(CorruptEntryError);
+    await expect(store.getThread("bad")).rejects.toThrow(/conversation bad is unreadable: not JSON/);
+  });
+
+  it("skips unreadable and vanished registry entries in listings, and names the model when reading it", async () => {
+    const redis = client();
+    const logs: unknown[] = [];
+    const logger = createLogger("silent");
+    logger.warn = ((obj: unknown) => logs.push(obj)) as typeof logger.warn;
+    const p = `${prefix}-corrupt-models`;
+    const store = new RedisStore(redis, { prefix: p, logger });
+    const good = modelEntry({ name: "good-model" });
+    await store.putModel(good);
+    await redis.set(`${p}:model:bad-model`, "{not json");
+    await redis.set(`${p}:model:wrong-name`, JSON.stringify({ ...good, updatedAt: 1 }));
+    await redis.sadd(`${p}:models`, "bad-model", "wrong-name", "gone-model");
+    expect((await store.listModels()).map((m) => m.name)).toEqual(["good-model"]);
+    expect(logs).toHaveLength(2);
+    expect(await redis.smembers(`${p}:models`)).not.toContain("gone-model");
+    await expect(store.getModel("bad-model")).rejects.toBeInstanceOf(CorruptEntryError);
+    await expect(store.getModel("bad-model")).rejects.toThrow(/model bad-model is unreadable: not JSON/);
+    await expect(store.getModel("wrong-name")).rejects.toThrow(/the entry is for good-model/);
+  });
+
+  it("keeps registry entries without expiry, whatever the finished TTL", async () => {
+    const redis = client();
+    const p = `${prefix}-models-ttl`;
+    const store = new RedisStore(redis, { prefix: p, finishedTtlS: 1 });
+    const entry = modelEntry({ status: "stopped" });
+    await store.putModel(entry);
+    expect(await redis.ttl(`${p}:model:${entry.name}`)).toBe(-1);
+    expect(await redis.smembers(`${p}:models`)).toEqual([entry.name]);
+    await store.deleteModel(entry.name);
+    expect(await redis.exists(`${p}:model:${entry.name}`, `${p}:models`)).toBe(0);
   });
 
   it("createStore picks memory without a URL and Redis with one", async () => {

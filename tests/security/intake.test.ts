@@ -89,6 +89,29 @@ describe("runners/intake", () => {
     expect((await readResult(third.ws, "evil")).note).toMatch(/refused: it a folder on its path is a link|refused/);
   });
 
+  it("takes a predict run's scored file only as out/predictions.csv, never a link or another path", async () => {
+    const predicted = (file: string) => ({ rows: 1, file, counts: { a: 1 }, range: null, ignored_columns: [], metrics: null });
+    const { ws, dest, secret } = workspace();
+    writeFileSync(join(ws, "out", "predictions.csv"), "x,prediction\n1,a\n");
+    const ok = await takeArtifacts({ workspace: ws, outDir: "out", dest, result: result({ mode: "predict", predicted: predicted("out/predictions.csv") }) });
+    expect(ok.notes).toEqual([]);
+    expect(readFileSync(ok.artifacts.scored!, "utf8")).toBe("x,prediction\n1,a\n");
+
+    writeFileSync(join(ws, "solution.py"), "code");
+    writeFileSync(join(ws, "out", "plots", "predictions.csv"), "x");
+    for (const file of ["../../../etc/passwd", "solution.py", "out/plots/predictions.csv", "out/result.json"]) {
+      const taken = await takeArtifacts({ workspace: ws, outDir: "out", dest, result: result({ mode: "predict", predicted: predicted(file) }) });
+      expect(taken.artifacts.scored).toBeNull();
+      expect(taken.notes.join("\n")).toMatch(/scored file/);
+    }
+    const linked = workspace();
+    symlinkSync(secret, join(linked.ws, "out", "predictions.csv"));
+    const taken = await takeArtifacts({ workspace: linked.ws, outDir: "out", dest: linked.dest, result: result({ mode: "predict", predicted: predicted("out/predictions.csv") }) });
+    expect(taken.artifacts.scored).toBeNull();
+    expect(taken.notes.join("\n")).toMatch(/symbolic link/);
+    expect(taken.notes.join("\n")).not.toContain("xoxb");
+  });
+
   it("never writes through a name planted in the host folder's place", async () => {
     const { ws, dest, secret } = workspace();
     writeFileSync(join(ws, "out", "model.pkl"), "model");

@@ -31,6 +31,16 @@ describe("custom ids", () => {
     expect(parsePicked(["3"])).toBeNull();
     expect(parsePicked(["=a", "=b"])).toBeNull();
   });
+
+  it("names the report's follow-up buttons and reads back only the follow-ups there are", () => {
+    expect(["explain", "compare", "undeploy"].map((f) => parseCustomId(`tml:followup:${f}`))).toEqual([
+      { kind: "followup", action: "explain" },
+      { kind: "followup", action: "compare" },
+      { kind: "followup", action: "undeploy" },
+    ]);
+    for (const bad of ["tml:followup:", "tml:followup", "tml:followup:explain ", "tml:followup:EXPLAIN", "tml:followup:constructor", "tml:followup:__proto__", "tml:followup:explain:1"])
+      expect(parseCustomId(bad)).toBeNull();
+  });
 });
 
 describe("actions", () => {
@@ -47,6 +57,9 @@ describe("actions", () => {
     expect(toAction({ kind: "approve", ref: { index: 1 } }, none, plansCard)).toEqual({ action: "approve", value: "plan-2" });
     expect(toAction({ kind: "modal", purpose: "revise" }, { values: [], text: " more trees " }, undefined)).toEqual({ action: "revise", value: "more trees" });
     expect(toAction({ kind: "stop" }, none, undefined)).toEqual({ action: "cancel", value: "" });
+    // A follow-up needs no card: the report's buttons work whatever the thread's card is.
+    expect(toAction({ kind: "followup", action: "compare" }, none, undefined)).toEqual({ action: "followup", value: "compare" });
+    expect(toAction({ kind: "followup", action: "explain" }, none, questionCard)).toEqual({ action: "followup", value: "explain" });
   });
 
   it("explains what it cannot map", () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { buildEmbeds, embedsLength } from "../../adapters/discord/embeds.js";
 import { chunks } from "../../adapters/discord/limits.js";
-import { render, renderModal, renderPlans, renderQuestion, renderReport, renderStatus, type Row } from "../../adapters/discord/render.js";
+import { render, renderFile, renderModal, renderPlans, renderQuestion, renderReport, renderStatus, renderTable, type Row } from "../../adapters/discord/render.js";
 import type { Plan, Question } from "../../graphs/automl/agents/types.js";
 import type { Report } from "../../graphs/automl/state.js";
 
@@ -213,6 +213,101 @@ describe("report", () => {
     const value = m.embeds[0].fields?.find((f) => f.name === "How it was trained")?.value;
     expect(value).toBe("• Decision threshold 0.23, chosen on the validation split: F1 0.31 → 0.38\n• Set aside by the harness: \\*a\\* (identifier), \\<@123> (empty)");
     expect(renderReport(report(), size).embeds[0].fields?.some((f) => f.name === "How it was trained")).toBe(false);
+  });
+});
+
+describe("follow-ups", () => {
+  const report: Report = {
+    status: "deployed",
+    title: "Model deployed",
+    summary: ["Gradient boosting, classification of Loan_Status."],
+    metrics: { accuracy: 0.935 },
+    constraints: [],
+    endpoint: { url: "http://127.0.0.1:4001", check: { ok: true, prediction: ["Y"] }, serving: true },
+    curl: null,
+    artifacts: { model: "/runs/r2/model.joblib", code: null, report: null, plots: ["/runs/r2/roc.png"], bundle: "/runs/r2/loans-2-bundle.zip" },
+    comparison: { header: ["model", "accuracy", "status"], rows: [["loans-2 (this one)", "0.935", "serving"], ["loans-1 ```@everyone```", "0.910", "stopped"]] },
+    notices: [],
+    llm: null,
+  };
+  const sizes: Record<string, number> = { "/runs/r2/roc.png": 30_000, "/runs/r2/loans-2-bundle.zip": 2_000_000, "/out/p.csv": 5_000, "/out/big.csv": 20 * 1048576 };
+  const size = (p: string) => sizes[p] ?? null;
+  const codeBlocksClosed = (text: string) => expect((text.match(/```/g) ?? []).length % 2).toBe(0);
+
+  it("renders a table as one code block under a bold title, notes after it", () => {
+    const m = renderTable("This thread's models", ["name", "model", "accuracy"], [["loans-1", "Random forest", "0.910"], ["loans-2", "Gradient boosting", "0.935"]], ["Stop one with `undeploy <name>`."]);
+    expect(m.content).toBe(
+      "**This thread's models**\n```\nname     model              accuracy\nloans-1  Random forest      0.910\nloans-2  Gradient boosting  0.935\n```\nStop one with \\`undeploy \\<name>\\`.",
+    );
+    expect(render({ kind: "table", title: "T", header: ["a"], rows: [["1"]] }, opts)).toEqual([renderTable("T", ["a"], [["1"]])]);
+  });
+
+  it("keeps hostile cells on one line inside the block, and a long table within 2000 characters", () => {
+    const hostile = renderTable("Models @everyone", ["name", "v"], [["a ```\n@here <@1> **b**", "1"]]);
+    codeBlocksClosed(hostile.content);
+    const lines = hostile.content.split("\n");
+    expect(lines[0]).toBe("**Models @\u200beveryone**");
+    expect(lines).toHaveLength(5);
+    expect(lines[3]).toBe("a `\u200b`` @here <@1> **b**  1");
+    const rows = Array.from({ length: 500 }, (_, i) => [`model-${i}`, "x".repeat(70), "0.9"]);
+    const long = renderTable("All", ["name", "description", "score"], rows, ["n".repeat(3000)]);
+    expect(long.content.length).toBeLessThanOrEqual(2000);
+    codeBlocksClosed(long.content);
+    const shown = long.content.split("\n").filter((l) => l.startsWith("model-")).length;
+    expect(shown).toBeGreaterThan(10);
+    expect(long.content).toContain(`… ${500 - shown} more rows\n\`\`\``);
+    // cells are cut to 40 characters
+    expect(long.content).toContain(`model-0    ${"x".repeat(39)}…  0.9`);
+  });
+
+  it("posts a file with its lines as the message, escaped, the headline in bold", () => {
+    const m = renderFile("/out/p.csv", "new loans-predictions.csv", ["Scored 12 rows of new_loans.csv with loans-1.", "Predicted: Y 8 (66.7%), <@&123> 4 (33.3%)."], size);
+    expect(m.files).toEqual([{ attachment: "/out/p.csv", name: "new_loans-predictions.csv" }]);
+    expect(m.content).toBe("**Scored 12 rows of new\\_loans.csv with loans-1.**\nPredicted: Y 8 (66.7%), \\<@&123> 4 (33.3%).");
+    expect(render({ kind: "file", path: "/out/p.csv", name: "p.csv", lines: ["x"] }, { ...opts, fileSize: size })[0].files).toHaveLength(1);
+  });
+
+  it("names a file it cannot attach instead of failing the message", () => {
+    const big = renderFile("/out/big.csv", "big.csv", ["Scored 9,000,000 rows."], size);
+    expect(big.files).toEqual([]);
+    expect(big.content).toBe("**Scored 9,000,000 rows.**\nI couldn't attach big.csv (20.0 MB, over the 8 MB a bot may attach); it is kept on the ThreadML host.");
+    const gone = renderFile("/out/gone.csv", "gone.csv", ["l".repeat(5000)], size);
+    expect(gone.content.length).toBeLessThanOrEqual(2000);
+    expect(gone.content).toMatch(/I couldn't attach gone\.csv \(missing\)/);
+  });
+
+  it("shows the registered name, the comparison and follow-up buttons, and attaches the bundle first", () => {
+    const m = renderReport(report, size, { model: "loans-2", followUps: ["explain", "compare", "undeploy"] });
+    withinLimits(m.embeds);
+    const field = (name: string) => m.embeds[0].fields?.find((f) => f.name === name)?.value;
+    expect(field("Registered as")).toBe("`loans-2`");
+    expect(field("Compared with this thread's earlier models")).toBe(
+      "```\nmodel                    accuracy  status\nloans-2 (this one)       0.935     serving\nloans-1 `\u200b``@everyone`\u200b``  0.910     stopped\n```",
+    );
+    expect(m.files.map((f) => f.name)).toEqual(["loans-2-bundle.zip", "roc.png"]);
+    expect(m.embeds[0].image).toEqual({ url: "attachment://roc.png" });
+    expect(controls(m.components).map((c) => [c.custom_id, c.label])).toEqual([
+      ["tml:followup:explain", "What matters?"],
+      ["tml:followup:compare", "Compare models"],
+      ["tml:followup:undeploy", "Stop serving"],
+    ]);
+    expect(m.components).toHaveLength(1);
+    expect(controls(renderReport(report, size, { followUps: ["compare"] }).components).map((c) => c.custom_id)).toEqual(["tml:followup:compare"]);
+    expect(renderReport(report, size).components).toEqual([]);
+    const plain = renderReport({ ...report, comparison: null, artifacts: { ...report.artifacts, bundle: null } }, size);
+    expect(plain.embeds[0].fields?.map((f) => f.name)).not.toContain("Compared with this thread's earlier models");
+    expect(plain.files.map((f) => f.name)).toEqual(["roc.png"]);
+  });
+
+  it("keeps a hostile name in its code span and a long comparison within the field", () => {
+    const rows = Array.from({ length: 300 }, (_, i) => [`m${i}`, "0.5", "stopped"]);
+    const m = renderReport({ ...report, comparison: { header: ["model", "accuracy", "status"], rows } }, size, { model: "a`b\n<@1>" });
+    withinLimits(m.embeds);
+    expect(m.embeds[0].fields?.find((f) => f.name === "Registered as")?.value).toBe("`a\u02cbb <@1>`");
+    expect(m.embeds[0].fields?.find((f) => f.name === "Compared with this thread's earlier models")?.value).toMatch(/… \d+ more rows\n```$/);
+    const big = renderReport({ ...report, artifacts: { ...report.artifacts, bundle: "/runs/r2/huge.zip" } }, (p) => (p.endsWith("huge.zip") ? 90 * 1048576 : 10));
+    expect(big.files.map((f) => f.name)).toEqual(["roc.png"]);
+    expect(big.embeds[0].fields?.find((f) => f.name === "Notes")?.value).toContain("huge.zip (too large to attach)");
   });
 });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { renderPlans, renderQuestion, renderReport, renderStatusFull, renderStatusLine } from "../../adapters/shell/render.js";
+import { renderFile, renderPlans, renderQuestion, renderReport, renderStatusFull, renderStatusLine, renderTable } from "../../adapters/shell/render.js";
 import type { ColumnProfile, DataProfile, Plan } from "../../graphs/automl/agents/types.js";
 import { DATA_LINE_MAX, dataCard } from "../../graphs/automl/data-card.js";
 import { renderMarkdown } from "../../graphs/automl/report.js";
@@ -249,6 +249,57 @@ describe("renderReport", () => {
     const bare = renderReport(baseReport({ metrics: {} }));
     expect(bare).not.toContain("Artifacts:");
     expect(bare).not.toContain("Note:");
+  });
+});
+
+describe("follow-ups in the terminal", () => {
+  it("prints a table with a rule under its header, cells on one line, and its notes", () => {
+    const text = renderTable(
+      "This thread's models",
+      ["name", "model", "accuracy"],
+      [
+        ["loans-1", "Random forest\u001b[2J\nx", "0.910"],
+        ["loans-2", "Gradient boosting", "0.935", "extra cell"],
+        ["loans-3", "y".repeat(100)],
+      ],
+      ["Type `undeploy <name>` to stop one."],
+    );
+    expect(text.split("\n")).toEqual([
+      "This thread's models:",
+      `name     model${" ".repeat(57)}accuracy`,
+      `-------  ${"-".repeat(60)}  --------`,
+      `loans-1  ${"Random forest [2J x".padEnd(60)}  0.910`,
+      `loans-2  ${"Gradient boosting".padEnd(60)}  0.935`,
+      `loans-3  ${"y".repeat(59)}…`,
+      "Type `undeploy <name>` to stop one.",
+    ]);
+  });
+
+  it("prints a file's lines and where the file is", () => {
+    expect(renderFile("/w/out/new-predictions.csv", ["Scored 12 rows of new.csv.", "Predicted: Y 8, N\u001b]0;x\u0007 4."]).split("\n")).toEqual([
+      "Scored 12 rows of new.csv.",
+      "Predicted: Y 8, N ]0;x  4.",
+      "File: /w/out/new-predictions.csv",
+    ]);
+  });
+
+  it("adds the registered name, the comparison, the bundle and what can be typed next to the report", () => {
+    const text = renderReport(
+      baseReport({
+        artifacts: { model: "/w/model.joblib", code: null, report: null, plots: [], bundle: "/w/loans-2-bundle.zip" },
+        comparison: { header: ["model", "accuracy"], rows: [["loans-2 (this one)", "0.935"], ["loans-1", "0.910"]] },
+      }),
+      { model: "loans-2", followUps: ["explain", "compare", "undeploy"] },
+    );
+    const lines = text.split("\n");
+    expect(lines).toContain("Registered as loans-2");
+    const i = lines.indexOf("Compared with this thread's earlier models:");
+    expect(lines.slice(i + 1, i + 5)).toEqual(["model               accuracy", "------------------  --------", "loans-2 (this one)  0.935", "loans-1             0.910"]);
+    expect(lines).toContain("  bundle: /w/loans-2-bundle.zip");
+    expect(lines.at(-1)).toBe("Next: type `explain`, `compare`, `undeploy`, `models`, or a file path to score, or a change to retrain with.");
+    // Only the follow-ups offered; no hint, name or comparison when there are none.
+    expect(renderReport(baseReport(), { followUps: ["explain"] }).split("\n").at(-1)).toBe("Next: type `explain`, `models`, or a file path to score, or a change to retrain with.");
+    expect(renderReport(baseReport())).not.toMatch(/Next:|Registered as|Compared with|bundle:/);
   });
 });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { renderPlans, renderQuestion, renderReport, renderStatus, reviseModal, type Rendered } from "../../adapters/slack/blocks.js";
+import { render, renderFile, renderPlans, renderQuestion, renderReport, renderStatus, renderTable, reviseModal, type Rendered } from "../../adapters/slack/blocks.js";
 import { ReviseMetadata } from "../../adapters/slack/payloads.js";
 import type { Plan, Question } from "../../graphs/automl/agents/types.js";
 import type { Report } from "../../graphs/automl/state.js";
@@ -199,3 +199,106 @@ describe("Slack Block Kit rendering", () => {
     expect(ReviseMetadata.parse(JSON.parse(modal.private_metadata!))).toEqual({ channel: "C1", thread: "1.2", message: "1.3" });
   });
 });
+
+describe("Slack follow-up rendering", () => {
+  // Cells from data and the registry: markup, mentions, links, code fences and control characters.
+  const hostile = ["<!channel> `rm` ```x```", "*bold* <@U123>\nsecond line\u0007", "<https://evil.example|click> & <#C1>"];
+  const modelsTable = () =>
+    renderTable(
+      "This thread's models",
+      ["name", "model", "accuracy", "status"],
+      [
+        ["loans-1", "Random forest", "0.910", "serving"],
+        ["loans-2", "Gradient boosting", "0.935", "stopped"],
+      ],
+      ["`undeploy <name>` stops one."],
+    );
+
+  it("renders a table as a padded code block under a bold title, with notes under it", () => {
+    const r = modelsTable();
+    const [table, notes] = blocks(r) as Array<Block & { text?: { text: string }; elements?: Array<{ text: string }> }>;
+    expect(table.text!.text).toBe(
+      "*This thread's models*\n```name     model              accuracy  status\nloans-1  Random forest      0.910     serving\nloans-2  Gradient boosting  0.935     stopped```",
+    );
+    expect(notes).toMatchObject({ type: "context", elements: [{ type: "mrkdwn", text: "`undeploy &lt;name&gt;` stops one." }] });
+    expect(r.text).toBe("This thread's models (2 rows)");
+    expect(render({ kind: "table", title: "T", header: ["a"], rows: [["1"]] })).toEqual(renderTable("T", ["a"], [["1"]]));
+  });
+
+  it("keeps hostile cells on one line, escaped, and unable to close the code block", () => {
+    const r = renderTable("Models <!here>", ["name", "value"], hostile.map((h, i) => [h, String(i)]));
+    const text = (blocks(r)[0].text as { text: string }).text;
+    for (const raw of ["<!channel>", "<@U123>", "<https://", "<#C1>", "<!here>"]) expect(JSON.stringify(r)).not.toContain(raw);
+    expect(text).toContain("&lt;!channel&gt;");
+    // One opening and one closing fence: the cells' backticks became look-alikes.
+    expect(text.match(/```/g)).toHaveLength(2);
+    const rows = text.slice(text.indexOf("```") + 3, text.lastIndexOf("```")).split("\n");
+    expect(rows).toHaveLength(4);
+    expect(rows[2]).toMatch(/^\*bold\* &lt;@U123&gt; second line +1$/);
+    expect(text).not.toContain("\u0007");
+  });
+
+  it("cuts a long table to the section limit and says how many rows were left out", () => {
+    const rows = Array.from({ length: 400 }, (_, i) => [`model-${i}`, "<&>".repeat(30), `${i}`]);
+    const r = renderTable("All models", ["name", "description", "n"], rows, Array.from({ length: 14 }, (_, i) => `note ${i}`));
+    withinLimits(r);
+    const text = (blocks(r)[0].text as { text: string }).text;
+    expect(text.length).toBeLessThanOrEqual(3000);
+    expect(text.endsWith("```")).toBe(true);
+    const shown = text.split("\n").filter((l) => l.startsWith("model-")).length;
+    expect(shown).toBeGreaterThan(5);
+    expect(text).toMatch(new RegExp(`… ${400 - shown} more rows\`\`\`$`));
+    // Cells are cut too: a 90-character description shows at most 40 of them.
+    expect(text).toContain(`${"&lt;&amp;&gt;".repeat(13)}…  0`);
+    expect((blocks(r)[1].elements as unknown[]).length).toBe(10);
+  });
+
+  it("renders a file's lines, the headline first and in bold, the rest as plain text", () => {
+    const lines = ["Scored 120 rows of new_loans.csv with loans-1.", "Predicted Loan_Status: Y 80 (66.7%), <!channel> 40 (33.3%).", "*kept*"];
+    const r = renderFile("new_loans-predictions.csv", lines);
+    expect(blocks(r)[0]).toMatchObject({ type: "section", text: { type: "mrkdwn", text: "*Scored 120 rows of new_loans.csv with loans-1.*" } });
+    expect(blocks(r)[1]).toEqual({ type: "section", text: { type: "plain_text", text: `${lines[1]}\n${lines[2]}`, emoji: false } });
+    expect(blockText(blocks(r))).toMatch(/new_loans-predictions\.csv: attached below/);
+    expect(r.text).toBe(lines[0]);
+    const bad = renderFile("<@U1>.csv", ["<!channel> headline\nsecond"]);
+    expect(JSON.stringify(bad)).not.toMatch(/<!channel>|<@U1>/);
+    expect(bad.blocks).toHaveLength(2);
+    expect((bad.blocks[0] as { text: { text: string } }).text.text).toBe("*&lt;!channel&gt; headline second*");
+  });
+
+  it("adds the registered name, the comparison table and the follow-up buttons to the report", () => {
+    const comparison = { header: ["model", "accuracy", "status"], rows: [["loans-2 (this one)", "0.935", "serving"], ["loans-1 <!channel>", "0.910", "stopped"]] };
+    const r = renderReport(report({ comparison, artifacts: { ...report().artifacts, bundle: "/w/bundle.zip" } }), { model: "loans-2", followUps: ["explain", "compare", "undeploy"] });
+    withinLimits(r);
+    const text = blockText(blocks(r));
+    expect(text).toContain("*Registered as* `loans-2`");
+    expect(text).toMatch(/\*Compared with this thread's earlier models\*\n```model +accuracy +status\nloans-2 \(this one\) +0\.935 +serving\nloans-1 &lt;!channel&gt; +0\.910 +stopped```/);
+    expect(text).toMatch(/bundle \(model, serving script, requirements, Dockerfile, model card\): attached below/);
+    expect(r.text).toBe("Model deployed. Endpoint: http://127.0.0.1:4000 Registered as loans-2.");
+    const last = blocks(r).at(-1)!;
+    expect(last.type).toBe("actions");
+    const buttons = elements([last]);
+    expect(buttons.map((b) => [b.action_id, b.text!.text, b.value])).toEqual([
+      ["threadml.followup.explain", "What matters?", "explain"],
+      ["threadml.followup.compare", "Compare models", "compare"],
+      ["threadml.followup.undeploy", "Stop serving", "undeploy"],
+    ]);
+    expect(buttons[2]).toMatchObject({ style: "danger", confirm: { title: { text: "Stop serving this model?" } } });
+    // Only the follow-ups asked for, and none without any.
+    expect(actionIds(renderReport(report(), { followUps: ["explain"] }))).toEqual(["threadml.followup.explain"]);
+    expect(actionIds(renderReport(report()))).toEqual([]);
+    expect(blockText(blocks(renderReport(report())))).not.toMatch(/Registered as|Compared with|bundle/);
+    expect(render({ kind: "report", report: report(), model: "m", followUps: ["compare"] })).toEqual(renderReport(report(), { model: "m", followUps: ["compare"] }));
+  });
+
+  it("keeps a hostile model name in its code span and the buttons within the block limit", () => {
+    const r = renderReport(report(), { model: "a`<!channel>`b\nc", followUps: ["explain"] });
+    expect(blockText(blocks(r))).toContain("*Registered as* `a\u02cb&lt;!channel&gt;\u02cbb c`");
+    expect(r.text).toContain("Registered as a`&lt;!channel&gt;`b c.");
+    const crowded = renderReport(report({ notices: [], training: ["t"], comparison: { header: ["m"], rows: Array.from({ length: 2000 }, (_, i) => [`m${i}`]) } }), { followUps: ["explain", "undeploy"] });
+    withinLimits(crowded);
+    expect(actionIds(crowded)).toEqual(["threadml.followup.explain", "threadml.followup.undeploy"]);
+    expect(blockText(blocks(crowded))).toMatch(/… \d+ more rows```/);
+  });
+});
+

@@ -58,6 +58,16 @@ describe("reading Slack messages", () => {
     expect(clickIntent(a("threadml.other"))).toEqual({ kind: "unknown" });
   });
 
+  it("maps a report's follow-up buttons to follow-ups, and only values that are follow-ups on their own button", () => {
+    const a = (action_id: string, value?: string) => ({ action_id, value });
+    for (const f of ["explain", "compare", "undeploy"]) expect(clickIntent(a(`threadml.followup.${f}`, f))).toEqual({ kind: "forward", action: "followup", value: f });
+    // A forged or mismatched payload is not forwarded.
+    expect(clickIntent(a("threadml.followup.explain", "rm -rf /"))).toEqual({ kind: "unknown" });
+    expect(clickIntent(a("threadml.followup.explain", "undeploy"))).toEqual({ kind: "unknown" });
+    expect(clickIntent(a("threadml.followup.explain"))).toEqual({ kind: "unknown" });
+    expect(clickIntent(a("threadml.followup.constructor", "constructor"))).toEqual({ kind: "unknown" });
+  });
+
   it("finds the clicked message and its thread", () => {
     const body = (over: Record<string, unknown>) => BlockActions.parse({ type: "block_actions", user: { id: "U1" }, actions: [{ action_id: "threadml.cancel" }], ...over });
     expect(clickPlace(body({ container: { channel_id: "C1", message_ts: "5.5" }, message: { ts: "5.5", thread_ts: "1.1" } }))).toEqual({

@@ -12,6 +12,8 @@ const TOP_K = 3;
 export function executeNode(deps: GraphDeps) {
   return stage<State>(deps, "execute", async (state, config) => {
     const s = deps.config.search;
+    // "more time" in a follow-up widens the search: more trials within a longer budget
+    const scale = state.searchScale;
     const candidates = state.modelPlans.flatMap((m) => m.candidates);
     const run = await runJob(deps, state, config, {
       kind: "search",
@@ -20,7 +22,7 @@ export function executeNode(deps: GraphDeps) {
       spec: {
         mode: "search",
         plots: false,
-        search: { candidates, n_iter: s.trialsPerFamily, budget_s: s.budgetS, cv_folds: s.cvFolds, sample_rows: s.sampleRows },
+        search: { candidates, n_iter: Math.round(s.trialsPerFamily * scale), budget_s: s.budgetS * scale, cv_folds: s.cvFolds, sample_rows: s.sampleRows },
       },
     });
     if (run.cancelled) return { runs: [run], lastRun: run, status: "cancelled" };

@@ -75,9 +75,15 @@ export type Inbound =
       message?: MessageRef;
     };
 
+/** What the conversation service tells an adapter about threads it cannot know by itself (after a restart). */
+export interface AdapterHooks {
+  /** True when the thread holds a conversation or a registered model (so its attachments are fetched). */
+  knows?(thread: ThreadRef): Promise<boolean>;
+}
+
 export interface ChatAdapter {
   readonly platform: string;
-  start(handler: (event: Inbound) => Promise<void>): Promise<void>;
+  start(handler: (event: Inbound) => Promise<void>, hooks?: AdapterHooks): Promise<void>;
   stop(): Promise<void>;
   post(thread: ThreadRef, message: Outbound): Promise<MessageRef>;
   update(ref: MessageRef, message: Outbound): Promise<void>;

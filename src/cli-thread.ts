@@ -16,6 +16,7 @@ import type { ConversationStore, ModelEntry } from "./store/types.js";
 export const THREAD_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 export interface ThreadRunOptions {
+  runner?: string;
   data: string[];
   yes: boolean;
   answer: string[];
@@ -38,7 +39,7 @@ export async function runThread(
   const adapter = new CliAdapter();
   // A one-off run neither serves other threads' models again nor takes over other conversations: it
   // resumes only its own thread, if a run that died left it mid-step.
-  const service = new ConversationService(o.engine, [adapter], { approvers: o.config.approvers, logger: o.logger, store: o.store, serve: opts.serve, restoreModels: false, recoverOnStart: false, sweepIntervalMs: 0 });
+  const service = new ConversationService(o.engine, [adapter], { approvers: o.config.approvers, logger: o.logger, store: o.store, serve: opts.serve, restoreModels: false, recoverOnStart: false, sweepIntervalMs: 0, ...(opts.runner ? { runner: opts.runner } : {}) });
   await service.start();
   const thread = CliAdapter.thread(name);
   const key = threadKey(thread);
@@ -56,7 +57,17 @@ export async function runThread(
     return fresh;
   };
 
-  let posted = await send(message(task, opts.data.map((f) => resolve(f))));
+  // A thread waiting on a question or plan card that this run answers (--answer, --yes): the card is
+  // acted on directly, and the task text is not sent as one more answer.
+  const meta0 = await o.store.getThread(key);
+  const waiting = meta0?.status === "waiting" && (opts.yes || answers.length > 0) && !opts.data.length ? await o.engine.snapshot(meta0.graphThreadId) : null;
+  const pending = waiting?.pending ?? null;
+  let posted: Posted[];
+  if (pending && meta0?.pendingMessageId) {
+    const ref = { thread, id: meta0.pendingMessageId };
+    const card: Outbound = pending.kind === "question" ? { kind: "question", question: pending.question } : { kind: "plans", plans: pending.plans, recommended: pending.recommended, notices: pending.notices };
+    posted = [{ ref, message: card }];
+  } else posted = await send(message(task, opts.data.map((f) => resolve(f))));
   const questions: string[] = [];
   for (let guard = 0; guard < 50; guard++) {
     const last = [...posted].reverse().find((p) => ["question", "plans", "report", "file", "table", "text"].includes(p.message.kind));

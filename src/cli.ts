@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { resolve } from "node:path";
 import os from "node:os";
 import { Command, Option } from "commander";
 import { dataCard } from "../graphs/automl/data-card.js";
@@ -83,6 +84,7 @@ async function threadCommand(name: string, task: string, opts: RunOptions, start
   const engine = await createEngine({ config, logger, checkpointer: store.checkpointer });
   let exitCode = 0;
   try {
+    if (opts.runner) engine.runner(opts.runner);
     const run = await runThread(name, task, opts, { engine, store, config, logger, toCliResult: toCliResult as never, startedAt });
     const { result } = run;
     if (opts.json) process.stdout.write(`${JSON.stringify(result)}\n`);
@@ -128,7 +130,7 @@ async function modelsCommand(action: string, name: string | undefined, opts: { j
   const logger = createLogger(process.env.LOG_LEVEL ?? "warn");
   const store = await openStore(config, logger);
   // No engine here: a server this process did not start is stopped through its process id.
-  const registry = new Registry(store, { server: () => undefined, stopServer: async () => false, serveAgain: () => Promise.reject(new Error("not in this process")) }, logger);
+  const registry = new Registry(store, { server: () => undefined, stopServer: async () => false, serveAgain: () => Promise.reject(new Error("not in this process")) }, logger, undefined, resolve(config.dataDir));
   const out = (human: string, json: unknown) => process.stdout.write(opts.json ? `${JSON.stringify(json)}\n` : `${human}\n`);
   try {
     if (action === "list") {

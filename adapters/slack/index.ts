@@ -6,7 +6,7 @@ import { z } from "zod";
 import type { Question } from "../../graphs/automl/agents/types.js";
 import type { StatusView } from "../../src/conversation/status.js";
 import type { AdapterContext } from "../index.js";
-import { threadKey, type ChatAdapter, type Inbound, type MessageRef, type Outbound, type ThreadRef } from "../types.js";
+import { threadKey, type AdapterHooks, type ChatAdapter, type Inbound, type MessageRef, type Outbound, type ThreadRef } from "../types.js";
 import { connectSlack, startError, type SlackConnection, type SlackMode } from "./app.js";
 import { BoundedMap, RecentKeys } from "../bounded.js";
 import { render, renderQuestion, renderStatus, renderText, reviseModal, type Rendered } from "./blocks.js";
@@ -47,6 +47,7 @@ export class SlackAdapter implements ChatAdapter {
   private app: App | null = null;
   private receiver: SlackConnection["receiver"] | null = null;
   private handler: Handler | null = null;
+  private hooks: AdapterHooks = {};
   private botUserId: string | null = null;
   private connectedMode: SlackMode | null = null;
   private httpPort: number | null = null;
@@ -81,7 +82,8 @@ export class SlackAdapter implements ChatAdapter {
     return this.httpPort;
   }
 
-  async start(handler: Handler): Promise<void> {
+  async start(handler: Handler, hooks: AdapterHooks = {}): Promise<void> {
+    this.hooks = hooks;
     const slack = this.ctx.config.slack;
     const port = this.options.port ?? slack.port ?? 3000;
     const conn = await connectSlack(slack, this.ctx.logger, { port, retryConfig: this.options.retryConfig });
@@ -179,11 +181,14 @@ export class SlackAdapter implements ChatAdapter {
     const thread = threadOfPost(event);
     const tkey = threadKey(thread);
     if (mention) this.threads.set(tkey, true);
-    // Attachments are fetched only in threads known to hold a conversation, not for every reply in the channel.
-    const fetchFiles = this.threads.has(tkey);
+    // Attachments are fetched only in threads known to hold a conversation, not for every reply in the
+    // channel; after a restart the service knows the threads this process has not seen yet.
+    const known = this.threads.has(tkey);
     const user = event.user;
     this.serial(tkey, async () => {
-      const files = fetchFiles ? await this.download(thread, event.files ?? []) : [];
+      const ours = known || (!!event.files?.length && (await this.hooks.knows?.(thread).catch(() => false)) === true);
+      if (ours) this.threads.set(tkey, true);
+      const files = ours ? await this.download(thread, event.files ?? []) : [];
       await this.deliver({ kind: "message", eventId: key, thread, user, text: plainText(text, this.botUserId), files, mention });
     });
   }

@@ -9,6 +9,7 @@ import { z } from "zod";
 import { IntakeError, readWorkspaceFile } from "../../runners/intake.js";
 import { fromRoot } from "../../src/paths.js";
 import { sampleRequest } from "./endpoint-check.js";
+import { slug } from "./format.js";
 import { modelCard } from "./model-card.js";
 import type { Report, State } from "./state.js";
 
@@ -38,15 +39,8 @@ export class BundleError extends Error {
 
 /** "<target>-model" in lower case letters, digits and dashes (the zip's name and its top folder). */
 export function bundleName(target: string | null | undefined): string {
-  const slug = (target ?? "")
-    .normalize("NFKD")
-    .replace(/[\u0300-\u036f]/g, "")
-    .toLowerCase()
-    .replace(/[^a-z0-9]+/g, "-")
-    .replace(/^-+|-+$/g, "")
-    .slice(0, 40)
-    .replace(/-+$/, "");
-  return slug ? `${slug}-model` : "threadml-model";
+  const name = slug(target ?? "");
+  return name ? `${name}-model` : "threadml-model";
 }
 
 /** serve.py's own flags (runners/python/serve.py argparse): the container listens on every address. */

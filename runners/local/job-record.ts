@@ -101,7 +101,7 @@ export const StoredOutcome = z.object({
   cancelled: z.boolean(),
   durationS: z.number(),
   stderrTail: z.string(),
-  artifacts: z.object({ dir: z.string(), model: z.string().nullable(), code: z.string().nullable(), plots: z.array(z.string()), predictions: z.string().nullable().optional() }).nullable().optional(),
+  artifacts: z.object({ dir: z.string(), model: z.string().nullable(), code: z.string().nullable(), plots: z.array(z.string()), predictions: z.string().nullable().optional(), scored: z.string().nullable().optional() }).nullable().optional(),
 });
 
 /** Writes JSON so that a reader never sees half a file (write, then rename). */

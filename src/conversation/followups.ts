@@ -24,7 +24,10 @@ const MODELS = /^\s*\/?(models|list (the |all )?models|which models are (running
 export const UNDEPLOY = /^\s*(undeploy|stop serving|stop the (model )?server|take (it|the model|the endpoint) (down|offline)|shut (it|the model|the endpoint) down)\b/i;
 const COMPARE = /\b(compare|comparison|side by side|which (model|one) (is|was|did) (better|best)|how do (they|the models) compare)\b/i;
 const EXPLAIN = /\b(explain|explanation|what matters|what mattered|(feature|column|variable) importances?|most important|which (features|columns|variables) (matter|count|drive|influence)|what drives|why (does|did) (it|the model) predict)\b/i;
-const SCORE = /\b(score|predict|predictions?|classify|label|run (it|the model) on|apply (it|the model)|use (it|the model) on|what would (it|the model) say)\b/i;
+const SCORE = /\b(score|scoring|predictions?|classify|label|run (it|the model) on|apply (it|the model)|use (it|the model) on|what would (it|the model) say)\b/i;
+/** "predict <what>": the model's target or a pronoun scores the file; another column is a request of its own. */
+const PREDICT_WHAT = /\bpredict\s+(?:the\s+)?([\p{L}\p{N}_-]+)/iu;
+const PREDICT_THESE = ["these", "this", "them", "it", "for", "on", "with", "what", "rows", "customers", "values"];
 const TRAIN = /\b(train|retrain|re-train|build|fit|new model)\b/i;
 const NEW = /^\s*(new( request)?|start over|from scratch)\s*[:,-]?\s*/i;
 const MORE_TIME = /\b(more time|longer|take your time|(search|try) (harder|more)|bigger (search|budget)|more (trials|search))\b/i;
@@ -36,7 +39,7 @@ const CHANGE =
  * `names` the thread's registered model names; `localPaths` says whether typed paths may be read (the
  * terminal and CLI, never chat users).
  */
-export function readFollowUp(text: string, files: string[], o: { columns: string[]; names: string[]; localPaths: boolean }): FollowUp {
+export function readFollowUp(text: string, files: string[], o: { columns: string[]; names: string[]; localPaths: boolean; target?: string | null }): FollowUp {
   const t = text.trim();
   if (MODELS.test(t)) return { kind: "models" };
   if (UNDEPLOY.test(t)) {
@@ -47,8 +50,14 @@ export function readFollowUp(text: string, files: string[], o: { columns: string
   if (NEW.test(t) && t.replace(NEW, "").length > 0) return { kind: "new", text: t.replace(NEW, "") };
   const parsed = parseRequest(t, o.columns);
   const paths = o.localPaths ? parsed.dataPaths.filter((p) => !p.endsWith("/")) : [];
-  // A file with a request to train on it is new data for a new model; a file alone, or asked to be scored, is to be scored.
-  if (files.length || paths.length) return TRAIN.test(t) && !SCORE.test(t) ? { kind: "new", text: t } : { kind: "score", files, paths };
+  // A file with a request to train on it, or to predict another column, is new data for a new model; a
+  // file alone, or asked to be scored (or to predict the model's own target), is to be scored.
+  if (files.length || paths.length) {
+    if (SCORE.test(t)) return { kind: "score", files, paths };
+    const what = t.match(PREDICT_WHAT)?.[1]?.toLowerCase();
+    const another = what !== undefined && what !== o.target?.toLowerCase() && !PREDICT_THESE.includes(what);
+    return TRAIN.test(t) || another ? { kind: "new", text: t } : { kind: "score", files, paths };
+  }
   if (EXPLAIN.test(t)) return { kind: "explain" };
   if (COMPARE.test(t)) return { kind: "compare" };
   const moreTime = MORE_TIME.test(t);

@@ -2,9 +2,10 @@ import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type { ThreadRef } from "../../adapters/types.js";
 import { checkEndpoint } from "../../graphs/automl/endpoint-check.js";
-import { fmt } from "../../graphs/automl/format.js";
+import { fmt, slug } from "../../graphs/automl/format.js";
 import type { EarlierModel, State } from "../../graphs/automl/state.js";
 import type { HarnessResult } from "../../runners/contract.js";
+import { MODEL_FILES } from "../../graphs/automl/followup/job.js";
 import type { Engine } from "../engine.js";
 import type { Logger } from "../logger.js";
 import { MODEL_NAME, type ConversationStore, type Lease, type ModelEntry } from "../store/types.js";
@@ -15,8 +16,6 @@ import { MODEL_NAME, type ConversationStore, type Lease, type ModelEntry } from 
 // they answer now. With several replicas on one Redis, a lease per model decides which one serves it.
 
 const MAX_SAMPLE_BYTES = 32 * 1024;
-/** What the host-owned copies hold, in the workspace's layout (runners/intake.ts). */
-const KEPT = ["out/model.pkl", "out/model_meta.json", "solution.py"];
 
 export interface RecordInput {
   ref: ThreadRef;
@@ -27,18 +26,13 @@ export interface RecordInput {
   runner: string;
   state: State;
   searchScale?: number;
+  /** The seed the conversation's splits used: an explanation rebuilds the same validation rows. */
+  seed: number;
 }
 
 /** A name from the target (or task): "churn", then "churn-2", "churn-3"… */
 export function nameStem(target: string | null, task: string): string {
-  const stem = (target ?? task)
-    .normalize("NFKD")
-    .replace(/[\u0300-\u036f]/g, "")
-    .toLowerCase()
-    .replace(/[^a-z0-9]+/g, "-")
-    .replace(/^-+|-+$/g, "")
-    .slice(0, 40)
-    .replace(/-+$/, "");
+  const stem = slug(target ?? task);
   return MODEL_NAME.test(stem) ? stem : "model";
 }
 
@@ -55,7 +49,25 @@ export class Registry {
     private readonly engine: Pick<Engine, "server" | "serveAgain" | "stopServer">,
     private readonly logger: Logger,
     private readonly leaseTtlMs = 15_000,
+    /** ThreadML's data folder (absolute): a local model's files must lie inside it. */
+    private readonly dataDir: string | null = null,
   ) {}
+
+  /**
+   * Why an entry's paths cannot be used, or null. Entries come from a store other processes write; a
+   * local model's workspace and copies must lie in this machine's data folder before anything loads them.
+   */
+  untrusted(entry: ModelEntry): string | null {
+    if (!this.dataDir) return null;
+    const inside = (p: string) => {
+      const rel = path.relative(this.dataDir!, path.resolve(p));
+      return rel !== "" && !rel.startsWith("..") && !path.isAbsolute(rel);
+    };
+    const local = entry.runner === "local";
+    if (entry.artifactsDir && !inside(entry.artifactsDir)) return `${entry.name}'s files are recorded outside ThreadML's data folder`;
+    if (local && !(inside(entry.workspace) && inside(entry.runnerDir))) return `${entry.name}'s workspace is recorded outside ThreadML's data folder`;
+    return null;
+  }
 
   list(thread?: string): Promise<ModelEntry[]> {
     return this.store.listModels(thread ? { thread } : {});
@@ -71,6 +83,9 @@ export class Registry {
     const best = state.best;
     const req = state.requirements;
     if (!best || !req) return null;
+    // a conversation resumed after a crash between registering and finishing registers once
+    const already = (await this.list(o.key)).find((e) => e.graphThreadId === o.graphThreadId && e.runId === best.runId);
+    if (already) return already;
     const server = state.endpoint?.serving ? this.engine.server(o.graphThreadId) : undefined;
     const sample = best.result.sample && JSON.stringify(best.result.sample).length <= MAX_SAMPLE_BYTES ? best.result.sample : null;
     const entry = {
@@ -85,7 +100,7 @@ export class Registry {
       url: state.endpoint?.url ?? null,
       ...(state.endpoint?.token ? { token: state.endpoint.token } : {}),
       port: server?.port ?? null,
-      ...(server?.pid ? { pid: server.pid } : {}),
+      ...(server?.pid ? { pid: server.pid, ...identity(server.pid) } : {}),
       runId: best.runId,
       runnerDir: best.runnerDir,
       workspace: best.workspace,
@@ -109,6 +124,7 @@ export class Registry {
         requirements: req,
         profile: state.profile,
         searchScale: o.searchScale ?? state.searchScale,
+        seed: o.seed,
       },
     };
     const stem = nameStem(req.target, req.task);
@@ -121,6 +137,12 @@ export class Registry {
       }
     }
     throw new Error(`no free registry name for ${stem}`);
+  }
+
+  /** Remembers which message is the model's report, so that the report's buttons act on this model. */
+  async noteReport(name: string, messageId: string): Promise<void> {
+    const entry = await this.store.getModel(name);
+    if (entry) await this.store.putModel({ ...entry, reportMessageId: messageId });
   }
 
   /** The lease that says this process serves the model (several replicas, one server). */
@@ -140,7 +162,7 @@ export class Registry {
   /** Stops a model's server wherever this machine can reach it, and records it as stopped. */
   async stop(entry: ModelEntry): Promise<ModelEntry> {
     const here = await this.engine.stopServer(entry.graphThreadId);
-    if (!here && entry.status === "serving" && entry.pid) stopProcess(entry.pid);
+    if (!here && entry.status === "serving" && entry.pid) stopProcess(entry.pid, (entry as { pidStart?: string }).pidStart);
     await this.letGo(entry.name);
     return (await this.store.putModel({ ...entry, status: "stopped", stoppedAt: Date.now() })) ?? entry;
   }
@@ -159,6 +181,12 @@ export class Registry {
     }
     for (const entry of entries) {
       if (this.engine.server(entry.graphThreadId) || !(await this.hold(entry.name))) continue;
+      const refused = this.untrusted(entry);
+      if (refused) {
+        this.logger.warn({ model: entry.name }, refused);
+        await this.letGo(entry.name);
+        continue;
+      }
       const sample = (entry as { sample?: HarnessResult["sample"] }).sample ?? null;
       if (entry.url && (await answers(entry.url, entry.token))) {
         this.logger.info({ model: entry.name, url: entry.url }, "model server still answers; left as it is");
@@ -174,14 +202,22 @@ export class Registry {
         });
         const check = await checkEndpoint(server.url, sample, server.token);
         if (!check.ok && !(sample === null && (await answers(server.url, server.token)))) throw new Error(check.error ?? "the endpoint check failed");
-        await this.store.putModel({ ...entry, url: server.url, port: server.port, ...(server.token ? { token: server.token } : {}), ...(server.pid ? { pid: server.pid } : {}) });
+        // stopped meanwhile (an undeploy while it started): the stop wins
+        const now = await this.store.getModel(entry.name);
+        if (!now || now.status !== "serving") {
+          await this.engine.stopServer(entry.graphThreadId);
+          await this.letGo(entry.name);
+          continue;
+        }
+        await this.store.putModel({ ...now, url: server.url, port: server.port, ...(server.token ? { token: server.token } : {}), ...(server.pid ? { pid: server.pid, ...identity(server.pid) } : {}) });
         this.logger.info({ model: entry.name, url: server.url }, "model served again");
       } catch (err) {
         const reason = (err as Error).message.split("\n")[0];
         this.logger.warn({ err, model: entry.name }, "could not serve a registered model again");
         await this.engine.stopServer(entry.graphThreadId).catch(() => {});
         await this.letGo(entry.name);
-        await this.store.putModel({ ...entry, status: "stopped", stoppedAt: Date.now() }).catch(() => {});
+        const now = await this.store.getModel(entry.name).catch(() => null);
+        if (now?.status === "serving") await this.store.putModel({ ...now, status: "stopped", stoppedAt: Date.now() }).catch(() => {});
         await onFailure(entry, reason).catch(() => {});
       }
     }
@@ -219,8 +255,8 @@ export function registryTable(entries: ModelEntry[], o: { all: boolean }): { hea
 /** The host-owned copies a fresh workspace is made from, or null when they are gone. */
 function keptCopies(entry: ModelEntry): Array<{ source: string; dest: string }> | null {
   if (!entry.artifactsDir) return null;
-  const copies = KEPT.map((rel) => ({ source: path.join(entry.artifactsDir!, ...rel.split("/")), dest: rel })).filter((c) => existsSync(c.source));
-  return copies.length >= 2 && copies[0].dest === KEPT[0] && copies[1].dest === KEPT[1] ? copies : null;
+  const copies = MODEL_FILES.map((rel) => ({ source: path.join(entry.artifactsDir!, ...rel.split("/")), dest: rel })).filter((c) => existsSync(c.source));
+  return copies.length >= 2 && copies[0].dest === MODEL_FILES[0] && copies[1].dest === MODEL_FILES[1] ? copies : null;
 }
 
 async function answers(url: string, token?: string): Promise<boolean> {
@@ -232,25 +268,36 @@ async function answers(url: string, token?: string): Promise<boolean> {
   }
 }
 
-/**
- * Ends a local model server another process started: only a process whose command line is a ThreadML
- * model server (the pid may have been reused since), and its whole process group.
- */
-function stopProcess(pid: number): void {
-  let cmdline = "";
+/** This boot and the process's start time: a pid recorded earlier names the same process only if both match. */
+function identity(pid: number): { pidStart?: string } {
   try {
-    cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+    const boot = readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
+    // field 22 of /proc/<pid>/stat, counted after the command name (which may hold spaces and parentheses)
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const started = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+    return started ? { pidStart: `${boot}:${started}` } : {};
+  } catch {
+    return {};
+  }
+}
+
+/**
+ * Ends a local model server another process started: only the very process recorded (same boot, same
+ * start time, so not a reused pid), only when it runs ThreadML's serve.py, and its process group.
+ */
+function stopProcess(pid: number, recorded: string | undefined): void {
+  if (!recorded || identity(pid).pidStart !== recorded) return;
+  let argv: string[];
+  try {
+    argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
   } catch {
     return;
   }
-  if (!/serve(_launch)?\.py/.test(cmdline)) return;
+  // the launcher execs the (sandboxed) server in place: same pid, serve.py among its arguments
+  if (!argv.some((a) => path.basename(a) === "serve.py")) return;
   try {
     process.kill(-pid, "SIGTERM");
   } catch {
-    try {
-      process.kill(pid, "SIGTERM");
-    } catch {
-      // already gone
-    }
+    // already gone
   }
 }

@@ -94,6 +94,8 @@ export interface ServiceOptions {
   restoreModels?: boolean;
   /** Resume every conversation left running at start (default true; a CLI run resumes only its own thread). */
   recoverOnStart?: boolean;
+  /** The runner new conversations train on (the CLI's --runner); else the configured default or the thread's choice. */
+  runner?: string;
 }
 
 /**
@@ -124,22 +126,24 @@ export class ConversationService {
   ) {
     this.store = options.store ?? new MemoryStore();
     this.leaseTtlMs = options.leaseTtlMs ?? 15_000;
-    this.registry = new Registry(this.store, engine, options.logger, this.leaseTtlMs);
+    this.registry = new Registry(this.store, engine, options.logger, this.leaseTtlMs, resolvePath(engine.cwd, engine.config.dataDir));
     this.unsubscribe = engine.onEvent((id, event) => this.onProgress(id, event));
   }
 
   async start(): Promise<void> {
-    for (const adapter of this.adapters) await adapter.start((event) => this.handle(adapter, event));
+    const hooks = { knows: (thread: ThreadRef) => this.knows(thread) };
+    for (const adapter of this.adapters) await adapter.start((event) => this.handle(adapter, event), hooks);
     if (this.options.recoverOnStart ?? true) await this.recover();
     // Models that served when ThreadML last stopped serve again; a thread hears of one that cannot.
-    if (this.options.restoreModels ?? true)
-      await this.registry.restore((entry, reason) => this.tellThread(entry, `ThreadML restarted, but ${entry.name} could not be served again: ${reason}. Retrain it, or ask \`models\` for the others.`));
+    if (this.options.restoreModels ?? true) await this.restoreModels();
     // A process's own memory dies with it: only a shared store has conversations left by others.
     const every = this.store.kind === "memory" ? 0 : (this.options.sweepIntervalMs ?? this.leaseTtlMs);
     if (every > 0) {
       this.sweeper = setInterval(() => {
         void this.recover();
         void this.registry.reconcile().catch((err) => this.options.logger.warn({ err }, "could not check the registry"));
+        // a model another replica served until it died (its lease lapsed) is served here
+        if (this.options.restoreModels ?? true) void this.restoreModels();
       }, every);
       this.sweeper.unref();
     }
@@ -153,6 +157,23 @@ export class ConversationService {
     for (const adapter of this.adapters) await adapter.stop();
     if (options.drain ?? true) await Promise.all([...this.queues.values()].map((q) => q.onIdle()));
     await this.registry.release();
+  }
+
+  /** Whether a chat thread holds a conversation or a registered model (the store knows after a restart). */
+  private async knows(thread: ThreadRef): Promise<boolean> {
+    const key = threadKey(thread);
+    if (this.threads.has(key) || (await this.store.getThread(key))) return true;
+    return (await this.registry.list(key)).length > 0;
+  }
+
+  private restoring: Promise<void> | null = null;
+
+  /** Serves the registry's "serving" models that no process serves (one pass at a time). */
+  private restoreModels(): Promise<void> {
+    this.restoring ??= this.registry
+      .restore((entry, reason) => this.tellThread(entry, `ThreadML restarted, but ${entry.name} could not be served again: ${reason}. Retrain it, or ask \`models\` for the others.`))
+      .finally(() => (this.restoring = null));
+    return this.restoring;
   }
 
   /** A line in a registered model's thread, from outside any conversation step. */
@@ -268,17 +289,29 @@ export class ConversationService {
     if (event.kind === "action" && !click) return false;
     const key = threadKey(event.thread);
     const ref = info?.ref ?? event.thread;
-    const models = await this.registry.list(key).catch((err) => {
+    let models: ModelEntry[];
+    try {
+      models = await this.registry.list(key);
+    } catch (err) {
       this.options.logger.warn({ err, thread: key }, "could not read the thread's models");
-      return [] as ModelEntry[];
-    });
-    const latest = models.at(-1) ?? null;
+      // a message goes its usual way; a button must not act on a guess
+      if (!click) return false;
+      await adapter.post(ref, { kind: "text", text: "I could not read this thread's models just now; try again in a moment." });
+      return true;
+    }
+    // a report's button acts on that report's model; typed follow-ups on the thread's latest
+    const clicked = event.kind === "action" && event.message ? models.find((m) => (m as { reportMessageId?: string }).reportMessageId === event.message!.id) : undefined;
+    const latest = clicked ?? models.at(-1) ?? null;
     const localPaths = LOCAL_PLATFORMS.includes(adapter.platform);
     const finished = !info || info.finished;
     let intent: FollowUp;
     if (event.kind === "action") {
       if (!FOLLOW_UP_ACTIONS.includes(event.value as FollowUpAction)) return true;
-      intent = event.value === "undeploy" ? { kind: "undeploy", name: null } : { kind: event.value as "explain" | "compare" };
+      if (!latest) {
+        await adapter.post(ref, { kind: "text", text: "No model is registered in this thread." });
+        return true;
+      }
+      intent = event.value === "undeploy" ? { kind: "undeploy", name: latest.name } : { kind: event.value as "explain" | "compare" };
     } else if (!latest || !finished) {
       // Before a model exists only the registry and undeploy are follow-ups; the rest is the conversation's.
       intent = readFollowUp(event.text, [], { columns: [], names: models.map((m) => m.name), localPaths: false });
@@ -286,11 +319,12 @@ export class ConversationService {
       if (intent.kind === "undeploy" && !info) return false;
     } else {
       const profile = latest.context.profile as { columns?: Array<{ name: string }> } | undefined;
-      intent = readFollowUp(event.text, event.files, { columns: profile?.columns?.map((c) => c.name) ?? [], names: models.map((m) => m.name), localPaths });
+      intent = readFollowUp(event.text, event.files, { columns: profile?.columns?.map((c) => c.name) ?? [], names: models.map((m) => m.name), localPaths, target: latest.target });
     }
 
     if (intent.kind === "models") {
-      const all = await this.registry.list().catch(() => [] as ModelEntry[]);
+      // a chat channel sees its own channel's models; the terminal and the CLI see this machine's registry
+      const all = (await this.registry.list().catch(() => [] as ModelEntry[])).filter((m) => localPaths || (m.platform === ref.platform && m.channel === ref.channel));
       if (!all.length) await adapter.post(ref, { kind: "text", text: "No models are registered yet." });
       else await adapter.post(ref, { kind: "table", title: `Registered models (${all.length})`, ...registryTable(all, { all: true }), notes: ["`undeploy <name>` in a model's thread stops serving it."] });
       return true;
@@ -314,17 +348,23 @@ export class ConversationService {
       await adapter.post(ref, { kind: "text", text: followUpHelp(latest.name, localPaths) });
       return true;
     }
-    // Everything else spends compute or changes what serves: the requester's (or an approver's) call.
-    if (!this.allowed(info?.requester ?? latest.createdBy, event.user)) return this.refused(adapter, event);
+    // Everything else spends compute or changes what serves: the call of whoever trained the model, or an approver.
+    if (intent.kind === "undeploy") {
+      const chosen = intent.name ? models.filter((m) => m.name === intent.name) : models.filter((m) => m.status === "serving");
+      if (chosen.some((m) => !this.allowed(m.createdBy, event.user))) return this.refused(adapter, event);
+      const stopped: string[] = [];
+      for (const m of chosen) if ((await this.registry.stop(m)) && m.status === "serving") stopped.push(m.name);
+      const text = stopped.length ? `Stopped serving ${stopped.join(", ")}.` : intent.name ? `${intent.name} is not serving.` : "No model of this thread is serving.";
+      await adapter.post(ref, { kind: "text", text });
+      return true;
+    }
+    if (!this.allowed(latest.createdBy, event.user)) return this.refused(adapter, event);
+    const refused = this.registry.untrusted(latest);
+    if (refused) {
+      await adapter.post(ref, { kind: "text", text: `${refused}, so I will not load it.` });
+      return true;
+    }
     switch (intent.kind) {
-      case "undeploy": {
-        const chosen = intent.name ? models.filter((m) => m.name === intent.name) : models.filter((m) => m.status === "serving");
-        const stopped: string[] = [];
-        for (const m of chosen) if ((await this.registry.stop(m)) && m.status === "serving") stopped.push(m.name);
-        const text = stopped.length ? `Stopped serving ${stopped.join(", ")}.` : intent.name ? `${intent.name} is not serving.` : "No model of this thread is serving.";
-        await adapter.post(ref, { kind: "text", text });
-        return true;
-      }
       case "explain":
         await this.busy(info, latest, adapter, ref, `Measuring which columns matter to ${latest.name}…`, (id) => this.engine.explain(latest, id));
         return true;
@@ -371,7 +411,8 @@ export class ConversationService {
       text: intent.change,
       files: [],
       requester: event.user,
-      localPaths: ctx.localPaths,
+      // only where this platform may read typed paths, whatever the stored entry says
+      localPaths: LOCAL_PLATFORMS.includes(adapter.platform) && ctx.localPaths,
       seed: {
         messages: ctx.messages,
         files: ctx.files,
@@ -527,7 +568,7 @@ export class ConversationService {
       status: new StatusTracker(),
       statusMessage: meta?.statusMessageId ? Promise.resolve({ thread: ref, id: meta.statusMessageId }) : null,
       flush: throttle(() => void this.pushStatus(info), this.options.statusIntervalMs ?? 1000, { leading: true, trailing: true }),
-      runner: meta?.runner ?? "",
+      runner: meta?.runner ?? this.options.runner ?? "",
       savedAt: meta?.updatedAt ?? 0,
       lease: null,
     };
@@ -590,7 +631,9 @@ export class ConversationService {
     const model = await this.register(info, outcome.state);
     if (report) {
       const followUps: FollowUpAction[] = model ? ["explain", "compare", ...(model.status === "serving" ? (["undeploy"] as const) : [])] : [];
-      await info.adapter.post(info.ref, { kind: "report", report, ...(model ? { model: model.name, followUps } : {}) });
+      const posted = await info.adapter.post(info.ref, { kind: "report", report, ...(model ? { model: model.name, followUps } : {}) });
+      // the report's buttons act on its own model, also after later models in the thread
+      if (model) await this.registry.noteReport(model.name, posted.id).catch((err) => this.options.logger.warn({ err }, "could not note the report"));
     }
     else await info.adapter.post(info.ref, { kind: "text", text: outcome.state.error ?? "Done." });
     await this.save(info, "finished");
@@ -615,6 +658,7 @@ export class ConversationService {
         requester: info.requester,
         runner: info.runner || this.runnerChosen(state.answers.runner),
         state,
+        seed: this.engine.config.seed,
       });
     } catch (err) {
       this.options.logger.warn({ err, thread: info.graphThreadId }, "could not register the model");

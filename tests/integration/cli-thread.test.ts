@@ -37,7 +37,8 @@ describe("threadml run --thread", () => {
     expect(first.result.thread).toBe("bananas");
     expect(first.result.questions?.[0]).toMatch(/^I read: predict Quality.*Approve a plan\?/);
 
-    const second = await cli(["--thread", "bananas", "approve"]);
+    // a script that runs the same line again with --yes approves the waiting card; the words are not a revision
+    const second = await cli(["--thread", "bananas", "--yes", "predict Quality, accuracy at least 0.7"]);
     expect(second.result.status, second.stderr).toBe("deployed");
     expect(second.result.model).toBe("quality");
     expect(second.result.constraints[0]).toMatchObject({ name: "accuracy", op: ">=", target: 0.7 });

@@ -142,7 +142,7 @@ describe("follow-ups in a Slack thread after a deployment", () => {
     const fresh = churnCsv(40, 99, ["churn"]);
     await say(thread, "score this please", { file: { name: "march.csv", bytes: fresh } });
     const done = await waitFor(thread, (m) => /^Scored 40 rows of march\.csv/m.test(text(m)), "the scoring answer");
-    expect(text(done)).toMatch(/Predicted churn: (yes|no) \d+/);
+    expect(text(done)).toMatch(/Predicted churn: (yes|no): \d+/);
     const upload = await uploaded(thread, /^march-predictions\.csv$/);
     const lines = upload!.bytes!.toString("utf8").trim().split("\n");
     expect(lines).toHaveLength(41);
@@ -213,6 +213,12 @@ describe("follow-ups in a Slack thread after a deployment", () => {
     await say(thread, "models");
     const listed = await waitFor(thread, (m) => /Registered models \(2\)/.test(text(m)), "the registry listing");
     expect(text(listed)).toMatch(/churn-2/);
+    // a reply without a mention, with a file: after the restart this process learns the thread from the store
+    const file = fake.addFile("april-full.csv", churnCsv(15, 21, ["churn"]));
+    const p = fake.post({ user: ALICE, text: "and these?", channel: CH, thread_ts: thread, files: [file] });
+    await fake.deliver("events_api", p.message);
+    await waitFor(thread, (m) => /^Scored 15 rows of april-full\.csv with churn-2/m.test(text(m)), "the scoring after the restart");
+
     await say(thread, "undeploy churn");
     await waitFor(thread, (m) => /Stopped serving churn\b/.test(text(m)), "the undeploy answer");
     expect((await stack.service.registry.get("churn"))?.status).toBe("stopped");

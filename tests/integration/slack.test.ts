@@ -155,7 +155,7 @@ describe("Slack adapter in Socket Mode", () => {
     const url = text.match(/Endpoint:\* (http:\/\/[\d.:]+)/)![1];
     expect((await fetch(`${url}/health`)).status).toBe(200);
     await reply(thread, "undeploy");
-    await waitFor(thread, (m) => /model server is stopped/.test(m.text), "the undeploy answer");
+    await waitFor(thread, (m) => /Stopped serving \w+\./.test(m.text), "the undeploy answer");
     // The bot's own posts came back as message events (echoBotPosts) and were ignored, and the retries started nothing.
     expect(fake.ephemerals.filter((e) => e.user === BOT_USER)).toEqual([]);
     expect(fake.thread(CH, thread).filter((m) => /Which column/.test(m.text))).toHaveLength(1);
@@ -227,7 +227,7 @@ describe("Slack adapter in Socket Mode", () => {
     const report = await waitFor(thread, isReport, "the report", 150_000);
     expect(blockText(report.blocks)).toMatch(/Model deployed/);
     await reply(thread, "undeploy");
-    await waitFor(thread, (m) => /model server is stopped/.test(m.text), "the undeploy answer");
+    await waitFor(thread, (m) => /Stopped serving \w+\./.test(m.text), "the undeploy answer");
   });
 
   it("waits out a 429 on chat.postMessage as Retry-After says", async () => {

@@ -5,7 +5,7 @@ import type { ModelEntry } from "../../src/store/types.js";
 
 // What a message after a trained model asks for, from ordinary words (the same for both engines).
 
-const o = { columns: ["tenure", "plan", "monthly_charges", "churn"], names: ["churn", "churn-2"], localPaths: false };
+const o = { columns: ["tenure", "plan", "monthly_charges", "churn"], names: ["churn", "churn-2"], localPaths: false, target: "churn" };
 const kind = (text: string, files: string[] = [], opts = o) => readFollowUp(text, files, opts).kind;
 
 describe("readFollowUp", () => {
@@ -28,8 +28,10 @@ describe("readFollowUp", () => {
     expect(readFollowUp("score data/march.csv", [], { ...o, localPaths: true })).toMatchObject({ kind: "score", paths: ["data/march.csv"] });
     // a chat user's typed path is never read from this machine
     expect(kind("score data/march.csv")).not.toBe("score");
-    // new data with a request to train on it is a new conversation
+    expect(kind("predict churn for these", ["/up/new.csv"])).toBe("score");
+    // new data with a request to train on it, or to predict another column, is a new conversation
     expect(kind("train a new model on this one", ["/up/other.csv"])).toBe("new");
+    expect(kind("Predict price in houses.csv", [], { ...o, localPaths: true })).toBe("new");
   });
 
   it("reads changes to retrain with, and more time", () => {

@@ -64,6 +64,9 @@ type Step = (threadId: string, input: Input) => Outcome | Promise<Outcome>;
 
 /** A scripted engine: `next` answers each advance; default is "ask for approval". */
 class FakeEngine {
+  /** What the service reads of the configuration (the registry's data folder, the seed, runner names). */
+  readonly config = { dataDir: ".threadml", seed: 42, runners: {}, defaultRunner: "local" };
+  readonly cwd = process.cwd();
   calls: Array<{ threadId: string; input: Input }> = [];
   cancelled: string[] = [];
   stopRequests: string[] = [];

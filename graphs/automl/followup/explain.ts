@@ -18,9 +18,11 @@ export async function explainModel(deps: FollowUpDeps, model: FollowUpModel): Pr
     return failed(`Explaining by shuffled columns works for models trained on a table; ${model.name} is a ${loaded.meta.variant} model.`);
   const under = trainedUnder(model);
   if (!under) return failed(`The request ${model.name} was trained for is no longer on record, so its validation rows cannot be rebuilt.`);
-  const inputs = harnessInputs(under.profile, under.requirements, deps.config.seed);
+  // the seed the model was trained under: the same holdout and validation rows
+  const seed = typeof model.context.seed === "number" ? model.context.seed : deps.config.seed;
+  const inputs = harnessInputs(under.profile, under.requirements, seed);
   try {
-    await applyHoldout(inputs, { file: under.profile.file, seed: deps.config.seed, dir: path.resolve(deps.cwd, deps.config.dataDir, "holdout"), full: false });
+    await applyHoldout(inputs, { file: under.profile.file, seed, dir: path.resolve(deps.cwd, deps.config.dataDir, "holdout"), full: false });
   } catch (err) {
     return failed(`The data ${model.name} was trained on cannot be read again (${(err as Error).message}).`);
   }

@@ -31,7 +31,7 @@ export interface FollowUpModel {
   description: string;
   artifactsDir: string | null;
   target: string | null;
-  context: { requirements: unknown; profile: unknown };
+  context: { requirements: unknown; profile: unknown; seed?: unknown };
 }
 
 /** A follow-up's answer: lines for the thread and, when it made one, a file to post. */
@@ -39,8 +39,8 @@ export type FollowUpAnswer = { ok: true; lines: string[]; file?: { path: string;
 
 export const failed = (...lines: string[]): FollowUpAnswer => ({ ok: false, lines });
 
-/** What the model server reads beside the model; the harness's model_dir ("model") holds them in this layout. */
-const MODEL_FILES = ["out/model.pkl", "out/model_meta.json", "solution.py"];
+/** What the model server reads beside the model, in the workspace's layout (the intake's copies keep it; a follow-up's model_dir holds it). */
+export const MODEL_FILES = ["out/model.pkl", "out/model_meta.json", "solution.py"];
 
 export const ModelMeta = z
   .object({

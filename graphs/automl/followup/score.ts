@@ -76,7 +76,7 @@ function summary(model: FollowUpModel, name: string, p: Predicted): string[] {
     const parts = Object.entries(p.counts)
       .sort((a, b) => b[1] - a[1])
       .slice(0, 10)
-      .map(([value, n]) => `${oneLine(value, 40)} ${n.toLocaleString("en-US")} (${((100 * n) / total).toFixed(1)}%)`);
+      .map(([value, n]) => `${oneLine(value, 40)}: ${n.toLocaleString("en-US")} (${((100 * n) / total).toFixed(1)}%)`);
     lines.push(`Predicted${model.target ? ` ${oneLine(model.target, 60)}` : ""}: ${parts.join(", ")}.`);
   }
   if (p.range) lines.push(`Predicted${model.target ? ` ${oneLine(model.target, 60)}` : ""} from ${fmt(p.range.min)} to ${fmt(p.range.max)} (mean ${fmt(p.range.mean)}).`);

@@ -81,6 +81,24 @@ describe("LLM engine, end to end", () => {
     expect(server.requests.find((r) => r.step === "verify-request")!.messages[1].content).toMatch(/<<<QUOTED/);
   });
 
+  it("keeps the thread for follow-ups: explains, and retrains with a change the model must honour", async () => {
+    const server = await serve(competent);
+    const env = { OPENAI_BASE_URL: server.baseUrl, THREADML_LLM_MODEL: "scripted", THREADML_DATA_DIR: join(tmp.dir, ".threadml-thread"), THREADML_SEARCH_BUDGET_S: "2" };
+    const cli = (args: string[]) => runCli(["--engine", "llm", "--thread", "llm-bananas", ...args], { cwd: tmp.dir, env });
+    const first = await cli(["--yes", "Build a model that predicts Quality in bananas.csv"]);
+    expect(first.result.status, first.result.error).toBe("deployed");
+    expect(first.result.model).toBe("quality");
+    const explained = await cli(["what matters most?"]);
+    expect(explained.result.followup?.file).toMatch(/importance\.png$/);
+    const calls = server.requests.length;
+    const again = await cli(["--yes", "try again without Size"]);
+    expect(again.result.status, again.result.error).toBe("deployed");
+    expect((again.result.requirements as { drop_columns: string[] }).drop_columns).toContain("Size");
+    expect(again.result.comparison?.rows.map((r) => r[1])).toEqual(["new", "quality"]);
+    // the retrain went through the LLM engine again, not around it
+    expect(server.requests.slice(calls).some((r) => r.step === "parse")).toBe(true);
+  });
+
   it("asks a clarifying question, then goes on with the answer", async () => {
     const server = await serve(competent);
     const e = await engineFor(server);

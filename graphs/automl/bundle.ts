@@ -282,9 +282,12 @@ class ZipWriter {
     await this.settle();
   }
 
-  /** Stored, not deflated: a pickle barely compresses, and storing keeps a large model cheap to write. */
+  /**
+   * A model file, streamed: deflated at a low level up to DEFLATE_MAX_BYTES (a forest's pickle shrinks to
+   * about a fifth, which matters under chat upload limits), stored beyond it so a huge model stays cheap.
+   */
   async stored(name: string, fh: FileHandle, size: number, onChunk: (chunk: Buffer) => void): Promise<void> {
-    const file = new ZipPassThrough(name);
+    const file = size <= DEFLATE_MAX_BYTES ? new ZipDeflate(name, { level: 1 }) : new ZipPassThrough(name);
     this.entry(file);
     if (size > 0)
       for await (const chunk of fh.createReadStream({ start: 0, end: size - 1, autoClose: false, highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
@@ -312,6 +315,8 @@ class ZipWriter {
 }
 
 // ---------------------------------------------------------------------------------------------- building it
+
+const DEFLATE_MAX_BYTES = 256 * 1024 * 1024;
 
 /**
  * Writes `<name>.zip` next to report.md in the model's host-owned artifacts folder and returns its path.

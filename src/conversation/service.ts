@@ -242,6 +242,13 @@ export class ConversationService {
     const key = threadKey(event.thread);
     let info = await this.load(key, adapter);
     if (info && lease) info.lease = lease;
+    // Left mid-step by a process that died, and the start-up sweep skipped it because this event was
+    // already queued: holding the lease, this process resumes it first, then reads the event against it.
+    if (info && !info.finished && !info.pending && !info.running && (await this.store.getThread(key))?.status === "running") {
+      this.options.logger.info({ thread: info.graphThreadId }, "resuming a conversation left running");
+      await adapter.post(info.ref, { kind: "text", text: "ThreadML restarted; picking this conversation up where it stopped." }).catch(() => {});
+      await this.step(info, null);
+    }
     if (await this.followUp(adapter, event, info, lease)) return;
     if (!info || info.finished) {
       if (event.kind !== "message") return;

@@ -120,15 +120,15 @@ export async function runThread(
   // A job that was started (scoring, explaining) and answered without its file failed.
   const opening = all.find((p) => p.message.kind === "text" && /^(Scoring|Measuring) /.test(p.message.text));
   const jobFailed = followup.kind === "text" && opening !== undefined && answer !== opening.message;
+  const { error: _none, ...empty } = failedResult("");
   const result: CliResultT = {
-    ...failedResult(""),
+    ...empty,
     status: jobFailed ? "failed" : status,
     metrics: latest?.metrics ?? {},
     constraints: latest?.constraints ?? [],
-    ...(jobFailed ? { error: followup.lines.join(" ") } : { error: undefined }),
+    ...(jobFailed ? { error: followup.lines.join(" ") } : {}),
     model: latest?.name ?? null,
     followup,
   };
-  if (!jobFailed) delete result.error;
   return { service, serving: null, result: named(result) };
 }

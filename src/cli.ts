@@ -158,7 +158,7 @@ async function modelsCommand(action: string, name: string | undefined, opts: { j
 
 /** A registry entry as printed: no bearer token, no stored request context. */
 function publicEntry(e: ModelEntry) {
-  const { token: _t, context: _c, sample: _s, ...rest } = e as ModelEntry & { sample?: unknown };
+  const { token: _t, context: _c, sample: _s, ...rest } = e;
   return { ...rest, token: e.token ? "(set)" : null };
 }
 

@@ -162,7 +162,7 @@ export class Registry {
   /** Stops a model's server wherever this machine can reach it, and records it as stopped. */
   async stop(entry: ModelEntry): Promise<ModelEntry> {
     const here = await this.engine.stopServer(entry.graphThreadId);
-    if (!here && entry.status === "serving" && entry.pid) stopProcess(entry.pid, (entry as { pidStart?: string }).pidStart);
+    if (!here && entry.status === "serving" && entry.pid) stopProcess(entry.pid, entry.pidStart);
     await this.letGo(entry.name);
     return (await this.store.putModel({ ...entry, status: "stopped", stoppedAt: Date.now() })) ?? entry;
   }
@@ -187,7 +187,7 @@ export class Registry {
         await this.letGo(entry.name);
         continue;
       }
-      const sample = (entry as { sample?: HarnessResult["sample"] }).sample ?? null;
+      const sample = (entry.sample ?? null) as HarnessResult["sample"];
       if (entry.url && (await answers(entry.url, entry.token))) {
         this.logger.info({ model: entry.name, url: entry.url }, "model server still answers; left as it is");
         continue;

@@ -244,11 +244,7 @@ export class ConversationService {
     if (info && lease) info.lease = lease;
     // Left mid-step by a process that died, and the start-up sweep skipped it because this event was
     // already queued: holding the lease, this process resumes it first, then reads the event against it.
-    if (info && !info.finished && !info.pending && !info.running && (await this.store.getThread(key))?.status === "running") {
-      this.options.logger.info({ thread: info.graphThreadId }, "resuming a conversation left running");
-      await adapter.post(info.ref, { kind: "text", text: "ThreadML restarted; picking this conversation up where it stopped." }).catch(() => {});
-      await this.step(info, null);
-    }
+    if (info && !info.finished && !info.pending && !info.running && (await this.store.getThread(key))?.status === "running") await this.resumeLeft(info);
     if (await this.followUp(adapter, event, info, lease)) return;
     if (!info || info.finished) {
       if (event.kind !== "message") return;
@@ -307,7 +303,7 @@ export class ConversationService {
       return true;
     }
     // a report's button acts on that report's model; typed follow-ups on the thread's latest
-    const clicked = event.kind === "action" && event.message ? models.find((m) => (m as { reportMessageId?: string }).reportMessageId === event.message!.id) : undefined;
+    const clicked = event.kind === "action" && event.message ? models.find((m) => m.reportMessageId === event.message!.id) : undefined;
     const latest = clicked ?? models.at(-1) ?? null;
     const localPaths = LOCAL_PLATFORMS.includes(adapter.platform);
     const finished = !info || info.finished;
@@ -407,7 +403,7 @@ export class ConversationService {
   /** A change to the thread's last request: a new conversation that keeps its data, words and answers, and compares with its models. */
   private async retrain(adapter: ChatAdapter, event: Inbound, info: ThreadInfo | null, models: ModelEntry[], intent: Extract<FollowUp, { kind: "retrain" }>, lease?: Lease): Promise<boolean> {
     const latest = models.at(-1)!;
-    const ctx = latest.context as ModelEntry["context"] & { searchScale?: number };
+    const ctx = latest.context;
     const scale = ctx.searchScale ?? 1;
     const generation = Math.max(info?.generation ?? 0, ...models.map((m) => m.generation)) + 1;
     const fresh = this.newThread(adapter, info?.ref ?? event.thread, event.user, generation);
@@ -522,15 +518,20 @@ export class ConversationService {
             const info = await this.load(meta.key, adapter);
             if (!info || info.finished || info.pending) return;
             info.lease = lease;
-            this.options.logger.info({ thread: info.graphThreadId }, "resuming a conversation left running");
-            await adapter.post(info.ref, { kind: "text", text: "ThreadML restarted; picking this conversation up where it stopped." }).catch(() => {});
-            await this.step(info, null);
+            await this.resumeLeft(info);
           } finally {
             await lease.release().catch(() => {});
           }
         })
         .catch((err) => this.options.logger.error({ err, thread: meta.key }, "resuming a conversation failed"));
     }
+  }
+
+  /** Runs a conversation a dead process left mid-step on from its checkpoint, saying so in the thread. */
+  private async resumeLeft(info: ThreadInfo): Promise<void> {
+    this.options.logger.info({ thread: info.graphThreadId }, "resuming a conversation left running");
+    await info.adapter.post(info.ref, { kind: "text", text: "ThreadML restarted; picking this conversation up where it stopped." }).catch(() => {});
+    await this.step(info, null);
   }
 
   private toResume(info: ThreadInfo, event: Inbound): ResumeValue | null {

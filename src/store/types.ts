@@ -72,6 +72,12 @@ const ModelEntryShape = z.object({
   port: z.number().int().min(1).max(65535).nullable(),
   /** Process id of a local model server, so another ThreadML process (`threadml models stop`) can end it. */
   pid: z.number().int().positive().optional(),
+  /** "<boot id>:<start time>" of that process: a pid recorded earlier names it only while both match. */
+  pidStart: z.string().optional(),
+  /** The report's chat message: its buttons act on this model. */
+  reportMessageId: z.string().optional(),
+  /** A few held-out rows and their predictions (the deploy check, repeated when the model is served again). */
+  sample: z.unknown().optional(),
   runId: z.string().min(1),
   /** The run's workspace on the runner's machine, and where it is readable here. */
   runnerDir: z.string(),
@@ -99,6 +105,9 @@ const ModelEntryShape = z.object({
       localPaths: z.boolean().default(false),
       requirements: z.unknown(),
       profile: z.unknown(),
+      /** The search budget multiplier and the seed it was trained with. */
+      searchScale: z.number().optional(),
+      seed: z.number().int().optional(),
     })
     .loose(),
   /** Set by the store on every write. */

@@ -5,8 +5,7 @@
 // Excel workbook, a rare class, a date, a leaked column), without the in-process timing. Progress goes
 // to stderr; the Markdown result goes to stdout and to tests/bench/last-run.md (last-run-realworld.md).
 
-import { execFileSync, spawn } from "node:child_process";
-import { copyFileSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { join, resolve } from "node:path";
 import { loadConfig } from "../../src/config.js";
@@ -17,6 +16,7 @@ import type { HarnessSpecInput } from "../../runners/contract.js";
 import { applyHoldout } from "../../graphs/automl/holdout.js";
 import type { ModelServer, RunOptions, Runner, Workspace, WorkspaceInput } from "../../runners/types.js";
 import { BIN, ROOT, runCli } from "../helpers/cli.js";
+import { cliCodePath, commandSeconds, machineLine, median, runsFromArgs } from "./common.js";
 import { writeClassificationCsv, writeClusteringCsv, writeRegressionCsv } from "../helpers/datasets.js";
 import { customerRows, writeDatedCsv, writeEuropeanCsv, writeExcelWorkbook, writeImbalancedCsv, writeLeakyCsv, writeRowsCsv } from "../helpers/realworld.js";
 
@@ -178,23 +178,9 @@ const log = (msg: string) => process.stderr.write(`[bench] ${msg} (load ${os.loa
 const now = () => performance.now();
 const secs = (ms: number) => ms / 1000;
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
 const f1 = (x: number) => x.toFixed(1);
 const f2 = (x: number) => x.toFixed(2);
 const f3 = (x: number | null | undefined) => (x === null || x === undefined ? "n/a" : x.toFixed(3));
-
-function runsFromArgs(): number {
-  const i = process.argv.indexOf("--runs");
-  const raw = i >= 0 ? process.argv[i + 1] : process.env.BENCH_RUNS;
-  const n = raw === undefined ? 3 : Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--runs / BENCH_RUNS must be a positive integer, not ${raw}`);
-  return n;
-}
 
 /** A new user's folder: an empty directory holding only the data file. */
 function freshDir(root: string, task: BenchTask): string {
@@ -231,34 +217,6 @@ async function runCliOnce(root: string, task: BenchTask): Promise<CliSample> {
   const dropped = (requirements?.drop_columns as string[] | undefined) ?? [];
   const notes = [...(dropped.length ? [`left out: ${dropped.join(", ")}`] : []), ...result.notices];
   return { seconds, status: result.status, metricName, metric: result.metrics[metricName] ?? null, requirements, timings: result.timings, notes, error: result.error };
-}
-
-/** What starting the CLI costs before any work: `threadml --help` loads every module. */
-function cliStartupSeconds(times = 5): number {
-  const samples: number[] = [];
-  for (let i = 0; i < times; i++) {
-    const started = now();
-    execFileSync(process.execPath, [BIN, "--help"], { stdio: "ignore" });
-    samples.push(secs(now() - started));
-  }
-  return median(samples);
-}
-
-/** Same test as bin/threadml.mjs: the CLI runs compiled JavaScript only when dist/ is newer than every source. */
-function cliCodePath(): string {
-  const newest = (dir: string): number =>
-    readdirSync(dir, { withFileTypes: true }).reduce((m, e) => {
-      const p = join(dir, e.name);
-      if (e.isDirectory()) return Math.max(m, newest(p));
-      return /\.(ts|ya?ml|py)$/.test(e.name) ? Math.max(m, statSync(p).mtimeMs) : m;
-    }, 0);
-  try {
-    const built = statSync(join(ROOT, "dist/.stamp")).mtimeMs;
-    const fresh = ["src", "graphs", "adapters", "runners", "config"].every((d) => newest(join(ROOT, d)) <= built);
-    return fresh ? "compiled dist/" : "TypeScript through tsx (dist/ older than the sources)";
-  } catch {
-    return "TypeScript through tsx (no dist/)";
-  }
 }
 
 // ----------------------------------------------------------------------------- 2. in process, Python time measured
@@ -496,25 +454,6 @@ function qualityTable(results: TaskResult[]): string[] {
   return lines;
 }
 
-function machineLine(loadStart: number[], codePath: string): string {
-  const python = (args: string[]) => {
-    try {
-      return execFileSync("/usr/bin/python3", args, { encoding: "utf8" }).trim();
-    } catch {
-      return "unavailable";
-    }
-  };
-  const cpus = os.cpus();
-  const load = (l: number[]) => l.map((x) => x.toFixed(2)).join(" ");
-  return [
-    `Machine: ${cpus[0]?.model ?? "unknown CPU"} × ${cpus.length}, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB memory`,
-    `Node ${process.version}, ${python(["--version"])}, scikit-learn ${python(["-c", "import sklearn; print(sklearn.__version__)"])}`,
-    `CLI ran ${codePath}`,
-    `load average ${load(loadStart)} at the start, ${load(os.loadavg())} at the end`,
-    new Date().toISOString().slice(0, 16).replace("T", " ") + " UTC",
-  ].join("; ") + ".";
-}
-
 function markdown(results: TaskResult[], startupS: number, runs: number, machine: string): string {
   return [
     `## Results (${runs} run${runs === 1 ? "" : "s"} per task)`,
@@ -607,7 +546,7 @@ async function main(): Promise<void> {
     log(`data in ${root}; ${runs} run(s) per task; CLI runs ${codePath}`);
     if (!codePath.startsWith("compiled")) log("start-up is slower through tsx than for an installed package; run `npm run build` first to measure that");
     // only the default suite's report has the time outside Python, which counts the CLI's start-up
-    const startupS = suite.inProcess ? cliStartupSeconds() : 0;
+    const startupS = suite.inProcess ? commandSeconds(process.execPath, [BIN, "--help"]) : 0;
     if (suite.inProcess) log(`CLI start-up: ${f2(startupS)} s`);
     const results: TaskResult[] = [];
     for (const task of suite.tasks) results.push(await benchTask(root, task, runs, baselineRunner, seed, suite.inProcess));

@@ -10,9 +10,9 @@
 // Run with `npm run bench:followups` (`--runs N` or BENCH_RUNS=N; default 3). Progress goes to stderr;
 // the Markdown result goes to stdout and to tests/bench/last-run-followups.md.
 
-import { execFileSync, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
 import { CliAdapter } from "../../adapters/cli/index.js";
@@ -25,6 +25,7 @@ import { createLocalStore } from "../../src/store/index.js";
 import type { ModelEntry } from "../../src/store/types.js";
 import { BIN, ROOT, requirePython, runCli } from "../helpers/cli.js";
 import { writeClassificationCsv } from "../helpers/datasets.js";
+import { cliCodePath, commandSeconds, machineLine, median, runsFromArgs } from "./common.js";
 
 const DATA = "banana.csv";
 const ROWS = 2000;
@@ -44,24 +45,10 @@ const f1 = (x: number) => x.toFixed(1);
 const f2 = (x: number) => x.toFixed(2);
 const int = (x: number) => Math.round(x).toLocaleString("en-US");
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
 /** "median (min–max)" of seconds, or n/a when nothing was measured. */
 function spread(xs: number[], fmt = f2): string {
   if (!xs.length) return "n/a";
   return xs.length === 1 ? fmt(xs[0]) : `${fmt(median(xs))} (${fmt(Math.min(...xs))}–${fmt(Math.max(...xs))})`;
-}
-
-function runsFromArgs(): number {
-  const i = process.argv.indexOf("--runs");
-  const raw = i >= 0 ? process.argv[i + 1] : process.env.BENCH_RUNS;
-  const n = raw === undefined ? 3 : Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--runs / BENCH_RUNS must be a positive integer, not ${raw}`);
-  return n;
 }
 
 /** New rows to score: a fresh draw of the training table's generator, without the label column. */
@@ -76,34 +63,6 @@ function freshDir(root: string, prefix: string, files: string[]): string {
   const dir = mkdtempSync(join(root, prefix));
   for (const f of files) copyFileSync(join(root, f), join(dir, f));
   return dir;
-}
-
-/** Median seconds of a command, to say what part of each follow-up is start-up. */
-function startupSeconds(file: string, args: string[], times = 5): number {
-  const samples: number[] = [];
-  for (let i = 0; i < times; i++) {
-    const started = now();
-    execFileSync(file, args, { stdio: "ignore" });
-    samples.push(secs(now() - started));
-  }
-  return median(samples);
-}
-
-/** Same test as bin/threadml.mjs: the CLI runs compiled JavaScript only while dist/ is newer than every source. */
-function cliCodePath(): string {
-  const newest = (dir: string): number =>
-    readdirSync(dir, { withFileTypes: true }).reduce((m, e) => {
-      const p = join(dir, e.name);
-      if (e.isDirectory()) return Math.max(m, newest(p));
-      return /\.(ts|ya?ml|py)$/.test(e.name) ? Math.max(m, statSync(p).mtimeMs) : m;
-    }, 0);
-  try {
-    const built = statSync(join(ROOT, "dist/.stamp")).mtimeMs;
-    const fresh = ["src", "graphs", "adapters", "runners", "config"].every((d) => newest(join(ROOT, d)) <= built);
-    return fresh ? "compiled dist/" : "TypeScript through tsx (dist/ older than the sources)";
-  } catch {
-    return "TypeScript through tsx (no dist/)";
-  }
 }
 
 // ----------------------------------------------------------------------------- 1 + 2. the CLI on one thread
@@ -341,25 +300,6 @@ function restartTable(samples: RestartSample[]): string[] {
   ];
 }
 
-function machineLine(loadStart: number[], codePath: string): string {
-  const python = (args: string[]) => {
-    try {
-      return execFileSync("/usr/bin/python3", args, { encoding: "utf8" }).trim();
-    } catch {
-      return "unavailable";
-    }
-  };
-  const cpus = os.cpus();
-  const load = (l: number[]) => l.map((x) => x.toFixed(2)).join(" ");
-  return [
-    `Machine: ${cpus[0]?.model ?? "unknown CPU"} × ${cpus.length}, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB memory`,
-    `Node ${process.version}, ${python(["--version"])}, scikit-learn ${python(["-c", "import sklearn; print(sklearn.__version__)"])}`,
-    `CLI ran ${codePath}`,
-    `load average ${load(loadStart)} at the start, ${load(os.loadavg())} at the end`,
-    new Date().toISOString().slice(0, 16).replace("T", " ") + " UTC",
-  ].join("; ") + ".";
-}
-
 // ----------------------------------------------------------------------------- main
 
 async function main(): Promise<void> {
@@ -373,8 +313,8 @@ async function main(): Promise<void> {
     const codeAtStart = cliCodePath();
     log(`data in ${root}; ${runs} run(s); CLI runs ${codeAtStart}`);
     if (!codeAtStart.startsWith("compiled")) log("start-up is slower through tsx than for an installed package; run `npm run build` first to measure that");
-    const cliStartS = startupSeconds(process.execPath, [BIN, "--help"]);
-    const pythonStartS = startupSeconds("/usr/bin/python3", ["-c", "import pandas, sklearn.ensemble, sklearn.inspection"], 3);
+    const cliStartS = commandSeconds(process.execPath, [BIN, "--help"]);
+    const pythonStartS = commandSeconds("/usr/bin/python3", ["-c", "import pandas, sklearn.ensemble, sklearn.inspection"], 3);
     log(`CLI start-up ${f2(cliStartS)} s; Python with pandas and scikit-learn ${f2(pythonStartS)} s`);
 
     const conversations: ConversationSample[] = [];

@@ -183,8 +183,11 @@ describe("AutoML graph", () => {
     const t = "test:stuck";
     await e.advance(t, { text: "Predict Quality in bananas.csv" });
     const state = done(await e.advance(t, { kind: "approve", planId: "best" }));
+    // The hanging code never passes its smoke run. On a loaded machine the fixed code's search may
+    // also reach the limit, so the stuck run is looked for, not assumed to be the first.
+    const firstSmoke = state.runs.find((r) => r.kind === "smoke");
+    expect(firstSmoke?.failure, JSON.stringify(state.runs.map((r) => [r.kind, r.failure, r.message]))).not.toBe("success");
     const stuck = state.runs.find((r) => r.failure === "solution_stuck");
-    expect(stuck?.kind).toBe("smoke");
     expect(stuck?.message).toMatch(/wall-time limit/);
     expect(state.fixMemory.length).toBeGreaterThan(0);
     expect(state.notices.join(" ")).toMatch(/solution_stuck/);

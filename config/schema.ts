@@ -24,14 +24,31 @@ export const LimitsConfig = z.object({
 export const LLM_ROLES = ["manager", "prompt", "data", "model", "operation", "verifier"] as const;
 export type LlmRole = (typeof LLM_ROLES)[number];
 
+/** Key and base URL of one provider other than the OpenAI-compatible one. */
+const ProviderEndpoint = z.object({ apiKey: z.string().optional(), baseUrl: z.string().optional() });
+
 export const LlmConfig = z.object({
   /** OpenAI-compatible base URL, e.g. https://api.openai.com/v1 or http://127.0.0.1:8000/v1 (vLLM, Ollama, llama.cpp). */
   baseUrl: z.string().optional(),
   apiKey: z.string().optional(),
-  /** Default model for every role. */
-  model: z.string().default("gpt-4o-mini"),
-  /** Per-role models, e.g. a cheaper one for parsing ("prompt") and verification ("verifier"). */
-  models: z.partialRecord(z.enum(LLM_ROLES), z.string()).default({}),
+  /**
+   * Default model for every role, as `provider:model` (openai, anthropic, google-genai, ollama), e.g.
+   * `anthropic:claude-sonnet-4-5` or `ollama:qwen2.5:7b`; without a provider, the OpenAI-compatible endpoint.
+   */
+  model: z.string().min(1).default("gpt-4o-mini"),
+  /** Per-role models, same form, e.g. a cheaper one for parsing ("prompt") and verification ("verifier"). */
+  models: z.partialRecord(z.enum(LLM_ROLES), z.string().min(1)).default({}),
+  /** Keys and base URLs of the other providers. */
+  providers: z
+    .object({ anthropic: ProviderEndpoint.optional(), "google-genai": ProviderEndpoint.optional(), ollama: ProviderEndpoint.optional() })
+    .default({}),
+  /**
+   * How structured answers are asked for: "native" sends the answer's JSON Schema in the provider's own
+   * structured mode (falling back to plain JSON where a server refuses it); "json" always asks for plain JSON.
+   */
+  structuredOutput: z.enum(["native", "json"]).default("native"),
+  /** Most LLM requests one conversation may make (retries and repairs included); then the offline agents take over. */
+  maxCalls: positiveInt.default(30),
   /** Seconds before one request is abandoned (and retried). */
   timeoutS: positive.default(60),
   /** Retries after a timeout, 429 or 5xx, with exponential backoff. */

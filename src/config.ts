@@ -40,6 +40,13 @@ const ENV_MAP: Array<[string, string[]]> = [
   ["THREADML_LLM_MODEL", ["llm", "model"]],
   ["THREADML_LLM_TIMEOUT_S", ["llm", "timeoutS"]],
   ["THREADML_LLM_MAX_RETRIES", ["llm", "maxRetries"]],
+  ["THREADML_LLM_MAX_CALLS", ["llm", "maxCalls"]],
+  ["THREADML_LLM_STRUCTURED", ["llm", "structuredOutput"]],
+  ["ANTHROPIC_API_KEY", ["llm", "providers", "anthropic", "apiKey"]],
+  ["ANTHROPIC_BASE_URL", ["llm", "providers", "anthropic", "baseUrl"]],
+  ["GOOGLE_API_KEY", ["llm", "providers", "google-genai", "apiKey"]],
+  ["GOOGLE_GENAI_BASE_URL", ["llm", "providers", "google-genai", "baseUrl"]],
+  ["OLLAMA_BASE_URL", ["llm", "providers", "ollama", "baseUrl"]],
 ];
 
 function setPath(target: Record<string, unknown>, path: string[], value: unknown): void {

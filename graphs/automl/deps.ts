@@ -1,8 +1,8 @@
-import type { LangGraphRunnableConfig } from "@langchain/langgraph";
+import { isGraphBubbleUp, type LangGraphRunnableConfig } from "@langchain/langgraph";
 import type { Config } from "../../config/schema.js";
 import type { Logger } from "../../src/logger.js";
 import { LlmCancelledError, LlmUnavailableError } from "../../src/llm/errors.js";
-import { withUsage } from "../../src/llm/usage.js";
+import { withUsage, type Usage } from "../../src/llm/usage.js";
 import type { ModelServer, Runner } from "../../runners/types.js";
 import type { Agents, Plan } from "./agents/types.js";
 import type { Retriever } from "./knowledge/sources.js";
@@ -90,19 +90,38 @@ export function stage<S>(deps: GraphDeps, name: Stage, fn: NodeFn<S>): NodeFn<S>
     const threadId = threadIdOf(config);
     const started = performance.now();
     deps.emit(threadId, { type: "stage", stage: name, state: "start" });
+    const before = (state as { llm?: Usage }).llm?.calls ?? 0;
     const { result: update, usage } = await withUsage(
       () =>
         fn(state, config).catch((err: unknown): Update => {
+          // Interrupts (a question, a plan card) are how the graph pauses, not failures.
+          if (isGraphBubbleUp(err)) throw err;
           // An LLM endpoint that stays down ends the conversation with its own clear message.
           if (err instanceof LlmUnavailableError) return { status: "failed", error: err.message };
           if (err instanceof LlmCancelledError) return { status: "cancelled", error: "Cancelled by the user." };
-          throw err;
+          // Anything else is a fault of ThreadML's own: the thread gets a sentence, the log the stack.
+          deps.logger.error({ err, stage: name, thread: threadId }, "a step failed unexpectedly");
+          return { status: "failed", error: unexpectedFailure(name, err) };
         }),
       deps.jobSignal(threadId),
+      { before, max: deps.config.llm.maxCalls },
     );
     const seconds = (performance.now() - started) / 1000;
     const failed = update.status === "failed";
     deps.emit(threadId, { type: "stage", stage: name, state: failed ? "failed" : "done" });
     return { ...update, timings: { ...(update.timings ?? {}), [name]: seconds }, ...(usage.calls ? { llm: usage } : {}) };
   };
+}
+
+/**
+ * The thread's sentence for an exception a step did not expect. A message meant for people (one short
+ * line) is kept; a programming error or a validation dump is not shown, only logged.
+ */
+export function unexpectedFailure(stage: Stage, err: unknown): string {
+  const message = String((err as Error)?.message ?? err ?? "").trim();
+  const technical =
+    err instanceof TypeError || err instanceof ReferenceError || err instanceof RangeError || err instanceof SyntaxError ||
+    (err as Error)?.name === "ZodError" || !message || message.length > 200 || /[\n{}[\]]|\bat \S+:\d+/.test(message);
+  const what = technical ? " on an internal error (the details are in ThreadML's log)" : `: ${message.replace(/\.$/, "")}`;
+  return `ThreadML stopped this request: the ${stage.replace(/_/g, " ")} step failed${what}. The data and any earlier model are kept; send the request again, or change it.`;
 }

@@ -1,20 +1,24 @@
-import { HumanMessage, SystemMessage, type AIMessageChunk, type BaseMessage } from "@langchain/core/messages";
-import { ChatOpenAI } from "@langchain/openai";
+import type { BaseChatModel } from "@langchain/core/language_models/chat_models";
+import { HumanMessage, SystemMessage, type AIMessage, type AIMessageChunk, type BaseMessage } from "@langchain/core/messages";
 import type { z } from "zod";
-import type { LlmConfig, LlmRole } from "../../config/schema.js";
+import { LLM_ROLES, type LlmConfig, type LlmRole } from "../../config/schema.js";
 import type { Logger } from "../logger.js";
-import { LlmCancelledError, LlmOutputError, LlmUnavailableError } from "./errors.js";
+import { classify, isLengthCut, refusedStructuredMode } from "./classify.js";
+import { LlmBudgetError, LlmCancelledError, LlmOutputError, LlmUnavailableError } from "./errors.js";
 import { extractJson } from "./json.js";
-import { recordUsage, scopeSignal } from "./usage.js";
+import { wireSchema, type JsonSchema } from "./json-schema.js";
+import { createChatModel, endpointOf, missingSetting, parseModelSpec, structuredOptions, type ModelSpec } from "./providers.js";
+import { recordUsage, scopeSignal, takeRequest } from "./usage.js";
 
-// One client for every agent: it talks to any OpenAI-compatible endpoint through ChatOpenAI, retries what
-// is worth retrying, turns failures into the two errors the engine understands, and meters usage.
+// One client for every agent: it talks to the configured provider (OpenAI-compatible, Anthropic, Gemini,
+// Ollama) through the LangChain chat model initChatModel creates, sends structured calls their JSON
+// Schema, retries what is worth retrying, turns failures into the errors the engine understands, and
+// meters usage against the conversation's request budget.
 //
 // Retries are done here rather than by LangChain: its AsyncCaller waits at least 1 s before the first
 // retry (not configurable), gives up at once on a 429 without Retry-After, and cannot tell a stream that
-// failed before its first token (safe to retry) from one that broke off mid-answer. So ChatOpenAI runs
-// with maxRetries 0 (it already sets the OpenAI SDK's own retries to 0), and every request is made at
-// most 1 + config.maxRetries times.
+// failed before its first token (safe to retry) from one that broke off mid-answer. So every provider runs
+// with maxRetries 0, and every request is made at most 1 + config.maxRetries times.
 
 export interface LlmRequest {
   role: LlmRole;
@@ -34,18 +38,12 @@ export interface LlmClientOptions {
   maxRetryAfterMs?: number;
 }
 
-const DEFAULT_BASE_URL = "https://api.openai.com/v1";
 const REPAIR_OUTPUT_CHARS = 4000;
-
-interface Failure {
-  retryable: boolean;
-  reason: string;
-  status?: number;
-  retryAfterMs?: number;
-}
 
 interface CallResult {
   text: string;
+  /** The provider stopped the answer at its token limit. */
+  truncated?: boolean;
   promptTokens: number;
   completionTokens: number;
 }
@@ -67,62 +65,10 @@ const sleep = (ms: number, signal?: AbortSignal) =>
     signal?.addEventListener("abort", done, { once: true });
   });
 
-/** True when `err` is an instance of a class called `name` (class identity breaks across package copies). */
-function isKind(err: unknown, name: string): boolean {
-  for (let p = err && typeof err === "object" ? Object.getPrototypeOf(err) : null; p; p = Object.getPrototypeOf(p)) {
-    if (p.constructor?.name === name) return true;
-  }
-  return false;
-}
-
-function headerOf(err: unknown, name: string): string | undefined {
-  const headers = (err as { headers?: unknown })?.headers;
-  if (!headers) return undefined;
-  if (typeof (headers as Headers).get === "function") return (headers as Headers).get(name) ?? undefined;
-  const value = (headers as Record<string, unknown>)[name];
-  return typeof value === "string" ? value : undefined;
-}
-
-/** Milliseconds asked for by retry-after-ms / Retry-After (seconds or an HTTP date), if any. */
-function retryAfterMs(err: unknown): number | undefined {
-  const ms = Number(headerOf(err, "retry-after-ms"));
-  if (headerOf(err, "retry-after-ms") !== undefined && Number.isFinite(ms) && ms >= 0) return ms;
-  const raw = headerOf(err, "retry-after")?.trim();
-  if (!raw) return undefined;
-  const seconds = Number(raw);
-  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
-  const date = Date.parse(raw);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
-}
-
-/** The network error code (ECONNREFUSED, ENOTFOUND…) somewhere in the cause chain. */
-function networkCode(err: unknown): string | undefined {
-  let e: unknown = err;
-  for (let depth = 0; e && typeof e === "object" && depth < 5; depth++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === "string" && /^E[A-Z_]+$/.test(code)) return code;
-    e = (e as { cause?: unknown }).cause;
-  }
-  return undefined;
-}
-
-const NETWORK_REASONS: Record<string, string> = {
-  ECONNREFUSED: "connection refused",
-  ECONNRESET: "connection reset",
-  ENOTFOUND: "host not found",
-  EAI_AGAIN: "host lookup failed",
-  EHOSTUNREACH: "host unreachable",
-  ETIMEDOUT: "connection timed out",
-};
-
-/** Models that reject a temperature other than the default (OpenAI o-series and gpt-5 reasoning models). */
-function isReasoningModel(model: string): boolean {
-  return /^o\d/.test(model) || (model.startsWith("gpt-5") && !model.startsWith("gpt-5-chat"));
-}
-
 export class LlmClient {
-  private readonly baseUrl: string;
-  private readonly models = new Map<string, ChatOpenAI>();
+  private readonly models = new Map<string, Promise<BaseChatModel>>();
+  /** Models whose server refused the native structured mode: asked for plain JSON from then on. */
+  private readonly plainJson = new Set<string>();
   private readonly baseDelayMs: number;
   private readonly maxDelayMs: number;
   private readonly maxRetryAfterMs: number;
@@ -132,31 +78,34 @@ export class LlmClient {
     private readonly logger: Logger,
     options: LlmClientOptions = {},
   ) {
-    if (!config.baseUrl && !config.apiKey) {
-      throw new Error(
-        "The LLM engine needs an endpoint: set OPENAI_BASE_URL or OPENAI_API_KEY " +
-          "(OPENAI_BASE_URL for any OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1; OPENAI_API_KEY alone uses api.openai.com).",
-      );
+    // Every role's model is checked now, so that a bad setting stops the start instead of a conversation.
+    for (const role of LLM_ROLES) {
+      const spec = this.specFor(role);
+      const missing = missingSetting(config, spec.provider);
+      if (missing) throw new Error(`The LLM engine needs an endpoint for ${spec.provider}:${spec.model}: ${missing}.`);
     }
-    // Always explicit, so that OPENAI_BASE_URL or LANGSMITH_GATEWAY in the environment cannot re-route calls.
-    this.baseUrl = (config.baseUrl ?? DEFAULT_BASE_URL).replace(/\/+$/, "");
     this.baseDelayMs = options.baseDelayMs ?? 500;
     this.maxDelayMs = options.maxDelayMs ?? 8000;
     this.maxRetryAfterMs = options.maxRetryAfterMs ?? 30_000;
   }
 
+  /** The role's model setting as written (`provider:model`, or a bare OpenAI-compatible name). */
   modelFor(role: LlmRole): string {
     return this.config.models[role] ?? this.config.model;
   }
 
+  private specFor(role: LlmRole): ModelSpec {
+    return parseModelSpec(this.modelFor(role));
+  }
+
   /** One chat completion; returns the answer's text. */
   async text(req: LlmRequest): Promise<string> {
-    return (await this.complete(req, false)).text;
+    return (await this.complete(req, {})).text;
   }
 
   /** A streamed completion: `onToken` gets each piece in order; returns the whole text. */
   async stream(req: LlmRequest, onToken: (t: string) => void): Promise<string> {
-    const model = this.chatModel(req.role, false, req.maxTokens);
+    const model = await this.chatModel(req.role, req.maxTokens);
     const messages = this.messages(req);
     let emitted = 0;
     const started = Date.now();
@@ -187,56 +136,80 @@ export class LlmClient {
       // Once tokens reached the caller a retry would repeat them; a broken stream then fails at once.
       () => emitted === 0,
     );
-    this.finish(req, model.model, started, attempts, value, "stream");
+    this.finish(req, started, attempts, value, "stream");
     return value.text;
   }
 
   /**
-   * A JSON answer validated by `schema`. Invalid output (unparseable or failing the schema) gets one
-   * repair call showing the model its output and the problems; still invalid → LlmOutputError.
+   * A JSON answer validated by `schema`. The schema's JSON form goes to the provider's structured mode
+   * (docs/llm.md); invalid output (unparseable or failing the schema) gets one repair call showing the
+   * model its output and the problems; still invalid → LlmOutputError.
    */
   async json<T>(req: LlmRequest & { schema: z.ZodType<T> }): Promise<T> {
     const { schema, ...base } = req;
-    // Decided once, so that the repair call (whose prompt says "JSON") keeps the same system message.
-    const hint = !/json/i.test(base.system + base.user);
-    const first = await this.complete(base, true, hint);
-    const checked = validate(first.text, schema);
+    const wire = wireSchema(schema);
+    const first = await this.structured(base, wire);
+    const checked = validate(first, schema);
     if (checked.ok) return checked.value;
 
     this.logger.info({ step: req.step, role: req.role, problems: checked.problems }, "LLM JSON invalid; asking for a repair");
-    const repaired = await this.complete({ ...base, user: repairPrompt(base.user, first.text, checked.problems) }, true, hint);
-    const second = validate(repaired.text, schema);
+    const repaired = await this.structured({ ...base, user: repairPrompt(base.user, first.text, checked.problems) }, wire);
+    const second = validate(repaired, schema);
     if (second.ok) return second.value;
     throw new LlmOutputError(req.step, second.problems, repaired.text);
   }
 
-  private async complete(req: LlmRequest, json: boolean, jsonHint = false): Promise<CallResult> {
-    const model = this.chatModel(req.role, json, req.maxTokens);
-    const messages = this.messages(req, jsonHint);
+  /** One structured call: native mode first, plain JSON where the server refuses it (remembered). */
+  private async structured(req: LlmRequest, wire: JsonSchema): Promise<CallResult> {
+    const spec = this.specFor(req.role);
+    const key = `${spec.provider}:${spec.model}`;
+    const native = this.config.structuredOutput === "native" && !this.plainJson.has(key);
+    // Plain JSON mode shows the schema in the prompt instead; OpenAI's JSON mode also needs the word "JSON".
+    const plain = (r: LlmRequest): LlmRequest => ({ ...r, system: `${r.system}\n\nAnswer with one JSON object that follows this JSON Schema:\n${JSON.stringify(wire)}` });
+    if (!native) return this.complete(plain(req), structuredOptions(spec.provider, "json", req.step, wire));
+    try {
+      return await this.complete(req, structuredOptions(spec.provider, "native", req.step, wire));
+    } catch (err) {
+      if (!(err instanceof LlmUnavailableError) || !refusedStructuredMode({ retryable: err.retryable, reason: err.reason, status: err.status })) throw err;
+      this.plainJson.add(key);
+      this.logger.warn({ step: req.step, model: key, reason: err.reason }, "the server refused the structured mode; asking for plain JSON from now on");
+      return this.complete(plain(req), structuredOptions(spec.provider, "json", req.step, wire));
+    }
+  }
+
+  private async complete(req: LlmRequest, callOptions: Record<string, unknown>): Promise<CallResult> {
+    const model = await this.chatModel(req.role, req.maxTokens);
+    const messages = this.messages(req);
     const started = Date.now();
     const { value, attempts } = await this.withRetries(
       req,
       async (signal) => {
-        const message = await model.invoke(messages, { signal });
-        return {
-          text: chunkText(message),
-          promptTokens: message.usage_metadata?.input_tokens ?? 0,
-          completionTokens: message.usage_metadata?.output_tokens ?? 0,
-        };
+        try {
+          const message = await model.invoke(messages, { ...callOptions, signal } as Parameters<BaseChatModel["invoke"]>[1]);
+          return {
+            text: answerText(message),
+            promptTokens: message.usage_metadata?.input_tokens ?? 0,
+            completionTokens: message.usage_metadata?.output_tokens ?? 0,
+          };
+        } catch (err) {
+          // An answer stopped at the token limit is an answer (unusable JSON), not a failed request.
+          if (isLengthCut(err)) return { text: "", truncated: true, promptTokens: 0, completionTokens: 0 };
+          throw err;
+        }
       },
       () => true,
     );
-    this.finish(req, model.model, started, attempts, value, json ? "json" : "text");
+    this.finish(req, started, attempts, value, Object.keys(callOptions).length ? "json" : "text");
     return value;
   }
 
-  private finish(req: LlmRequest, model: string, started: number, attempts: number, r: CallResult, mode: string): void {
+  private finish(req: LlmRequest, started: number, attempts: number, r: CallResult, mode: string): void {
     recordUsage({ prompt_tokens: r.promptTokens, completion_tokens: r.completionTokens });
     this.logger.debug(
       {
         step: req.step,
         role: req.role,
-        model,
+        model: this.modelFor(req.role),
         mode,
         ms: Date.now() - started,
         attempts,
@@ -247,40 +220,29 @@ export class LlmClient {
     );
   }
 
-  private messages(req: LlmRequest, jsonHint = false): BaseMessage[] {
-    // The step line comes first and alone: logs and the scripted test server route on it.
+  private messages(req: LlmRequest): BaseMessage[] {
+    // The step line comes first and alone: logs and the scripted test servers route on it.
     const step = req.step.replace(/\s+/g, " ").trim();
-    let system = `ThreadML step: ${step}\n\n${req.system}`;
-    // OpenAI rejects JSON mode unless the messages mention JSON; add the word when the prompt does not.
-    if (jsonHint) system += "\n\nAnswer with one JSON object.";
-    return [new SystemMessage(system), new HumanMessage(req.user)];
+    return [new SystemMessage(`ThreadML step: ${step}\n\n${req.system}`), new HumanMessage(req.user)];
   }
 
-  private chatModel(role: LlmRole, json: boolean, maxTokens?: number): ChatOpenAI {
-    const key = `${role}|${json ? "json" : "text"}|${maxTokens ?? ""}`;
+  private chatModel(role: LlmRole, maxTokens?: number): Promise<BaseChatModel> {
+    const spec = this.specFor(role);
+    const key = `${spec.provider}|${spec.model}|${maxTokens ?? ""}`;
     let model = this.models.get(key);
     if (!model) {
-      const name = this.modelFor(role);
-      model = new ChatOpenAI({
-        model: name,
-        apiKey: this.config.apiKey ?? "not-needed",
-        configuration: { baseURL: this.baseUrl },
-        temperature: isReasoningModel(name) ? undefined : this.config.temperature,
-        timeout: this.config.timeoutS * 1000,
-        maxRetries: 0,
-        maxTokens,
-        streamUsage: true,
-        modelKwargs: json ? { response_format: { type: "json_object" } } : undefined,
-      });
+      model = createChatModel(this.config, spec, maxTokens);
+      // A failed creation (a missing package) is not cached: the next call reports it again.
+      model.catch(() => this.models.delete(key));
       this.models.set(key, model);
     }
     return model;
   }
 
   /**
-   * Runs `attempt` up to 1 + maxRetries times. Each attempt has its own deadline of timeoutS, which
-   * `activity()` pushes back (streams: the limit is on silence, not on the answer's length); the
-   * SDK's timeout only covers the wait for response headers.
+   * Runs `attempt` up to 1 + maxRetries times, each one a request taken from the conversation's budget.
+   * Each attempt has its own deadline of timeoutS, which `activity()` pushes back (streams: the limit is
+   * on silence, not on the answer's length); the SDK's timeout only covers the wait for response headers.
    */
   private async withRetries<T>(
     req: LlmRequest,
@@ -289,8 +251,10 @@ export class LlmClient {
   ): Promise<{ value: T; attempts: number }> {
     const timeoutMs = this.config.timeoutS * 1000;
     const cancel = scopeSignal();
+    const endpoint = endpointOf(this.config, this.specFor(req.role).provider).baseUrl;
     for (let n = 1; ; n++) {
       if (cancel?.aborted) throw new LlmCancelledError(req.step);
+      if (!takeRequest()) throw new LlmBudgetError(req.step, this.config.maxCalls);
       const controller = new AbortController();
       const onCancel = () => controller.abort(new LlmCancelledError(req.step));
       cancel?.addEventListener("abort", onCancel, { once: true });
@@ -309,7 +273,8 @@ export class LlmClient {
       } catch (err) {
         if (err instanceof CallerError) throw err.error;
         if (cancel?.aborted) throw new LlmCancelledError(req.step);
-        const failure = this.classify(err, timedOut);
+        const failure = classify(err, timedOut, this.config.timeoutS);
+        failure.reason = this.redact(failure.reason);
         if (failure.retryAfterMs !== undefined && failure.retryAfterMs > this.maxRetryAfterMs) {
           failure.retryable = false;
           failure.reason += `, asked to wait ${Math.round(failure.retryAfterMs / 1000)} s`;
@@ -318,7 +283,7 @@ export class LlmClient {
         if (broken) failure.reason += " (the streamed answer broke off)";
         if (!failure.retryable || broken || n > this.config.maxRetries) {
           throw new LlmUnavailableError({
-            baseUrl: this.baseUrl,
+            baseUrl: endpoint,
             step: req.step,
             attempts: n,
             reason: failure.reason,
@@ -341,46 +306,11 @@ export class LlmClient {
     }
   }
 
-  private classify(err: unknown, timedOut: boolean): Failure {
-    const timeout = `timed out after ${this.config.timeoutS} s`;
-    if (timedOut || isKind(err, "APIConnectionTimeoutError") || (err as Error)?.name === "TimeoutError") {
-      return { retryable: true, reason: timeout };
-    }
-    const status = (err as { status?: unknown })?.status;
-    if (typeof status === "number") {
-      const detail = this.serverMessage(err);
-      if (status === 429) {
-        const code = (err as { code?: unknown }).code;
-        // An exhausted quota or billing problem does not clear up within a retry window.
-        if (code === "insufficient_quota" || /quota|billing/i.test(detail)) {
-          return { retryable: false, status, reason: `HTTP 429 (${detail || "quota exhausted"})` };
-        }
-        return { retryable: true, status, reason: "HTTP 429 (rate limited)", retryAfterMs: retryAfterMs(err) };
-      }
-      if (status === 408 || status >= 500) return { retryable: true, status, reason: `HTTP ${status}`, retryAfterMs: retryAfterMs(err) };
-      return { retryable: false, status, reason: detail ? `HTTP ${status}: ${detail}` : `HTTP ${status}` };
-    }
-    if (isKind(err, "APIConnectionError") || networkCode(err)) {
-      const code = networkCode(err);
-      const reason = code ? `${NETWORK_REASONS[code] ?? "connection failed"} (${code})` : "connection failed";
-      return { retryable: true, reason };
-    }
-    // Anything else (a malformed stream, a bug) is reported as is; repeating it would not help.
-    return { retryable: false, reason: `unexpected error: ${this.redact(String((err as Error)?.message ?? err))}` };
-  }
-
-  /** The server's own error text, short and without the API key (some servers echo it back). */
-  private serverMessage(err: unknown): string {
-    const body = (err as { error?: { message?: unknown } }).error;
-    let text = typeof body?.message === "string" ? body.message : String((err as Error).message ?? "");
-    text = text.replace(/^\d{3}\s+/, "").replace(/\s+/g, " ").trim();
-    if (/status code \(no body\)/.test(text)) text = "";
-    return this.redact(text.length > 200 ? `${text.slice(0, 200)}…` : text);
-  }
-
+  /** Without the API keys (some servers echo them back). */
   private redact(text: string): string {
-    const key = this.config.apiKey;
-    return key && key.length >= 4 ? text.split(key).join("[redacted]") : text;
+    const keys = [this.config.apiKey, ...Object.values(this.config.providers).map((p) => p?.apiKey)];
+    for (const key of keys) if (key && key.length >= 4) text = text.split(key).join("[redacted]");
+    return text;
   }
 }
 
@@ -388,10 +318,18 @@ function chunkText(message: AIMessageChunk | { content: unknown; text: string })
   return typeof message.content === "string" ? message.content : message.text;
 }
 
-function validate<T>(text: string, schema: z.ZodType<T>): { ok: true; value: T } | { ok: false; problems: string } {
+/** The answer's text; a structured answer given as a tool call (Anthropic) is its arguments as JSON. */
+function answerText(message: AIMessage | AIMessageChunk): string {
+  const call = message.tool_calls?.[0];
+  if (call) return JSON.stringify(call.args ?? {});
+  return chunkText(message);
+}
+
+function validate<T>(answer: CallResult, schema: z.ZodType<T>): { ok: true; value: T } | { ok: false; problems: string } {
+  if (answer.truncated) return { ok: false, problems: "the answer was cut off at the token limit before the JSON ended; give a shorter answer" };
   let data: unknown;
   try {
-    data = extractJson(text);
+    data = extractJson(answer.text);
   } catch (err) {
     return { ok: false, problems: (err as Error).message };
   }

@@ -66,3 +66,15 @@ export class LlmCancelledError extends Error {
     super(`The ${step} step was cancelled.`);
   }
 }
+
+/**
+ * The conversation has made all the LLM requests it may (llm.maxCalls). A kind of output error, so that
+ * every step that falls back to its offline answer on unusable output does so here too.
+ */
+export class LlmBudgetError extends LlmOutputError {
+  override name = "LlmBudgetError";
+  constructor(step: string, max: number) {
+    super(step, `the conversation has used all ${max} LLM requests it may make (llm.maxCalls)`);
+    this.message = `The ${step} step was not sent to the LLM: this conversation has used all ${max} LLM requests it may make (llm.maxCalls).`;
+  }
+}

@@ -12,14 +12,41 @@ export interface Usage {
 
 export const zeroUsage = (): Usage => ({ calls: 0, prompt_tokens: 0, completion_tokens: 0 });
 
-// The same scope carries the conversation's cancel signal, so a cancel also stops an LLM request in flight.
-const scope = new AsyncLocalStorage<{ usage: Usage; signal?: AbortSignal }>();
+/** The conversation's request budget: requests made before this scope, and the most it may make. */
+export interface CallBudget {
+  before: number;
+  max: number;
+}
+
+// The same scope carries the conversation's cancel signal, so a cancel also stops an LLM request in
+// flight, and its request budget, so that a poor model cannot make a conversation call it without end.
+interface Scope {
+  usage: Usage;
+  signal?: AbortSignal;
+  budget?: CallBudget;
+  /** Requests started in this scope (failed ones included); `usage.calls` counts them once they end. */
+  requests: number;
+}
+const scope = new AsyncLocalStorage<Scope>();
 
 /** Runs `fn` in a fresh usage scope (cancelled with `signal`) and returns what the LLM calls inside it used. */
-export async function withUsage<T>(fn: () => Promise<T>, signal?: AbortSignal): Promise<{ result: T; usage: Usage }> {
+export async function withUsage<T>(fn: () => Promise<T>, signal?: AbortSignal, budget?: CallBudget): Promise<{ result: T; usage: Usage }> {
   const usage = zeroUsage();
-  const result = await scope.run({ usage, signal }, fn);
+  const result = await scope.run({ usage, signal, budget, requests: 0 }, fn);
   return { result, usage };
+}
+
+/**
+ * Takes one request from the conversation's budget: false when it is spent. Every HTTP request counts,
+ * retries and repairs included, so that the bound holds for what reaches the provider.
+ */
+export function takeRequest(): boolean {
+  const s = scope.getStore();
+  if (!s) return true;
+  if (s.budget && s.budget.before + s.requests >= s.budget.max) return false;
+  s.requests += 1;
+  s.usage.calls += 1;
+  return true;
 }
 
 /** The cancel signal of the current scope, if any. */
@@ -27,11 +54,10 @@ export function scopeSignal(): AbortSignal | undefined {
   return scope.getStore()?.signal;
 }
 
-/** Adds one LLM call to the current scope (a no-op outside any scope). */
+/** Adds a finished call's tokens to the current scope (a no-op outside any scope); takeRequest counted the call. */
 export function recordUsage(tokens: { prompt_tokens?: number; completion_tokens?: number }): void {
   const usage = scope.getStore()?.usage;
   if (!usage) return;
-  usage.calls += 1;
   usage.prompt_tokens += tokens.prompt_tokens ?? 0;
   usage.completion_tokens += tokens.completion_tokens ?? 0;
 }

@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { LlmConfig } from "../../config/schema.js";
 import { LlmClient, type LlmClientOptions } from "../../src/llm/client.js";
-import { LlmOutputError, LlmUnavailableError } from "../../src/llm/errors.js";
+import { LlmBudgetError, LlmOutputError, LlmUnavailableError } from "../../src/llm/errors.js";
 import { extractCode, extractJson } from "../../src/llm/json.js";
 import { withUsage } from "../../src/llm/usage.js";
 import { startScriptedOpenAI, type ScriptReply, type ScriptedRequest, type ScriptedServer } from "../helpers/openai-server.js";
@@ -143,23 +143,50 @@ describe("LlmClient: answers", () => {
 describe("LlmClient: JSON", () => {
   const plan = { plans: [{ name: "lightgbm", score: 0.91 }] };
 
-  it("asks for JSON mode and returns the validated value", async () => {
+  it("sends the answer's JSON Schema, strict where the schema allows it, and returns the validated value", async () => {
     const server = await serve(() => ({ content: JSON.stringify(plan) }));
     const { llm } = client(server.baseUrl);
     const out = await llm.json({ ...req, user: "Reply in JSON.", schema: PlanSchema });
     expect(out).toEqual(plan);
-    expect(server.requests[0].responseFormat).toEqual({ type: "json_object" });
-    // The prompt mentions JSON, so the system message is left as written.
+    const format = server.requests[0].responseFormat as { type: string; json_schema: { name: string; strict: boolean; schema: Record<string, unknown> } };
+    expect(format.type).toBe("json_schema");
+    expect(format.json_schema.name).toBe("planning");
+    expect(format.json_schema.strict).toBe(true);
+    expect(format.json_schema.schema).toMatchObject({ type: "object", required: ["plans"], additionalProperties: false });
+    expect(JSON.stringify(format.json_schema.schema)).toContain('"score":{"type":"number"}');
+    // The schema travels in the request, so the system message is left as written.
     expect(server.requests[0].messages[0].content).toBe("ThreadML step: planning\n\nYou plan ML work.");
   });
 
-  it("mentions JSON in the system message when the prompt does not (OpenAI requires it in JSON mode)", async () => {
-    const server = await serve(() => ({ content: JSON.stringify(plan) }));
+  it("sends an open schema without strict (a record cannot be strict)", async () => {
+    const server = await serve(() => ({ content: JSON.stringify({ ranges: { depth: [1, 2] } }) }));
     const { llm } = client(server.baseUrl);
-    await llm.json({ ...req, schema: PlanSchema });
-    const system = server.requests[0].messages[0].content;
+    await llm.json({ ...req, schema: z.object({ ranges: z.record(z.string(), z.unknown()) }) });
+    const format = server.requests[0].responseFormat as { json_schema: { strict: boolean } };
+    expect(format.json_schema.strict).toBe(false);
+  });
+
+  it("falls back to JSON mode with the schema in the prompt when the server refuses json_schema, and remembers", async () => {
+    const server = await serve((r) =>
+      (r.responseFormat as { type?: string })?.type === "json_schema"
+        ? { status: 400, body: { error: { message: "response_format json_schema is not supported by this server", type: "invalid_request_error" } } }
+        : { content: JSON.stringify(plan) },
+    );
+    const { llm } = client(server.baseUrl);
+    expect(await llm.json({ ...req, schema: PlanSchema })).toEqual(plan);
+    expect(await llm.json({ ...req, schema: PlanSchema })).toEqual(plan);
+    expect(server.requests.map((r) => (r.responseFormat as { type: string }).type)).toEqual(["json_schema", "json_object", "json_object"]);
+    const system = server.requests[1].messages[0].content;
     expect(system.startsWith("ThreadML step: planning\n\nYou plan ML work.")).toBe(true);
-    expect(system).toMatch(/json/i);
+    expect(system).toMatch(/JSON Schema:\n\{"type":"object"/);
+  });
+
+  it("asks for plain JSON throughout with structuredOutput: json", async () => {
+    const server = await serve(() => ({ content: JSON.stringify(plan) }));
+    const { llm } = client(server.baseUrl, { structuredOutput: "json" });
+    await llm.json({ ...req, schema: PlanSchema });
+    expect(server.requests[0].responseFormat).toEqual({ type: "json_object" });
+    expect(server.requests[0].messages[0].content).toMatch(/json/i);
   });
 
   it("reads JSON inside a fence and inside prose", async () => {
@@ -186,7 +213,7 @@ describe("LlmClient: JSON", () => {
     const [first, repair] = server.requests;
     expect(repair.step).toBe("planning");
     expect(repair.messages[0]).toEqual(first.messages[0]);
-    expect(repair.responseFormat).toEqual({ type: "json_object" });
+    expect(repair.responseFormat).toEqual(first.responseFormat);
     const user = repair.messages[1].content;
     expect(user.startsWith("Plan a churn model.")).toBe(true);
     expect(user).toContain(bad);
@@ -358,11 +385,32 @@ describe("LlmClient: usage, logs, configuration", () => {
     expect(usage).toEqual({ calls: 4, prompt_tokens: 1000, completion_tokens: 100 });
   });
 
-  it("counts nothing for a call that failed", async () => {
+  it("counts a failed request as a call without tokens", async () => {
     const server = await serve(() => ({ status: 400 }));
     const { llm } = client(server.baseUrl);
     const { usage } = await withUsage(() => failure(llm.text(req)));
-    expect(usage).toEqual({ calls: 0, prompt_tokens: 0, completion_tokens: 0 });
+    expect(usage).toEqual({ calls: 1, prompt_tokens: 0, completion_tokens: 0 });
+  });
+
+  it("stops at the conversation's request budget, retries included, with an output error the agents fall back on", async () => {
+    const server = await serve((_r, i) => (i === 0 ? { status: 500 } : { content: "ok" }));
+    const { llm } = client(server.baseUrl, { maxCalls: 3 });
+    const { result, usage } = await withUsage(
+      async () => {
+        const answers = [await llm.text(req)];
+        const err = await failure(llm.text(req));
+        return { answers, err };
+      },
+      undefined,
+      { before: 1, max: 3 },
+    );
+    // One request before this scope, a 500 and its retry: the budget of 3 is spent.
+    expect(result.answers).toEqual(["ok"]);
+    expect(result.err).toBeInstanceOf(LlmBudgetError);
+    expect(result.err).toBeInstanceOf(LlmOutputError);
+    expect(result.err.message).toMatch(/used all 3 LLM requests/);
+    expect(server.requests).toHaveLength(2);
+    expect(usage.calls).toBe(2);
   });
 
   it("uses default usage from the scripted server when none is scripted", async () => {

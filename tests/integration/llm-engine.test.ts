@@ -209,7 +209,7 @@ describe("LLM engine, end to end", () => {
     expect(plans).toBeLessThanOrEqual(3);
   });
 
-  it("goes on after a 429 that clears, and counts the call once", async () => {
+  it("goes on after a 429 that clears, counting both requests against the conversation's budget", async () => {
     let limited = true;
     const server = await serve((r) => {
       if (r.step === "verify-request" && limited) {
@@ -222,5 +222,7 @@ describe("LLM engine, end to end", () => {
     const o = await e.advance("limited", { text: "Predict Quality in bananas.csv" });
     expect(o.kind === "interrupt" && o.payload.kind).toBe("approval");
     expect(server.requests.filter((r) => r.step === "verify-request")).toHaveLength(2);
+    const state = (await e.snapshot("limited"))!.state;
+    expect(state.llm.calls).toBe(server.requests.length);
   });
 });

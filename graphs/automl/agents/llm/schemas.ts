@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { looseList } from "../../../../src/llm/json-schema.js";
 
 // Shapes of what the LLM returns, one per prompt. Fields that only colour the output (notes, wording)
 // are lenient and fall back to empty values; fields that decide what happens next (relevance, ids,
@@ -9,8 +10,32 @@ import { z } from "zod";
 const text = z.string().catch("");
 const texts = z.array(z.string()).catch([]);
 const maybeText = z.union([z.string(), z.number()]).nullable().catch(null);
-/** A list kept element by element; bad elements are dropped in code, not the whole list. */
-const items = z.array(z.unknown()).catch([]);
+// Lists kept element by element (`looseList`): bad elements are dropped in code, not the whole list,
+// while the schema sent to the model still shows the element's shape.
+
+export const QuestionOutput = z.object({
+  slot: z.string().catch("other"),
+  text: z.string().min(1),
+  choices: z.array(z.union([z.string(), z.number()])).catch([]),
+});
+
+export const ConstraintOutput = z.object({
+  name: z.string().min(1),
+  op: z.string().catch(""),
+  value: z.union([z.number(), z.string()]),
+  unit: text,
+  phrase: text,
+});
+
+export const DropSuggestion = z.object({ column: z.string(), reason: text });
+
+export const CandidateOutput = z.object({
+  family: z.string(),
+  /** param → {low, high} or {values: [...]}; checked against the recipe's space in code. */
+  ranges: z.record(z.string(), z.unknown()).catch({}),
+  expected: z.object({ low: z.number(), high: z.number() }).nullable().catch(null),
+  note: text,
+});
 
 // ---- manager: request verification (relevancy and adequacy in one answer)
 export const AssessOutput = z.object({
@@ -22,17 +47,11 @@ export const AssessOutput = z.object({
   labels_column: maybeText,
   adequate: z.boolean().catch(false),
   missing: texts,
-  questions: items,
+  questions: looseList(QuestionOutput),
   decline_reason: maybeText,
   notes: texts,
 });
 export type AssessOutput = z.infer<typeof AssessOutput>;
-
-export const QuestionOutput = z.object({
-  slot: z.string().catch("other"),
-  text: z.string().min(1),
-  choices: z.array(z.union([z.string(), z.number()])).catch([]),
-});
 
 // ---- prompt agent: requirements
 export const ParseOutput = z.object({
@@ -56,7 +75,7 @@ export const ParseOutput = z.object({
     .partial()
     .nullable()
     .catch(null),
-  model: items,
+  model: looseList(z.object({ name: z.string(), family: text, type: text, specification: text, description: text }).partial()),
   service: z
     .object({
       feature_engineering: texts,
@@ -77,7 +96,7 @@ export const ParseOutput = z.object({
   n_clusters: z.number().int().nullable().catch(null),
   labels_column: maybeText,
   drop_columns: texts,
-  constraints: items,
+  constraints: looseList(ConstraintOutput),
   requested_models: texts,
   /** Forecasting only: the time column, the column that separates series, and the steps ahead. */
   time_column: maybeText,
@@ -85,14 +104,6 @@ export const ParseOutput = z.object({
   horizon: z.number().int().positive().nullable().catch(null),
 });
 export type ParseOutput = z.infer<typeof ParseOutput>;
-
-export const ConstraintOutput = z.object({
-  name: z.string().min(1),
-  op: z.string().catch(""),
-  value: z.union([z.number(), z.string()]),
-  unit: text,
-  phrase: text,
-});
 
 // ---- manager: knowledge summary
 export const KnowledgeOutput = z.object({ insights: texts });
@@ -104,7 +115,7 @@ export const PlanOutput = z.object({
   summary: z.string().min(1),
   preprocessing: texts,
   /** Family ids from the list given in the prompt; anything else is dropped. */
-  models: items,
+  models: looseList(z.string()),
   training: text,
   inference: text,
   rationale: text,
@@ -118,33 +129,25 @@ export const DataDecomposeOutput = z.object({
       plan_id: z.string(),
       steps: texts,
       preprocess: z.object({ scale: z.boolean(), encode: z.enum(["onehot", "ordinal"]) }).nullable().catch(null),
-      drop_suggestions: items,
+      drop_suggestions: looseList(DropSuggestion),
       findings: texts,
     }),
   ),
 });
 export type DataDecomposeOutput = z.infer<typeof DataDecomposeOutput>;
 
-export const DropSuggestion = z.object({ column: z.string(), reason: text });
 
 // ---- model agent: every plan in one answer
 export const ModelDecomposeOutput = z.object({
   plans: z.array(
     z.object({
       plan_id: z.string(),
-      candidates: items,
+      candidates: looseList(CandidateOutput),
     }),
   ),
 });
 export type ModelDecomposeOutput = z.infer<typeof ModelDecomposeOutput>;
 
-export const CandidateOutput = z.object({
-  family: z.string(),
-  /** param → {low, high} or {values: [...]}; checked against the recipe's space in code. */
-  ranges: z.record(z.string(), z.unknown()).catch({}),
-  expected: z.object({ low: z.number(), high: z.number() }).nullable().catch(null),
-  note: text,
-});
 
 export const RangeOutput = z.union([
   z.object({ low: z.union([z.number(), z.string()]), high: z.union([z.number(), z.string()]) }),

@@ -91,7 +91,7 @@ export function stage<S>(deps: GraphDeps, name: Stage, fn: NodeFn<S>): NodeFn<S>
     const started = performance.now();
     deps.emit(threadId, { type: "stage", stage: name, state: "start" });
     const before = (state as { llm?: Usage }).llm?.calls ?? 0;
-    const { result: update, usage } = await withUsage(
+    const { result: update, usage, budgetSpent } = await withUsage(
       () =>
         fn(state, config).catch((err: unknown): Update => {
           // Interrupts (a question, a plan card) are how the graph pauses, not failures.
@@ -106,6 +106,12 @@ export function stage<S>(deps: GraphDeps, name: Stage, fn: NodeFn<S>): NodeFn<S>
       deps.jobSignal(threadId),
       { before, max: deps.config.llm.maxCalls },
     );
+    // Said once: in the step where the conversation's last request went out or was refused.
+    if (budgetSpent && before < deps.config.llm.maxCalls) {
+      const text = `The LLM has made the ${deps.config.llm.maxCalls} requests one request may use (llm.maxCalls); the remaining steps follow ThreadML's own rules and templates.`;
+      deps.emit(threadId, { type: "notice", text });
+      if (update.notices === undefined || Array.isArray(update.notices)) update.notices = [...(update.notices ?? []), text];
+    }
     const seconds = (performance.now() - started) / 1000;
     const failed = update.status === "failed";
     deps.emit(threadId, { type: "stage", stage: name, state: failed ? "failed" : "done" });

@@ -24,16 +24,19 @@ interface Scope {
   usage: Usage;
   signal?: AbortSignal;
   budget?: CallBudget;
-  /** Requests started in this scope (failed ones included); `usage.calls` counts them once they end. */
+  /** Requests started in this scope (failed ones included), each also counted in `usage.calls`. */
   requests: number;
+  /** A request was refused for want of budget. */
+  refused: boolean;
 }
 const scope = new AsyncLocalStorage<Scope>();
 
 /** Runs `fn` in a fresh usage scope (cancelled with `signal`) and returns what the LLM calls inside it used. */
-export async function withUsage<T>(fn: () => Promise<T>, signal?: AbortSignal, budget?: CallBudget): Promise<{ result: T; usage: Usage }> {
+export async function withUsage<T>(fn: () => Promise<T>, signal?: AbortSignal, budget?: CallBudget): Promise<{ result: T; usage: Usage; budgetSpent: boolean }> {
   const usage = zeroUsage();
-  const result = await scope.run({ usage, signal, budget, requests: 0 }, fn);
-  return { result, usage };
+  const store: Scope = { usage, signal, budget, requests: 0, refused: false };
+  const result = await scope.run(store, fn);
+  return { result, usage, budgetSpent: store.refused };
 }
 
 /**
@@ -43,7 +46,10 @@ export async function withUsage<T>(fn: () => Promise<T>, signal?: AbortSignal, b
 export function takeRequest(): boolean {
   const s = scope.getStore();
   if (!s) return true;
-  if (s.budget && s.budget.before + s.requests >= s.budget.max) return false;
+  if (s.budget && s.budget.before + s.requests >= s.budget.max) {
+    s.refused = true;
+    return false;
+  }
   s.requests += 1;
   s.usage.calls += 1;
   return true;

@@ -23,14 +23,14 @@ async function serve(handler: (r: ScriptedRequest, i: number) => ScriptReply): P
   return s;
 }
 
-async function engineFor(server: ScriptedServer, overrides: Record<string, unknown> = {}): Promise<Engine> {
+async function engineFor(server: ScriptedServer, overrides: Record<string, unknown> = {}, llm: Record<string, unknown> = {}): Promise<Engine> {
   const config = loadConfig(
     {},
     {
       engine: "llm",
       dataDir: join(tmp.dir, ".threadml"),
       search: { budgetS: 2, trialsPerFamily: 2, sampleRows: 800, cvFolds: 3 },
-      llm: { baseUrl: server.baseUrl, model: "scripted", maxRetries: 1, timeoutS: 5 },
+      llm: { baseUrl: server.baseUrl, model: "scripted", maxRetries: 1, timeoutS: 5, ...llm },
       ...overrides,
     },
   );
@@ -207,6 +207,16 @@ describe("LLM engine, end to end", () => {
     const plans = server.requests.filter((r) => r.step === "plan").length;
     expect(plans).toBeGreaterThan(0);
     expect(plans).toBeLessThanOrEqual(3);
+  });
+
+  it("stops asking the LLM at the conversation's request budget and finishes with the offline agents, saying so", async () => {
+    const server = await serve(competent);
+    const e = await engineFor(server, {}, { maxCalls: 5 });
+    const state = await approveAndRun(e, "budget", "Predict Quality in bananas.csv");
+    expect(server.requests.length).toBeLessThanOrEqual(5);
+    expect(state.llm.calls).toBe(server.requests.length);
+    expect(state.status).toBe("deployed");
+    expect(state.notices.join("\n")).toMatch(/made the 5 requests one request may use/);
   });
 
   it("goes on after a 429 that clears, counting both requests against the conversation's budget", async () => {

@@ -281,9 +281,13 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     options = { ...options, runners: await createRunners(options.config, options.logger, options.cwd ?? process.cwd()) };
   if (options.config.engine !== "llm" || options.agents) return new Engine(options);
   const { llm } = options.config;
-  if (!llm.baseUrl && !llm.apiKey)
-    throw new ConfigError("The LLM engine needs an OpenAI-compatible endpoint: set OPENAI_BASE_URL (and OPENAI_API_KEY if it needs one).");
   const [{ LlmClient }, { createLlmAgents }] = await Promise.all([import("./llm/client.js"), import("../graphs/automl/agents/llm/index.js")]);
-  const client = new LlmClient(llm, options.logger);
+  let client;
+  try {
+    // Checks every role's provider:model and that its provider has a key or URL.
+    client = new LlmClient(llm, options.logger);
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
   return new Engine({ ...options, agents: createLlmAgents(client, { plans: options.config.planning.plans, codeAttempts: llm.codeAttempts }) });
 }

@@ -76,6 +76,13 @@ describe("LLM engine, end to end", () => {
     for (const step of ["verify-request", "parse", "knowledge", "plan", "data-decompose", "model-decompose", "verify-execution", "select", "implement"])
       expect(steps).toContain(step);
     expect(steps.filter((s) => s === "plan")).toHaveLength(3);
+    // Every JSON step carries its answer's schema; code is free text.
+    for (const r of server.requests) {
+      const format = r.responseFormat as { type?: string; json_schema?: { schema?: { type?: string } } } | undefined;
+      if (r.step === "implement") expect(format).toBeUndefined();
+      else expect(format?.type === "json_schema" && format.json_schema?.schema?.type, r.step).toBe("object");
+    }
+    expect(result.llm.calls).toBe(server.requests.length);
     expect(readFileSync(result.artifacts.code!, "utf8")).toMatch(/def build\(ctx\)/);
     // The data reached the prompts only as quoted material.
     expect(server.requests.find((r) => r.step === "verify-request")!.messages[1].content).toMatch(/<<<QUOTED/);

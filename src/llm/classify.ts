@@ -127,7 +127,9 @@ export function classify(err: unknown, timedOut: boolean, timeoutS: number): Fai
   }
   const message = String((err as Error)?.message ?? err);
   // fetch's own words for a body cut off (undici "terminated") or a connection that never opened.
-  if (/^(?:terminated|fetch failed|other side closed)$/i.test(message)) return { retryable: true, reason: `the connection broke off (${message})` };
+  // (Gemini's SDK wraps them without a cause: "Error fetching from …: fetch failed", "Error reading from the stream".)
+  const broke = /\b(terminated|fetch failed|other side closed|Error reading from the stream)$/i.exec(message);
+  if (broke) return { retryable: true, reason: `the connection broke off (${broke[1]})` };
   // A 200 whose body is not the JSON the SDK expects: a proxy or server glitch, safe to ask again.
   if (err instanceof SyntaxError || /Unexpected (?:token|end of JSON)|is not valid JSON/.test(message)) {
     return { retryable: true, reason: "the server's answer was not well-formed" };

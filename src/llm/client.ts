@@ -105,6 +105,13 @@ export class LlmClient {
 
   /** A streamed completion: `onToken` gets each piece in order; returns the whole text. */
   async stream(req: LlmRequest, onToken: (t: string) => void): Promise<string> {
+    // Gemini's SDK leaves a rejected promise unhandled when a stream breaks off, which would end the
+    // process: its answers arrive whole, as one piece.
+    if (this.specFor(req.role).provider === "google-genai") {
+      const text = await this.text(req);
+      if (text) onToken(text);
+      return text;
+    }
     const model = await this.chatModel(req.role, req.maxTokens);
     const messages = this.messages(req);
     let emitted = 0;
@@ -185,7 +192,9 @@ export class LlmClient {
       req,
       async (signal) => {
         try {
-          const message = await model.invoke(messages, { ...callOptions, signal } as Parameters<BaseChatModel["invoke"]>[1]);
+          // ChatOllama and ChatGoogleGenerativeAI ignore the signal on invoke: the race makes the
+          // deadline and a cancel hold for them too (their request ends when its socket does).
+          const message = await raceAbort(model.invoke(messages, { ...callOptions, signal } as Parameters<BaseChatModel["invoke"]>[1]), signal);
           return {
             text: answerText(message),
             promptTokens: message.usage_metadata?.input_tokens ?? 0,
@@ -312,6 +321,16 @@ export class LlmClient {
     for (const key of keys) if (key && key.length >= 4) text = text.split(key).join("[redacted]");
     return text;
   }
+}
+
+/** `work`, or the signal's reason as soon as it aborts (whichever comes first). */
+function raceAbort<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
 }
 
 function chunkText(message: AIMessageChunk | { content: unknown; text: string }): string {

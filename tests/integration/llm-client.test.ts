@@ -7,6 +7,9 @@ import { LlmClient, type LlmClientOptions } from "../../src/llm/client.js";
 import { LlmBudgetError, LlmOutputError, LlmUnavailableError } from "../../src/llm/errors.js";
 import { extractCode, extractJson } from "../../src/llm/json.js";
 import { withUsage } from "../../src/llm/usage.js";
+import { startScriptedAnthropic } from "../helpers/anthropic-server.js";
+import { startScriptedGemini } from "../helpers/gemini-server.js";
+import { startScriptedOllama } from "../helpers/ollama-server.js";
 import { startScriptedOpenAI, type ScriptReply, type ScriptedRequest, type ScriptedServer } from "../helpers/openai-server.js";
 
 // The real ChatOpenAI client against a scripted OpenAI-compatible server on 127.0.0.1.
@@ -253,6 +256,19 @@ describe("LlmClient: JSON", () => {
 });
 
 describe("LlmClient: retries", () => {
+  it("retries an answer cut off mid-body (undici: terminated), for text and for JSON", async () => {
+    const plan = { plans: [{ name: "lightgbm", score: 0.91 }] };
+    const server = await serve((r, i) => {
+      const content = r.responseFormat ? JSON.stringify(plan) : "done";
+      return i % 2 === 0 ? { cut: true, content } : { content };
+    });
+    const { llm, lines } = client(server.baseUrl);
+    expect(await llm.text(req)).toBe("done");
+    expect(await llm.json({ ...req, schema: PlanSchema })).toEqual(plan);
+    expect(server.requests).toHaveLength(4);
+    expect(lines.join("\n")).toMatch(/broke off|terminated/);
+  });
+
   it("retries a 429 without Retry-After and succeeds", async () => {
     const server = await serve((_r, i) =>
       i === 0 ? { status: 429, body: { error: { message: "Rate limit reached", type: "requests", code: "rate_limit_exceeded" } } } : { content: "done" },
@@ -363,6 +379,45 @@ describe("LlmClient: retries", () => {
     expect(err.message).toContain(`refused the planning step: HTTP ${status}: scripted failure ${status}`);
     expect(err.message).not.toContain(API_KEY);
     expect(server.requests).toHaveLength(1);
+  });
+});
+
+describe("LlmClient: other providers", () => {
+  const models = {
+    ollama: { start: startScriptedOllama, llm: (url: string) => ({ model: "ollama:qwen-test", providers: { ollama: { baseUrl: url } } }) },
+    "google-genai": { start: startScriptedGemini, llm: (url: string) => ({ model: "google-genai:gemini-test", providers: { "google-genai": { apiKey: "k", baseUrl: url } } }) },
+    anthropic: { start: startScriptedAnthropic, llm: (url: string) => ({ model: "anthropic:claude-test", providers: { anthropic: { apiKey: "k", baseUrl: url } } }) },
+  };
+
+  for (const [name, m] of Object.entries(models)) {
+    it(`${name}: gives up a hung request at timeoutS, though the provider ignores the abort signal`, async () => {
+      const server = await m.start(() => ({ hang: true }));
+      servers.push(server);
+      const { llm } = client(undefined, { ...m.llm(server.baseUrl), timeoutS: 1, maxRetries: 1 });
+      const err = await failure(llm.json({ ...req, schema: PlanSchema }));
+      expect(err).toBeInstanceOf(LlmUnavailableError);
+      expect(err.message).toMatch(/timed out after 1 s after 2 attempts/);
+    });
+  }
+
+  it("anthropic: reads a forced tool call as the JSON answer, and text when the model ignored the tool", async () => {
+    const plan = { plans: [{ name: "lightgbm", score: 0.91 }] };
+    const answers = [JSON.stringify(plan), `Here you go: ${JSON.stringify(plan)}`];
+    const server = await startScriptedAnthropic((_r, i) => ({ content: answers[i] }));
+    servers.push(server);
+    const { llm } = client(undefined, models.anthropic.llm(server.baseUrl));
+    expect(await llm.json({ ...req, schema: PlanSchema })).toEqual(plan);
+    expect(await llm.json({ ...req, schema: PlanSchema })).toEqual(plan);
+    expect((server.requests[0].body.tool_choice as { name: string }).name).toBe("planning");
+  });
+
+  it("google-genai: a streamed call arrives whole (its SDK cannot survive a stream that breaks off)", async () => {
+    const server = await startScriptedGemini(() => ({ content: "one two three" }));
+    servers.push(server);
+    const { llm } = client(undefined, models["google-genai"].llm(server.baseUrl));
+    const pieces: string[] = [];
+    expect(await llm.stream(req, (t) => pieces.push(t))).toBe("one two three");
+    expect(pieces).toEqual(["one two three"]);
   });
 });
 

@@ -23,6 +23,8 @@ import { AutoMLState, type State } from "./state.js";
 const ended = (s: State) => s.status === "failed" || s.status === "cancelled" || s.status === "rejected";
 const unless = (next: string) => (s: State) => (ended(s) ? "finish" : next);
 const byRoute = (s: State) => (ended(s) ? "finish" : (s.route ?? "finish"));
+// Every edge out of a step that can fail goes to finish when it did: no step reads what a failed one
+// left empty (docs/llm.md §3).
 
 /**
  * The AutoML graph (AutoML-Agent's pipeline): ingest → verify_request → parse → retrieve → plan → approve →
@@ -53,21 +55,21 @@ export function buildAutoMLGraph(deps: GraphDeps, checkpointer: BaseCheckpointSa
     .addNode("deploy", deployNode(deps))
     .addNode("finish", finishNode(deps))
     .addEdge(START, "ingest")
-    .addEdge("ingest", "verify_request")
+    .addConditionalEdges("ingest", unless("verify_request"), ["verify_request", "finish"])
     .addConditionalEdges("verify_request", byRoute, ["clarify", "parse", "finish"])
     .addConditionalEdges("clarify", (s) => (ended(s) ? "finish" : "ingest"), ["ingest", "finish"])
     .addConditionalEdges("parse", (s) => (ended(s) ? "finish" : s.route === "clarify" ? "clarify" : "retrieve"), ["retrieve", "clarify", "finish"])
-    .addEdge("retrieve", "plan")
+    .addConditionalEdges("retrieve", unless("plan"), ["plan", "finish"])
     .addConditionalEdges("plan", unless("approve"), ["approve", "finish"])
     .addConditionalEdges("approve", byRoute, ["decompose", "parse", "plan", "finish"])
-    .addEdge("decompose", "execute")
+    .addConditionalEdges("decompose", unless("execute"), ["execute", "finish"])
     .addConditionalEdges("execute", unless("verify_execution"), ["verify_execution", "finish"])
     .addConditionalEdges("verify_execution", byRoute, ["plan", "select", "finish"])
     .addConditionalEdges("select", unless("implement"), ["implement", "finish"])
-    .addEdge("implement", "smoke")
+    .addConditionalEdges("implement", unless("smoke"), ["smoke", "finish"])
     .addConditionalEdges("smoke", byRoute, ["train", "revise", "finish"])
     .addConditionalEdges("train", byRoute, ["verify_implementation", "revise", "finish"])
-    .addConditionalEdges("verify_implementation", byRoute, ["deploy", "revise"])
+    .addConditionalEdges("verify_implementation", byRoute, ["deploy", "revise", "finish"])
     .addConditionalEdges("revise", byRoute, ["smoke", "implement", "deploy", "finish"])
     .addEdge("deploy", "finish")
     .addEdge("finish", END)

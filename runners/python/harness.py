@@ -1340,6 +1340,28 @@ def build_solution(spec, ctx):
     return model, fit_fn, predict_fn
 
 
+def hold_cluster_count(run, model, n):
+    """The number of clusters the user asked for outranks the generated code's (a GaussianMixture left
+    at its single default component, say): set on the final estimator before it is fitted."""
+    est, prefix = model, ""
+    while hasattr(est, "steps") and est.steps:
+        name, est = est.steps[-1]
+        prefix += f"{name}__"
+    try:
+        own = est.get_params(deep=False)
+    except Exception:  # noqa: BLE001 - not an estimator the harness can adjust
+        return
+    changed = {f"{prefix}{k}": n for k in ("n_clusters", "n_components") if k in own and own[k] != n}
+    if not changed:
+        return
+    try:
+        model.set_params(**changed)
+    except Exception:  # noqa: BLE001 - the fit then shows what the code built
+        return
+    old = ", ".join(f"{k.split('__')[-1]}={own[k.split('__')[-1]]!r}" for k in changed)
+    run.warn(f"The code built {type(est).__name__} with {old}; set to the {n} clusters asked for.")
+
+
 def fit_solution(run, task, model, fit_fn, train_split, valid_split, ctx):
     """(fitted model, seconds): the fit slot, or the estimator's own fit."""
     t_fit = time.perf_counter()
@@ -1495,6 +1517,8 @@ def train(run, spec):
     ctx = Context(run, spec, prep, pos)
     use_own_estimators(spec["solution"])
     model, fit_fn, predict_fn = build_solution(spec, ctx)
+    if task == "clustering" and spec.get("n_clusters"):
+        hold_cluster_count(run, model, int(spec["n_clusters"]))
 
     run.stage("fit", stages)
     model, train_time = fit_solution(run, task, model, fit_fn, DataSplit(X_tr, y_tr), DataSplit(X_va, y_va), ctx)

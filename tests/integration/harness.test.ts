@@ -388,6 +388,24 @@ describe.concurrent("harness", () => {
       expect(Object.keys(r.sample!.rows[0])).not.toContain("group");
     });
 
+    it("holds the number of clusters asked for against code that left the model at its default", async () => {
+      const oneComponent = [
+        "from sklearn.mixture import GaussianMixture",
+        "from sklearn.pipeline import make_pipeline",
+        "from sklearn.decomposition import PCA",
+        "def build(ctx):",
+        "    return make_pipeline(ctx.preprocessor(scale=True), PCA(n_components=2), GaussianMixture(random_state=0))",
+        "",
+      ].join("\n");
+      const dir = makeWorkspace("clustering", oneComponent);
+      const run = await runHarness(dir, { mode: "train", task: "clustering", data: "data.csv", target: null, labels_column: "group", n_clusters: 3, metric: "adjusted_rand_index", plots: false });
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.result.warnings.join("\n")).toMatch(/GaussianMixture with n_components=1; set to the 3 clusters asked for/);
+      // The PCA step's n_components is not the cluster count and stays.
+      expect(run.result.warnings.join("\n")).not.toMatch(/PCA/);
+      expect(run.result.metrics.adjusted_rand_index).toBeGreaterThan(0.8);
+    });
+
     it("smoke-samples rows and falls back to the default fit and predict", async () => {
       const buildOnly = [
         "from sklearn.linear_model import LogisticRegression",

@@ -152,6 +152,31 @@ describe("LLM engine, end to end", () => {
     expect(state.fixMemory).toContain("rewrote the pipeline without the failing part");
   });
 
+  it("falls back to the offline template when every generated fix crashes too, saying so", async () => {
+    // Each fix claims a new remedy, so the operation agent takes them all until the fix budget is spent.
+    let n = 0;
+    const server = await serve((r) =>
+      r.step === "implement" || r.step === "fix"
+        ? { content: goodCode(r, `    raise RuntimeError("broken draft ${++n}")`).replace(/SUMMARY: .*/, `SUMMARY: remedy ${n}`) }
+        : competent(r),
+    );
+    const e = await engineFor(server);
+    const state = await approveAndRun(e, "always-crash", "Predict Quality in bananas.csv");
+    expect(state.status, state.error ?? "").toBe("deployed");
+    expect(state.implementation!.description).toMatch(/offline template/);
+    expect(state.notices.join("\n")).toMatch(/using ThreadML's own template for .* instead/);
+    // The crashing drafts were the generated ones; the template's run passed.
+    expect(state.runs.filter((r) => r.failure === "runtime_error").length).toBeGreaterThanOrEqual(2);
+  });
+
+  it("writes the template itself when the LLM stops answering at the code step, instead of failing", async () => {
+    const server = await serve((r) => (r.step === "implement" ? { status: 503 } : competent(r)));
+    const e = await engineFor(server);
+    const state = await approveAndRun(e, "code-down", "Predict Quality in bananas.csv");
+    expect(state.status, state.error ?? "").toBe("deployed");
+    expect(state.notices.join("\n")).toMatch(/could not be used \(.*the LLM did not answer \(HTTP 503\).*ThreadML's own template/);
+  });
+
   it("catches a metric the code claims but the harness does not confirm (hallucination)", async () => {
     let lie = true;
     const server = await serve((r) => {

@@ -1,5 +1,6 @@
 import type { FailureClass } from "../../../runners/contract.js";
-import type { RankedCandidate } from "../agents/types.js";
+import { FALLBACK_NOTE, OfflineOperationAgent } from "../agents/offline/operation.js";
+import type { Implementation, RankedCandidate } from "../agents/types.js";
 import { stage, threadIdOf, type GraphDeps } from "../deps.js";
 import type { State, Update } from "../state.js";
 
@@ -12,6 +13,10 @@ const SPEED_RANK: Array<[RegExp, number]> = [
   [/GaussianMixture|MLP/, 2],
 ];
 const speed = (c: RankedCandidate) => SPEED_RANK.find(([re]) => re.test(c.estimator))?.[1] ?? 3;
+
+const offlineOperation = new OfflineOperationAgent();
+/** Already the offline template (or a fix of it), so there is nothing further to fall back to. */
+const isTemplate = (impl: Implementation) => impl.adjustments.some((a) => a.startsWith(FALLBACK_NOTE));
 
 /**
  * The revision loop, with a budget per remedy: first a fix of the same candidate (the operation agent,
@@ -42,6 +47,21 @@ export function reviseNode(deps: GraphDeps) {
         say(notice);
         return { implementation: fixed, fixMemory: [summary], budgets: { fix: 1 }, route: "smoke", notices: [notice] };
       }
+    }
+
+    // Generated code that keeps failing gives way to the offline template of the same candidate before
+    // anything else: the template is the last resort whenever one exists (docs/llm.md §3).
+    const impl = state.implementation!;
+    if (deps.agents.engine === "llm" && FIXABLE.includes(failure) && !isTemplate(impl)) {
+      const template = await offlineOperation.implement({ instructions: state.instructions!, requirements: state.requirements! });
+      const note = `${FALLBACK_NOTE} after the generated code failed (${failure})`;
+      const notice = `${impl.description} did not pass (${failure}: ${message}); using ThreadML's own template for ${state.instructions!.candidate.label} instead.`;
+      say(notice);
+      return {
+        implementation: { ...template, description: `${template.description} (offline template)`, adjustments: [...impl.adjustments, note] },
+        route: "smoke",
+        notices: [notice],
+      };
     }
 
     const alternatives = [...state.instructions!.alternatives];

@@ -1,7 +1,7 @@
 import { extractCode } from "../../../../src/llm/json.js";
 import { quote, type PromptVars } from "../../../../src/llm/prompts.js";
 import type { Requirements } from "../../../../src/schema/requirements.js";
-import { OfflineOperationAgent, renderSolution } from "../offline/operation.js";
+import { FALLBACK_NOTE, OfflineOperationAgent, renderSolution } from "../offline/operation.js";
 import { pyLiteral } from "../../python-source.js";
 import type {
   FixInput,
@@ -9,6 +9,7 @@ import type {
   Instructions,
   OperationAgent,
 } from "../types.js";
+import { LlmBudgetError, LlmUnavailableError } from "../../../../src/llm/errors.js";
 import { askText, clip, isOutputError, nonNumericWishes, type Client } from "./shared.js";
 
 // The LLM operation agent writes solution.py into the harness's slots. Every answer is checked before
@@ -16,7 +17,7 @@ import { askText, clip, isOutputError, nonNumericWishes, type Client } from "./s
 // `codeAttempts` of them the offline template (the chosen estimator with its searched hyperparameters)
 // takes over, and the implementation says so.
 
-export const FALLBACK_NOTE = "fell back to the offline template";
+export { FALLBACK_NOTE };
 
 /** How the harness hands this task's data to the solution's slots. */
 export function variantNotes(req: Requirements): string {
@@ -155,6 +156,7 @@ export class LlmOperationAgent implements OperationAgent {
         });
       }
       rejected.push(`generated draft ${attempt} was rejected: ${problem.reason}`);
+      if (problem.last) return this.template(instructions, requirements, rejected, attempt);
     }
     return (this.template(instructions, requirements, rejected, this.attempts));
   }
@@ -199,17 +201,25 @@ export class LlmOperationAgent implements OperationAgent {
       }
       drafts.push(`fix draft ${failed + 1} was rejected: ${problem}`);
       failed++;
+      if ("last" in result && result.last) break;
     }
     return (this.template(instructions, requirements, [...previous.adjustments, ...drafts], failed));
   }
 
-  /** One generation: the checked code, or why there is none. An unusable answer is a failed attempt. */
-  private async draft(step: "implement" | "fix", vars: PromptVars, estimator: string): Promise<{ code: string; answer: string } | { reason: string }> {
+  /**
+   * One generation: the checked code, or why there is none. An unusable answer is a failed attempt; an
+   * LLM that did not answer at all (after the client's retries) or a spent request budget ends the
+   * attempts (`last`), since the template needs no model.
+   */
+  private async draft(step: "implement" | "fix", vars: PromptVars, estimator: string): Promise<{ code: string; answer: string } | { reason: string; last?: true }> {
     let answer: string;
     try {
       answer = await askText(this.client, "operation", step, vars, 4000);
     } catch (err) {
+      if (err instanceof LlmBudgetError || (err as Error)?.name === "LlmBudgetError") return { reason: "the conversation's LLM requests are spent", last: true };
       if (isOutputError(err)) return { reason: "the model's answer was unusable" };
+      if (err instanceof LlmUnavailableError || (err as Error)?.name === "LlmUnavailableError")
+        return { reason: `the LLM did not answer (${(err as LlmUnavailableError).reason})`, last: true };
       throw err;
     }
     const code = extractCode(answer, "python");

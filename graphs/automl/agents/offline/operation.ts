@@ -129,6 +129,9 @@ export function shrinkParams(candidate: RankedCandidate, defaults: Record<string
 const SHRINK_FAILURES: FailureClass[] = ["solution_stuck", "constraint_unmet"];
 const RESET_FAILURES: FailureClass[] = ["runtime_error", "value_error", "syntax_error"];
 
+/** Marks an implementation that is the offline template standing in for generated code (or a fix of it). */
+export const FALLBACK_NOTE = "fell back to the offline template";
+
 export class OfflineOperationAgent implements OperationAgent {
   async implement({ instructions, requirements }: { instructions: Instructions; requirements: Requirements }): Promise<Implementation> {
     const c = instructions.candidate;

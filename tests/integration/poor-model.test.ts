@@ -74,9 +74,11 @@ async function drive(e: Engine, thread: string, c: Case): Promise<Outcome> {
 const TECHNICAL = /\n\s+at \S|TypeError|ReferenceError|Cannot read propert|is not a function|"code":\s*"|too_small|invalid_type|invalid_union|ZodError/;
 
 describe("a poor model", () => {
-  const tally = { deployed: 0, failed: 0 };
+  const tally = { deployed: 0, failed: 0, messages: [] as string[], requests: [] as number[] };
   afterAll(() => {
-    process.stderr.write(`poor model: ${tally.deployed} deployed, ${tally.failed} ended with a message, of ${plan.length}\n`);
+    const most = Math.max(0, ...tally.requests);
+    process.stderr.write(`poor model: ${tally.deployed} deployed, ${tally.failed} ended with a message, of ${plan.length}; requests per conversation at most ${most}\n`);
+    for (const m of tally.messages) process.stderr.write(`  - ${m}\n`);
   });
 
   for (const { c, mode, seed } of plan) {
@@ -98,6 +100,7 @@ describe("a poor model", () => {
         const where = `${c.task}/${mode}/${seed}`;
         expect(o.kind, `${where}: still waiting after 6 turns`).toBe("done");
         const state = (o as { state: State }).state;
+        tally.requests.push(server.requests.length);
         expect(server.requests.length, where).toBeLessThanOrEqual(30);
         expect(state.llm.calls, where).toBe(server.requests.length);
         expect(["deployed", "failed", "rejected"], `${where}: ${state.status} ${state.error}`).toContain(state.status);
@@ -112,6 +115,7 @@ describe("a poor model", () => {
         } else {
           tally.failed++;
           const message = state.error ?? "";
+          tally.messages.push(`${where}: ${state.status}: ${message}`);
           expect(message.length, `${where}: a failure says why`).toBeGreaterThan(10);
           expect(message, where).not.toMatch(TECHNICAL);
         }

@@ -278,6 +278,12 @@ describe("LLM manager: assess", () => {
     expect(a.relevant).toBe(false);
     expect(a.declineReason).toMatch(/cake recipe.*build and deploy/);
 
+    // A model that wrongly declines a plain request does not outrank the user's words.
+    const wrong = fakeClient({ "verify-request": reply({ relevant: false, task: null, target: null, decline_reason: "Not about ML." }) });
+    const w = await createLlmAgents(wrong, { codeAttempts: 3 }).manager.assess({ conversation: { messages: ["Train a classifier to predict churn"], files: [], answers: {} }, profile: null });
+    expect(w.relevant).toBe(true);
+    expect(w.questions.map((q) => q.slot)).toEqual(["dataset"]);
+
     const image = fakeClient({ "verify-request": reply({ task: "image classification", target: null }) });
     const b = await createLlmAgents(image, { codeAttempts: 3 }).manager.assess({
       conversation: { messages: ["Classify these photos of clothes into four categories"], files: [], answers: {} },

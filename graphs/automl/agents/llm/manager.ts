@@ -100,7 +100,9 @@ export class LlmManagerAgent implements ManagerAgent {
     );
     const u = understand(conversation, profile);
     const hasContext = conversation.files.length > 0 || Object.keys(conversation.answers).length > 0;
-    if (!out.relevant && !hasContext) {
+    // A decline stands only when the user's own words do not plainly ask for a model (a task or a target).
+    const plainlyMl = u.parsed.relevant && (u.task !== null || u.target !== null);
+    if (!out.relevant && !hasContext && !plainlyMl) {
       const why = out.decline_reason ? clip(out.decline_reason, 300) : "This request doesn't look like a machine-learning task.";
       return { relevant: false, declineReason: `${why} ${OFF_TOPIC_HINT}`, questions: [], notes: [] };
     }

@@ -58,7 +58,7 @@ export function buildAutoMLGraph(deps: GraphDeps, checkpointer: BaseCheckpointSa
     .addConditionalEdges("ingest", unless("verify_request"), ["verify_request", "finish"])
     .addConditionalEdges("verify_request", byRoute, ["clarify", "parse", "finish"])
     .addConditionalEdges("clarify", (s) => (ended(s) ? "finish" : "ingest"), ["ingest", "finish"])
-    .addConditionalEdges("parse", (s) => (ended(s) ? "finish" : s.route === "clarify" ? "clarify" : "retrieve"), ["retrieve", "clarify", "finish"])
+    .addConditionalEdges("parse", unless("retrieve"), ["retrieve", "finish"])
     .addConditionalEdges("retrieve", unless("plan"), ["plan", "finish"])
     .addConditionalEdges("plan", unless("approve"), ["approve", "finish"])
     .addConditionalEdges("approve", byRoute, ["decompose", "parse", "plan", "finish"])

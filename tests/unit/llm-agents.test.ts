@@ -21,7 +21,7 @@ import type { HarnessResult } from "../../runners/contract.js";
 import { HarnessResult as HarnessResultSchema } from "../../runners/contract.js";
 import type { LlmClient, LlmRequest } from "../../src/llm/client.js";
 import { LlmOutputError } from "../../src/llm/errors.js";
-import { ReadingQuestion } from "../../graphs/automl/request/reading.js";
+import { readingNotices } from "../../graphs/automl/agents/llm/reading-check.js";
 import { fill, loadPrompt, promptsDir, quote } from "../../src/llm/prompts.js";
 import { Requirements } from "../../src/schema/requirements.js";
 
@@ -397,14 +397,13 @@ describe("LLM prompt agent: parse", () => {
     expect(req.constraints.find((c) => c.name === "accuracy")?.target).toBe(0.85);
   });
 
-  it("asks which column to predict when the LLM keeps reading another target than the user named", async () => {
+  it("predicts the column the user named when the LLM keeps reading another target, and says so", async () => {
     const client = fakeClient({ parse: { ...parseReply, target: "city" } });
-    const parse = createLlmAgents(client, { codeAttempts: 3 }).prompt.parse({ conversation: conversation(), profile: churnProfile() });
-    await expect(parse).rejects.toBeInstanceOf(ReadingQuestion);
-    const question = ((await parse.catch((e: unknown) => e)) as ReadingQuestion).question;
-    expect(question).toMatchObject({ slot: "target", choices: [{ value: "churn" }, { value: "city" }] });
+    const req = await createLlmAgents(client, { codeAttempts: 3 }).prompt.parse({ conversation: conversation(), profile: churnProfile() });
     expect(client.calls[1].user).toMatch(/the user named "churn" as the column to predict/);
-    // once the user answers, the answer settles it and no question remains
+    expect(req.target).toBe("churn");
+    expect(readingNotices(req).join("\n")).toMatch(/The LLM read the column to predict as "city", but your words say "churn"; ThreadML predicts "churn"/);
+    // an answer settles it too
     const answered = await createLlmAgents(client, { codeAttempts: 3 }).prompt.parse({ conversation: conversation({ answers: { target: "churn" } }), profile: churnProfile() });
     expect(answered.target).toBe("churn");
   });

@@ -1,27 +1,23 @@
 import { isClassification, type Requirements } from "../../../src/schema/requirements.js";
 import type { DataProfile } from "../agents/types.js";
 import { findLeaks } from "../data/leakage.js";
-import { stage, type GraphDeps } from "../deps.js";
+import { readingNotices } from "../agents/llm/reading-check.js";
+import { stage, threadIdOf, type GraphDeps } from "../deps.js";
 import { parseRequest } from "../request/parse.js";
-import { ReadingQuestion, readConversation, readingOf } from "../request/reading.js";
+import { readConversation, readingOf } from "../request/reading.js";
 import type { State } from "../state.js";
 
 /** Turns the conversation into validated requirements and checks them against the real data. */
 export function parseNode(deps: GraphDeps) {
-  return stage<State>(deps, "parse", async (state) => {
+  return stage<State>(deps, "parse", async (state, config) => {
     const profile = state.profile!;
-    let requirements: Requirements;
-    try {
-      requirements = await deps.agents.prompt.parse({
-        conversation: { messages: state.messages, files: state.files, answers: state.answers },
-        profile,
-      });
-    } catch (err) {
-      // The reading needs the user (the LLM keeps naming another target than their words): ask, then parse again.
-      if (!(err instanceof ReadingQuestion)) throw err;
-      const assessment = { relevant: true, declineReason: null, questions: [err.question], notes: [] };
-      return { assessment, questions: [err.question.text], route: "clarify" };
-    }
+    let requirements = await deps.agents.prompt.parse({
+      conversation: { messages: state.messages, files: state.files, answers: state.answers },
+      profile,
+    });
+    // Where the LLM read the request otherwise than the user's words, the words won: the thread hears it.
+    const notices = readingNotices(requirements);
+    for (const text of notices) deps.emit(threadIdOf(config), { type: "notice", text });
     const target = requirements.target ? profile.columns.find((c) => c.name === requirements.target) : undefined;
     let baseline: number | null = null;
     if (isClassification(requirements.task) && target) {
@@ -53,7 +49,7 @@ export function parseNode(deps: GraphDeps) {
     // The reading stated back on the plan card: which words became which field (both engines).
     const conversation = { messages: state.messages, files: state.files, answers: state.answers };
     requirements.reading = readingOf(requirements, readConversation(conversation, profile), state.answers);
-    return { requirements, baseline };
+    return { requirements, baseline, ...(notices.length ? { notices } : {}) };
   });
 }
 

@@ -5,6 +5,9 @@ import { stage, threadIdOf, type GraphDeps } from "../deps.js";
 import type { State, Update } from "../state.js";
 
 const FIXABLE: FailureClass[] = ["syntax_error", "runtime_error", "value_error", "environment_error", "solution_stuck", "constraint_unmet", "hallucination", "design_mismatch"];
+// Generated code that failed any of these may do better as the template: a model that predicts one class
+// or reads the target is as often the code's doing as the data's.
+const TEMPLATE_HELPS: FailureClass[] = [...FIXABLE, "degenerate", "data_leakage"];
 
 // Lighter models first when a time, latency or size limit was missed.
 const SPEED_RANK: Array<[RegExp, number]> = [
@@ -52,7 +55,7 @@ export function reviseNode(deps: GraphDeps) {
     // Generated code that keeps failing gives way to the offline template of the same candidate before
     // anything else: the template is the last resort whenever one exists (docs/llm.md §3).
     const impl = state.implementation!;
-    if (deps.agents.engine === "llm" && FIXABLE.includes(failure) && !isTemplate(impl)) {
+    if (deps.agents.engine === "llm" && TEMPLATE_HELPS.includes(failure) && !isTemplate(impl)) {
       const template = await offlineOperation.implement({ instructions: state.instructions!, requirements: state.requirements! });
       const note = `${FALLBACK_NOTE} after the generated code failed (${failure})`;
       const notice = `${impl.description} did not pass (${failure}: ${message}); using ThreadML's own template for ${state.instructions!.candidate.label} instead.`;

@@ -3,7 +3,7 @@
 // became which field, and turns an unplaced number into a targeted question.
 
 import { METRICS_BY_TASK, metricDirection, type Constraint, type MetricName, type Reading, type Requirements, type TaskKind } from "../../../src/schema/requirements.js";
-import type { Conversation, DataProfile, Question } from "../agents/types.js";
+import type { Conversation, DataProfile } from "../agents/types.js";
 import { parseRequest, type ParsedRequest } from "./parse.js";
 import type { PlacedNumber } from "./numbers.js";
 import { UNIT_INTERVAL_METRICS } from "./lexicon.js";
@@ -209,12 +209,4 @@ function readAnew(conversation: Conversation, profile: DataProfile | null): Pars
       if (c && !parsed.constraints.some((x) => x.name === c.name)) answered.push(c);
     });
   return answered.length ? { ...parsed, constraints: [...parsed.constraints, ...answered] } : parsed;
-}
-
-/** Raised by a parse step when only the user can settle the reading; the graph asks and parses again. */
-export class ReadingQuestion extends Error {
-  override name = "ReadingQuestion";
-  constructor(readonly question: Question) {
-    super(question.text);
-  }
 }

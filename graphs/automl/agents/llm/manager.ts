@@ -107,11 +107,13 @@ export class LlmManagerAgent implements ManagerAgent {
       return { relevant: false, declineReason: `${why} ${OFF_TOPIC_HINT}`, questions: [], notes: [] };
     }
 
-    // the data can settle what the words left open (images, an edge list, a horizon over a time column)
+    // A task kind the user's words name outranks the model's; the data can settle what the words left
+    // open (images, an edge list, a horizon over a time column).
     const llmTask = normaliseTask(out.task);
     const plain = llmTask === "classification" || llmTask === "regression";
     const fromData = u.task !== null && harnessVariantOf(u.task) !== "tabular";
-    const task = normaliseTask(conversation.answers.task) ?? (plain && fromData ? u.task : llmTask) ?? u.task;
+    const worded = u.parsed.task !== null || u.parsed.nClusters !== null ? u.task : null;
+    const task = normaliseTask(conversation.answers.task) ?? worded ?? (plain && fromData ? u.task : llmTask) ?? u.task;
 
     const llmQuestions = out.questions.flatMap((q) => {
       const parsed = QuestionOutput.safeParse(q);
@@ -127,7 +129,7 @@ export class LlmManagerAgent implements ManagerAgent {
     if (task !== "clustering") {
       const answered = conversation.answers.target;
       const llmTarget = out.target === null ? null : String(out.target);
-      const target = answered ? resolveColumn(profile, answered) : (exactColumn(profile, llmTarget) ?? u.target);
+      const target = answered ? resolveColumn(profile, answered) : (u.target ?? exactColumn(profile, llmTarget));
       if (!target) {
         const ordered = targetChoices(profile, task);
         const wrong = answered ?? llmTarget ?? u.unknownTarget;

@@ -147,26 +147,25 @@ export class LlmOperationAgent implements OperationAgent {
       const vars = { ...this.contractVars(instructions, requirements), previous_problem: rejected.length ? quote(rejected.join("\n"), 1000, "why the last draft was rejected") : "(none)" };
       const problem = await this.draft("implement", vars, c.estimator);
       if ("code" in problem) {
-        return ({
+        return {
           code: problem.code,
           candidateId: c.id,
           description: `${c.label}, generated code`,
           params: readParams(problem.code) ?? c.params,
           adjustments: rejected,
-        });
+        };
       }
       rejected.push(`generated draft ${attempt} was rejected: ${problem.reason}`);
       if (problem.last) return this.template(instructions, requirements, rejected, attempt);
     }
-    return (this.template(instructions, requirements, rejected, this.attempts));
+    return this.template(instructions, requirements, rejected, this.attempts);
   }
 
   async fix(input: FixInput): Promise<Implementation | null> {
     const { instructions, requirements, previous } = input;
     // Once on the template, the offline rules (shrink, reset) make the further fixes.
     if (previous.adjustments.some((a) => a.startsWith(FALLBACK_NOTE))) {
-      const fixed = await this.offline.fix(input);
-      return fixed ? (fixed) : null;
+      return this.offline.fix(input);
     }
     const c = instructions.candidate;
     // Every earlier adjustment of this lineage is a rejected draft or a fix whose run failed, and the
@@ -191,19 +190,19 @@ export class LlmOperationAgent implements OperationAgent {
         if (result.code.trim() === previous.code.trim()) problem = "it returned the failing code unchanged";
         else if (input.memory.includes(summary)) problem = `it repeats a fix already tried (${summary})`;
         else
-          return ({
+          return {
             code: result.code,
             candidateId: c.id,
             description: `${c.label}, generated code (${summary})`,
             params: readParams(result.code) ?? previous.params,
             adjustments: [...previous.adjustments, ...drafts, summary],
-          });
+          };
       }
       drafts.push(`fix draft ${failed + 1} was rejected: ${problem}`);
       failed++;
       if ("last" in result && result.last) break;
     }
-    return (this.template(instructions, requirements, [...previous.adjustments, ...drafts], failed));
+    return this.template(instructions, requirements, [...previous.adjustments, ...drafts], failed);
   }
 
   /**

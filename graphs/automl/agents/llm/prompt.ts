@@ -17,8 +17,8 @@ import {
 import { OfflinePromptAgent, exactColumn, resolveColumn, taskFromTarget, understand } from "../offline/prompt.js";
 import type { Conversation, DataProfile, PromptAgent } from "../types.js";
 import { ConstraintOutput, ParseOutput } from "./schemas.js";
-import { ReadingQuestion, readConversation } from "../../request/reading.js";
-import { readingDifferences, targetQuestion, type ReadingDiff } from "./reading-check.js";
+import { readConversation } from "../../request/reading.js";
+import { heldToWords, readingDifferences } from "./reading-check.js";
 import { askJson, clip, clipAll, columnsForPrompt, conversationForPrompt, isOutputError, modelKeys, normaliseTask, orOffline, profileForPrompt, refusedKeys, type Client } from "./shared.js";
 
 // Parsing with the LLM, reconciled with the rules and the data: the LLM reads the request into the
@@ -175,33 +175,38 @@ export class LlmPromptAgent implements PromptAgent {
     // The model's reading must agree with the user's words: each difference is a validation problem,
     // so the client's repair round spells it out to the model.
     const rule = readConversation(conversation, profile);
-    let last: ReadingDiff[] = [];
+    const seen: { reading?: ParseOutput } = {};
     const checked = ParseOutput.superRefine((out, ctx) => {
-      last = readingDifferences(out, rule, profile, conversation);
-      for (const d of last) ctx.addIssue({ code: "custom", path: [d.field], message: d.message });
+      seen.reading = out;
+      for (const d of readingDifferences(out, rule, profile, conversation)) ctx.addIssue({ code: "custom", path: [d.field], message: d.message });
     });
-    const out = await askJson(
-      this.client,
-      "prompt",
-      "parse",
-      {
-        ...conversationForPrompt(conversation),
-        profile: profileForPrompt(profile),
-        columns: columnsForPrompt(profile),
-        task_kinds: TRAINABLE_TASKS.join(", "),
-        metrics: METRIC_NAMES.join(", "),
-        complexity: COMPLEXITY_NAMES.join(", "),
-        areas: AREAS.join(" | "),
-        intents: INTENTS.join(" | "),
-        model_types: MODEL_TYPES.join(" | "),
-      },
-      checked,
-    ).catch((err: unknown) => {
-      // Still reading another target than the user named: only the user can settle it.
-      const target = isOutputError(err) ? last.find((d) => d.field === "target" && d.said && d.chose) : undefined;
-      throw target ? new ReadingQuestion(targetQuestion(target)) : err;
-    });
-    return reconcile(out, conversation, profile, (c) => this.offline.parse({ conversation: c, profile }));
+    let out: ParseOutput;
+    try {
+      out = await askJson(
+        this.client,
+        "prompt",
+        "parse",
+        {
+          ...conversationForPrompt(conversation),
+          profile: profileForPrompt(profile),
+          columns: columnsForPrompt(profile),
+          task_kinds: TRAINABLE_TASKS.join(", "),
+          metrics: METRIC_NAMES.join(", "),
+          complexity: COMPLEXITY_NAMES.join(", "),
+          areas: AREAS.join(" | "),
+          intents: INTENTS.join(" | "),
+          model_types: MODEL_TYPES.join(" | "),
+        },
+        checked,
+      );
+    } catch (err) {
+      // A well-formed reading that still differs from the words is used with the words winning
+      // (reconcile holds them); an unusable one falls back to the rules (orOffline).
+      if (!isOutputError(err) || !seen.reading) throw err;
+      out = seen.reading;
+    }
+    const req = await reconcile(out, conversation, profile, (c) => this.offline.parse({ conversation: c, profile }));
+    return heldToWords(req, out, rule, profile);
   }
 }
 
@@ -217,16 +222,21 @@ export async function reconcile(
   const rule = readConversation(conversation, profile);
   const u = understand(conversation, profile);
 
-  // Task: an answer, then the LLM, then the rules, then the target's values. The data settles what a
-  // plain reading misses: images, an edge list, a horizon over a time column.
+  // Task: an answer, then the kind the user's words name, then the LLM, then the target's values. The
+  // data settles what a plain reading misses: images, an edge list, a horizon over a time column.
   const llmTask = normaliseTask(out.task);
   const fromData = u.task !== null && harnessVariantOf(u.task) !== "tabular";
   const plain = llmTask === "classification" || llmTask === "regression";
+  const worded = rule.task !== null || rule.nClusters !== null ? u.task : null;
   let task: TaskKind | null =
-    normaliseTask(conversation.answers.task) ?? (plain && fromData ? u.task : llmTask && TRAINABLE_TASKS.includes(llmTask) ? llmTask : null) ?? u.task;
+    normaliseTask(conversation.answers.task) ??
+    worded ??
+    (plain && fromData ? u.task : llmTask && TRAINABLE_TASKS.includes(llmTask) ? llmTask : null) ??
+    u.task;
+  // Names: an answer, then the column the user's words name, then the LLM's (when it is a column).
   const answeredTarget = resolveColumn(profile, conversation.answers.target);
   const llmTarget = out.target === null ? null : exactColumn(profile, String(out.target));
-  let target = task === "clustering" ? null : (answeredTarget ?? llmTarget ?? u.target);
+  let target = task === "clustering" ? null : (answeredTarget ?? u.target ?? llmTarget);
   if (!task && target) task = taskFromTarget(profile, target).task;
   if (!task) throw new Error("the task type is still unknown");
   if (!TRAINABLE_TASKS.includes(task)) throw new Error(`${task} cannot be trained by this version`);
@@ -238,7 +248,7 @@ export async function reconcile(
   if (task === "clustering") target = null;
   const labels =
     task === "clustering"
-      ? (resolveColumn(profile, conversation.answers.labels) ?? (out.labels_column === null ? null : exactColumn(profile, String(out.labels_column))) ?? u.labelsColumn)
+      ? (resolveColumn(profile, conversation.answers.labels) ?? u.labelsColumn ?? (out.labels_column === null ? null : exactColumn(profile, String(out.labels_column))))
       : null;
 
   // The rule parser with the decided task, target and labels gives the normalised base.

@@ -1,16 +1,17 @@
-import type { TaskKind } from "../../../../src/schema/requirements.js";
+import type { MetricName, Requirements, TaskKind } from "../../../../src/schema/requirements.js";
 import type { ParsedRequest } from "../../request/parse.js";
-import { constraintWords } from "../../request/reading.js";
+import { METRIC_LABELS, constraintWords } from "../../request/reading.js";
 import { exactColumn } from "../offline/prompt.js";
-import type { Conversation, DataProfile, Question } from "../types.js";
+import type { Conversation, DataProfile } from "../types.js";
 import type { ParseOutput } from "./schemas.js";
-import { normaliseConstraint } from "./prompt.js";
+import { normaliseConstraint, normaliseMetric } from "./prompt.js";
 import { clip, normaliseTask } from "./shared.js";
 
 // The LLM's reading of a request is checked against the grounded reading of the same words (the
 // rule reader, which only ever names real columns and every stated number). A difference goes back to
-// the model in the repair round, spelled out; a target the model still reads differently is asked
-// about; anything else left over falls back to the grounded reading.
+// the model in the repair round, spelled out. Whatever it still reads differently, the words win: a
+// target, labels column, cluster count, metric or task kind the user named is never overridden, and the
+// thread hears where the model read otherwise (docs/llm.md §3).
 
 export interface ReadingDiff {
   field: "target" | "labels_column" | "drop_columns" | "constraints" | "n_clusters" | "time_column" | "series_column";
@@ -81,12 +82,41 @@ export function readingDifferences(out: ParseOutput, rule: ParsedRequest, profil
   return diffs;
 }
 
-/** A question for a target the model keeps reading differently from the user's words. */
-export function targetQuestion(diff: ReadingDiff): Question {
-  return {
-    slot: "target",
-    text: `Your words name ${diff.said} as the column to predict, but it could also be ${diff.chose}. Which column should I predict?`,
-    choices: [diff.said!, diff.chose!].map((c) => ({ label: c, value: c })),
-    allowFreeText: true,
-  };
+/** Readings kept beside the requirements they shaped, for the parse step to tell the thread. */
+const heldNotices = new WeakMap<Requirements, string[]>();
+
+/** Notes that the user's words outranked the model's reading of these requirements (none when they agreed). */
+export function readingNotices(req: Requirements): string[] {
+  return heldNotices.get(req) ?? [];
 }
+
+/**
+ * Where the model read a target, labels column, cluster count, metric or task kind other than the one
+ * the user's words name, and the requirements follow the words: one sentence each for the thread.
+ */
+export function heldToWords(req: Requirements, out: ParseOutput, rule: ParsedRequest, profile: DataProfile): Requirements {
+  const notices: string[] = [];
+  const said = (what: string, model: string, user: string, so: string) =>
+    notices.push(`The LLM read ${what} as ${model}, but your words say ${user}; ${so}.`);
+  const llmTask = normaliseTask(out.task);
+  if (rule.task !== null && llmTask !== null && llmTask !== rule.task && llmTask !== req.task)
+    said("the task", taskWords(llmTask), taskWords(req.task), "ThreadML follows your words");
+  const llmTarget = written(out.target);
+  if (req.target !== null && req.target === rule.target && llmTarget !== null && exactColumn(profile, llmTarget) !== req.target)
+    said("the column to predict", quote(llmTarget), quote(req.target), `ThreadML predicts ${quote(req.target)}`);
+  const llmLabels = written(out.labels_column);
+  if (req.labels_column !== null && req.labels_column === rule.labelsColumn && llmLabels !== null && exactColumn(profile, llmLabels) !== req.labels_column)
+    said("the labels column", quote(llmLabels), quote(req.labels_column), `the clusters are judged against ${quote(req.labels_column)}`);
+  if (req.n_clusters !== null && req.n_clusters === rule.nClusters && out.n_clusters !== null && out.n_clusters !== req.n_clusters)
+    said("the number of clusters", String(out.n_clusters), String(req.n_clusters), `ThreadML makes ${req.n_clusters}`);
+  const llmMetric = normaliseMetric(out.metric) ?? written(out.metric);
+  if (rule.metric !== null && req.metric.name === rule.metric && llmMetric !== null && llmMetric !== rule.metric) {
+    const label = METRIC_LABELS[rule.metric];
+    said("the metric", quote(METRIC_LABELS[llmMetric as MetricName] ?? llmMetric), label, `models are judged by ${label}`);
+  }
+  if (notices.length) heldNotices.set(req, notices);
+  return req;
+}
+
+const written = (value: unknown) => (value === null || value === undefined || String(value).trim() === "" ? null : clip(String(value), 80));
+const taskWords = (task: string) => task.replace(/_/g, " ");

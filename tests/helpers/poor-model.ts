@@ -1,5 +1,6 @@
 import { z } from "zod";
 import * as schemas from "../../graphs/automl/agents/llm/schemas.js";
+import { mulberry32 } from "../../graphs/automl/holdout.js";
 import { wireSchema } from "../../src/llm/json-schema.js";
 import { FAMILIES, competent, goodCode, user } from "./scripted-model.js";
 import type { ScriptReply, ScriptedRequest } from "./scripted-http.js";
@@ -20,18 +21,6 @@ export interface PoorOptions {
   faultRate: number;
 }
 
-/** mulberry32: small, seeded, good enough to pick answers. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 type Json = Record<string, unknown>;
 
 // The schema of a step, for a request that does not carry one (plain JSON mode).
@@ -50,7 +39,7 @@ const STEP_SCHEMAS: Record<string, z.ZodType> = {
 const JUNK = ["", "n/a", "TODO", "column_x", "banana", "regression", "classification", "clustering", "accuracy", "rmse", "yes", "0", "-1", "null", "the best one", "plan-9", "plan-1:unknown_family"];
 
 export function poorModel(opts: PoorOptions): (r: ScriptedRequest) => ScriptReply {
-  const rand = prng(opts.seed);
+  const rand = mulberry32(opts.seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)];
 
   function vocabulary(r: ScriptedRequest): string[] {

@@ -165,6 +165,27 @@ describe("AutoML graph", () => {
     expect(next.kind === "interrupt" && next.payload.kind).toBe("approval");
   });
 
+  it("ends with a sentence, not a stack, when a step throws unexpectedly, and runs nothing after it", async () => {
+    const offline = createOfflineAgents();
+    const agents: Agents = {
+      ...offline,
+      operation: {
+        async implement() {
+          throw new TypeError("Cannot read properties of null (reading 'candidateId')");
+        },
+        fix: (input) => offline.operation.fix(input),
+      },
+    };
+    const e = engine({}, agents);
+    const t = "test:throws";
+    await e.advance(t, { text: "Predict Quality in bananas.csv" });
+    const state = done(await e.advance(t, { kind: "approve", planId: "best" }));
+    expect(state.status).toBe("failed");
+    expect(state.error).toMatch(/^ThreadML stopped this request: the implement step failed on an internal error \(the details are in ThreadML's log\)/);
+    expect(state.error).not.toMatch(/TypeError|candidateId|\n\s+at /);
+    expect(state.runs.some((r) => r.kind === "smoke")).toBe(false);
+  });
+
   it("classifies a solution that hangs as solution_stuck and recovers through the fix loop", async () => {
     const offline = createOfflineAgents();
     // An operation agent whose first code never finishes; its fixes come from the offline agent.

@@ -101,16 +101,18 @@ export function stage<S>(deps: GraphDeps, name: Stage, fn: NodeFn<S>): NodeFn<S>
           if (err instanceof LlmCancelledError) return { status: "cancelled", error: "Cancelled by the user." };
           // Anything else is a fault of ThreadML's own: the thread gets a sentence, the log the stack.
           deps.logger.error({ err, stage: name, thread: threadId }, "a step failed unexpectedly");
-          return { status: "failed", error: unexpectedFailure(name, err) };
+          const keys = [deps.config.llm.apiKey, ...Object.values(deps.config.llm.providers).map((p) => p?.apiKey)];
+          return { status: "failed", error: unexpectedFailure(name, err, keys) };
         }),
       deps.jobSignal(threadId),
       { before, max: deps.config.llm.maxCalls },
     );
-    // Said once: in the step where the conversation's last request went out or was refused.
-    if (budgetSpent && before < deps.config.llm.maxCalls) {
-      const text = `The LLM has made the ${deps.config.llm.maxCalls} requests one request may use (llm.maxCalls); the remaining steps follow ThreadML's own rules and templates.`;
-      deps.emit(threadId, { type: "notice", text });
-      if (update.notices === undefined || Array.isArray(update.notices)) update.notices = [...(update.notices ?? []), text];
+    // Said once, in the first step that was refused a request.
+    const spent = `The LLM has made the ${deps.config.llm.maxCalls} requests one conversation may use (llm.maxCalls); the remaining steps follow ThreadML's own rules and templates.`;
+    const said = ((state as { notices?: string[] }).notices ?? []).includes(spent);
+    if (budgetSpent && !said && (update.notices === undefined || Array.isArray(update.notices))) {
+      deps.emit(threadId, { type: "notice", text: spent });
+      update.notices = [...(update.notices ?? []), spent];
     }
     const seconds = (performance.now() - started) / 1000;
     const failed = update.status === "failed";
@@ -123,11 +125,14 @@ export function stage<S>(deps: GraphDeps, name: Stage, fn: NodeFn<S>): NodeFn<S>
  * The thread's sentence for an exception a step did not expect. A message meant for people (one short
  * line) is kept; a programming error or a validation dump is not shown, only logged.
  */
-export function unexpectedFailure(stage: Stage, err: unknown): string {
-  const message = String((err as Error)?.message ?? err ?? "").trim();
+export function unexpectedFailure(stage: Stage, err: unknown, secrets: Array<string | undefined> = []): string {
+  let message = String((err as Error)?.message ?? err ?? "").trim();
+  for (const secret of secrets) if (secret && secret.length >= 4) message = message.split(secret).join("[redacted]");
   const technical =
     err instanceof TypeError || err instanceof ReferenceError || err instanceof RangeError || err instanceof SyntaxError ||
-    (err as Error)?.name === "ZodError" || !message || message.length > 200 || /[\n{}[\]]|\bat \S+:\d+/.test(message);
+    (err as Error)?.name === "ZodError" || !message || message.length > 200 || /[\n{}[\]]|\bat \S+:\d+/.test(message) ||
+    // A host path or an address says more about this machine than the thread needs.
+    /(?:^|[\s("'])(?:~?\/|[A-Za-z]:\\)[^\s]*[\/\\]|\b(?:https?|ssh):\/\/|\b\d{1,3}(?:\.\d{1,3}){3}\b/.test(message);
   const what = technical ? " on an internal error (the details are in ThreadML's log)" : `: ${message.replace(/\.$/, "")}`;
   return `ThreadML stopped this request: the ${stage.replace(/_/g, " ")} step failed${what}. The data and any earlier model are kept; send the request again, or change it.`;
 }

@@ -1351,15 +1351,19 @@ def hold_cluster_count(run, model, n):
         own = est.get_params(deep=False)
     except Exception:  # noqa: BLE001 - not an estimator the harness can adjust
         return
-    changed = {f"{prefix}{k}": n for k in ("n_clusters", "n_components") if k in own and own[k] != n}
-    if not changed:
+    # n_clusters where the estimator has it (SpectralClustering also has an unrelated n_components),
+    # else n_components (GaussianMixture); a distance threshold would contradict a fixed count.
+    key = next((k for k in ("n_clusters", "n_components") if k in own), None)
+    if key is None or own[key] == n:
         return
+    changed = {f"{prefix}{key}": n}
+    if own.get("distance_threshold") is not None:
+        changed[f"{prefix}distance_threshold"] = None
     try:
         model.set_params(**changed)
     except Exception:  # noqa: BLE001 - the fit then shows what the code built
         return
-    old = ", ".join(f"{k.split('__')[-1]}={own[k.split('__')[-1]]!r}" for k in changed)
-    run.warn(f"The code built {type(est).__name__} with {old}; set to the {n} clusters asked for.")
+    run.warn(f"The code built {type(est).__name__} with {key}={own[key]!r}; set to the {n} clusters asked for.")
 
 
 def fit_solution(run, task, model, fit_fn, train_split, valid_split, ctx):

@@ -95,7 +95,13 @@ function serverMessage(err: unknown): string {
         : typeof body?.error?.message === "string"
           ? body.error.message // Anthropic: { type: "error", error: { type, message } }
           : String(e.message ?? "");
-  text = text.replace(/^\d{3}\s+/, "").replace(/^\[GoogleGenerativeAI Error\]:\s*/, "").replace(/\s+/g, " ").trim();
+  // Gemini's SDK puts "[GoogleGenerativeAI Error]: Error fetching from <URL>: [400 Bad Request]" first.
+  text = text
+    .replace(/^\d{3}\s+/, "")
+    .replace(/^\[GoogleGenerativeAI Error\]:\s*/, "")
+    .replace(/^Error fetching from \S+:\s*(?:\[\d{3}[^\]]*\]\s*)?/, "")
+    .replace(/\s+/g, " ")
+    .trim();
   if (/status code \(no body\)/.test(text)) text = "";
   return text.length > 200 ? `${text.slice(0, 200)}…` : text;
 }
@@ -117,8 +123,8 @@ export function classify(err: unknown, timedOut: boolean, timeoutS: number): Fai
       }
       return { retryable: true, status, reason: "HTTP 429 (rate limited)", retryAfterMs: retryAfterMs(err) };
     }
-    // 5xx includes Anthropic's 529 "overloaded".
-    if (status === 408 || status === 409 || status >= 500) return { retryable: true, status, reason: `HTTP ${status}`, retryAfterMs: retryAfterMs(err) };
+    // 5xx includes Anthropic's 529 "overloaded"; 501 (a feature the server lacks) does not clear up.
+    if (status === 408 || status === 409 || (status >= 500 && status !== 501)) return { retryable: true, status, reason: `HTTP ${status}`, retryAfterMs: retryAfterMs(err) };
     return { retryable: false, status, reason: detail ? `HTTP ${status}: ${detail}` : `HTTP ${status}` };
   }
   const code = networkCode(err);
@@ -138,9 +144,12 @@ export function classify(err: unknown, timedOut: boolean, timeoutS: number): Fai
   return { retryable: false, reason: `unexpected error: ${message.length > 300 ? `${message.slice(0, 300)}…` : message}` };
 }
 
-/** The provider stopped the answer at its token limit (OpenAI's parse path throws for it). */
-export function isLengthCut(err: unknown): boolean {
-  return isKind(err, "LengthFinishReasonError") || (err as Error)?.name === "LengthFinishReasonError";
+/** How the provider stopped an answer it threw for (OpenAI's parse path), if it did. */
+export function answerCut(err: unknown): "length" | "content_filter" | null {
+  const named = (name: string) => isKind(err, name) || (err as Error)?.name === name;
+  if (named("LengthFinishReasonError")) return "length";
+  if (named("ContentFilterFinishReasonError")) return "content_filter";
+  return null;
 }
 
 /**
@@ -148,6 +157,8 @@ export function isLengthCut(err: unknown): boolean {
  * format or schema): worth one more try in plain JSON mode, remembered for the model.
  */
 export function refusedStructuredMode(failure: Failure): boolean {
-  return (failure.status === 400 || failure.status === 422 || failure.status === 501) &&
-    /response_format|json_schema|schema|tool|format|function|not support/i.test(failure.reason);
+  return (
+    (failure.status === 400 || failure.status === 422 || failure.status === 501) &&
+    /response_format|json_schema|json schema|response_?schema|schema|\btools?\b|tool_choice|\bformat\b|function call/i.test(failure.reason)
+  );
 }

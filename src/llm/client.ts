@@ -3,7 +3,7 @@ import { HumanMessage, SystemMessage, type AIMessage, type AIMessageChunk, type 
 import type { z } from "zod";
 import { LLM_ROLES, type LlmConfig, type LlmRole } from "../../config/schema.js";
 import type { Logger } from "../logger.js";
-import { classify, isLengthCut, refusedStructuredMode } from "./classify.js";
+import { answerCut, classify, refusedStructuredMode } from "./classify.js";
 import { LlmBudgetError, LlmCancelledError, LlmOutputError, LlmUnavailableError } from "./errors.js";
 import { extractJson } from "./json.js";
 import { wireSchema, type JsonSchema } from "./json-schema.js";
@@ -42,8 +42,8 @@ const REPAIR_OUTPUT_CHARS = 4000;
 
 interface CallResult {
   text: string;
-  /** The provider stopped the answer at its token limit. */
-  truncated?: boolean;
+  /** The provider stopped the answer: at its token limit, or by its content filter. */
+  truncated?: "length" | "content_filter";
   promptTokens: number;
   completionTokens: number;
 }
@@ -112,7 +112,7 @@ export class LlmClient {
       if (text) onToken(text);
       return text;
     }
-    const model = await this.chatModel(req.role, req.maxTokens);
+    const model = await this.chatModel(req);
     const messages = this.messages(req);
     let emitted = 0;
     const started = Date.now();
@@ -169,7 +169,8 @@ export class LlmClient {
   /** One structured call: native mode first, plain JSON where the server refuses it (remembered). */
   private async structured(req: LlmRequest, wire: JsonSchema): Promise<CallResult> {
     const spec = this.specFor(req.role);
-    const key = `${spec.provider}:${spec.model}`;
+    // Per step: a server may refuse one step's schema (Gemini's subset) and take the others.
+    const key = `${spec.provider}:${spec.model}|${req.step}`;
     const native = this.config.structuredOutput === "native" && !this.plainJson.has(key);
     // Plain JSON mode shows the schema in the prompt instead; OpenAI's JSON mode also needs the word "JSON".
     const plain = (r: LlmRequest): LlmRequest => ({ ...r, system: `${r.system}\n\nAnswer with one JSON object that follows this JSON Schema:\n${JSON.stringify(wire)}` });
@@ -178,22 +179,27 @@ export class LlmClient {
       return await this.complete(req, structuredOptions(spec.provider, "native", req.step, wire));
     } catch (err) {
       if (!(err instanceof LlmUnavailableError) || !refusedStructuredMode({ retryable: err.retryable, reason: err.reason, status: err.status })) throw err;
+      this.logger.warn({ step: req.step, model: key, reason: err.reason }, "the server refused the structured mode; asking for plain JSON");
+      const answer = await this.complete(plain(req), structuredOptions(spec.provider, "json", req.step, wire));
+      // Remembered only once plain JSON worked: the refusal was about the structured mode, not the request.
       this.plainJson.add(key);
-      this.logger.warn({ step: req.step, model: key, reason: err.reason }, "the server refused the structured mode; asking for plain JSON from now on");
-      return this.complete(plain(req), structuredOptions(spec.provider, "json", req.step, wire));
+      return answer;
     }
   }
 
   private async complete(req: LlmRequest, callOptions: Record<string, unknown>): Promise<CallResult> {
-    const model = await this.chatModel(req.role, req.maxTokens);
+    const spec = this.specFor(req.role);
     const messages = this.messages(req);
     const started = Date.now();
     const { value, attempts } = await this.withRetries(
       req,
       async (signal) => {
+        // ChatOllama aborts every stream of its client when one request's signal fires, so each
+        // Ollama request gets its own model; the others share one per role.
+        const model = spec.provider === "ollama" ? await this.createModel(req, spec) : await this.chatModel(req);
         try {
-          // ChatOllama and ChatGoogleGenerativeAI ignore the signal on invoke: the race makes the
-          // deadline and a cancel hold for them too (their request ends when its socket does).
+          // ChatOllama notices the signal only when its next chunk arrives and ChatGoogleGenerativeAI
+          // not at all: the race makes the deadline and a cancel hold at once (the request is abandoned).
           const message = await raceAbort(model.invoke(messages, { ...callOptions, signal } as Parameters<BaseChatModel["invoke"]>[1]), signal);
           return {
             text: answerText(message),
@@ -201,8 +207,10 @@ export class LlmClient {
             completionTokens: message.usage_metadata?.output_tokens ?? 0,
           };
         } catch (err) {
-          // An answer stopped at the token limit is an answer (unusable JSON), not a failed request.
-          if (isLengthCut(err)) return { text: "", truncated: true, promptTokens: 0, completionTokens: 0 };
+          // An answer stopped at the token limit or by a content filter is an answer (unusable JSON), not a
+          // failed request. (OpenAI's SDK throws for both on the json_schema path, without the token counts.)
+          const cut = answerCut(err);
+          if (cut) return { text: "", truncated: cut, promptTokens: 0, completionTokens: 0 };
           throw err;
         }
       },
@@ -235,17 +243,33 @@ export class LlmClient {
     return [new SystemMessage(`ThreadML step: ${step}\n\n${req.system}`), new HumanMessage(req.user)];
   }
 
-  private chatModel(role: LlmRole, maxTokens?: number): Promise<BaseChatModel> {
-    const spec = this.specFor(role);
-    const key = `${spec.provider}|${spec.model}|${maxTokens ?? ""}`;
+  private chatModel(req: LlmRequest): Promise<BaseChatModel> {
+    const spec = this.specFor(req.role);
+    const key = `${spec.provider}|${spec.model}|${req.maxTokens ?? ""}`;
     let model = this.models.get(key);
     if (!model) {
-      model = createChatModel(this.config, spec, maxTokens);
+      model = this.createModel(req, spec);
       // A failed creation (a missing package) is not cached: the next call reports it again.
       model.catch(() => this.models.delete(key));
       this.models.set(key, model);
     }
     return model;
+  }
+
+  /** The provider's chat model; a failure to create it (a missing package, a bad option) names the provider. */
+  private async createModel(req: LlmRequest, spec: ModelSpec): Promise<BaseChatModel> {
+    try {
+      return await createChatModel(this.config, spec, req.maxTokens);
+    } catch (err) {
+      throw new LlmUnavailableError({
+        baseUrl: endpointOf(this.config, spec.provider).baseUrl,
+        step: req.step,
+        attempts: 0,
+        reason: `its ${spec.provider} client could not be created: ${this.redact(String((err as Error)?.message ?? err)).slice(0, 200)}`,
+        retryable: false,
+        cause: err,
+      });
+    }
   }
 
   /**
@@ -345,7 +369,8 @@ function answerText(message: AIMessage | AIMessageChunk): string {
 }
 
 function validate<T>(answer: CallResult, schema: z.ZodType<T>): { ok: true; value: T } | { ok: false; problems: string } {
-  if (answer.truncated) return { ok: false, problems: "the answer was cut off at the token limit before the JSON ended; give a shorter answer" };
+  if (answer.truncated === "length") return { ok: false, problems: "the answer was cut off at the token limit before the JSON ended; give a shorter answer" };
+  if (answer.truncated) return { ok: false, problems: "the provider's content filter stopped the answer" };
   let data: unknown;
   try {
     data = extractJson(answer.text);

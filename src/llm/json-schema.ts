@@ -53,13 +53,19 @@ const STRICT_DROPPED = new Set(["default", "$schema", "propertyNames", "minLengt
  * what it accepts: an open object (a record), an optional property, or an element of any shape.
  */
 export function strictSchema(schema: JsonSchema): JsonSchema | null {
+  // `properties` maps names to schemas: its keys are property names, never keywords to drop.
+  const walkMap = (map: unknown): unknown =>
+    map && typeof map === "object" ? Object.fromEntries(Object.entries(map as JsonSchema).map(([name, sub]) => [name, walk(sub)])) : map;
   const walk = (node: unknown): unknown => {
     if (Array.isArray(node)) return node.map(walk);
     if (!node || typeof node !== "object") return node;
     const n = node as JsonSchema;
     if (Object.keys(n).filter((k) => !STRICT_DROPPED.has(k) && k !== "description").length === 0) throw NOT_STRICT;
     const out: JsonSchema = {};
-    for (const [k, v] of Object.entries(n)) if (!STRICT_DROPPED.has(k)) out[k] = k === "enum" || k === "const" ? v : walk(v);
+    for (const [k, v] of Object.entries(n)) {
+      if (STRICT_DROPPED.has(k)) continue;
+      out[k] = k === "enum" || k === "const" || k === "required" ? v : k === "properties" || k === "definitions" || k === "$defs" ? walkMap(v) : walk(v);
+    }
     if (n.type === "object" || n.properties) {
       if (n.additionalProperties !== undefined && n.additionalProperties !== false) throw NOT_STRICT;
       const props = Object.keys((n.properties as JsonSchema | undefined) ?? {});
@@ -81,11 +87,17 @@ const NOT_STRICT = Symbol("not strict");
 // Gemini's response schema is an OpenAPI 3.0 subset.
 const GEMINI_KEPT = new Set(["type", "format", "description", "nullable", "enum", "items", "properties", "required", "minItems", "maxItems", "minimum", "maximum", "anyOf"]);
 
-/** The schema in the subset Gemini's responseSchema accepts. */
+/**
+ * The schema in the subset Gemini's responseSchema accepts. An object without properties (a record of
+ * hyperparameter ranges) is not allowed there, so such a property is left out of what Gemini is shown;
+ * the zod schema still accepts it when the model gives it.
+ */
 export function geminiSchema(schema: JsonSchema): JsonSchema {
+  const open = (s: JsonSchema) => s.type === "object" && !Object.keys((s.properties as JsonSchema | undefined) ?? {}).length;
   const walk = (node: unknown): JsonSchema => {
     if (!node || typeof node !== "object" || Array.isArray(node)) return { type: "string" };
     const n = { ...(node as JsonSchema) };
+    if ("const" in n && !n.enum) n.enum = [n.const];
     // ["string", "number", "null"] → the first type, nullable; a null branch of anyOf → nullable.
     if (Array.isArray(n.type)) {
       const types = n.type as string[];
@@ -103,7 +115,11 @@ export function geminiSchema(schema: JsonSchema): JsonSchema {
     const out: JsonSchema = {};
     for (const [k, v] of Object.entries(n)) {
       if (!GEMINI_KEPT.has(k)) continue;
-      if (k === "properties") out[k] = Object.fromEntries(Object.entries(v as JsonSchema).map(([p, s]) => [p, walk(s)]));
+      if (k === "properties") {
+        const kept = Object.entries(v as JsonSchema).map(([p, s]) => [p, walk(s)] as const).filter(([, s]) => !open(s));
+        out[k] = Object.fromEntries(kept);
+        if (Array.isArray(n.required)) out.required = (n.required as string[]).filter((p) => kept.some(([name]) => name === p));
+      } else if (k === "required") continue;
       else if (k === "items") out[k] = walk(v);
       else if (k === "anyOf") out[k] = (v as unknown[]).map(walk);
       else out[k] = v;

@@ -406,6 +406,30 @@ describe.concurrent("harness", () => {
       expect(run.result.metrics.adjusted_rand_index).toBeGreaterThan(0.8);
     });
 
+    it("sets the cluster count on the estimator's own key only, and drops a distance threshold that contradicts it", () => {
+      const dir = makeWorkspace({ csv: "x\n" });
+      const script = [
+        "import json, harness as H",
+        "from sklearn.cluster import SpectralClustering, AgglomerativeClustering",
+        "class Run:",
+        "    warnings = []",
+        "    def warn(self, m): self.warnings.append(m)",
+        "out = {}",
+        "for name, m in [('spectral', SpectralClustering(n_clusters=3)), ('agglo', AgglomerativeClustering(n_clusters=None, distance_threshold=5.0))]:",
+        "    r = Run(); r.warnings = []",
+        "    H.hold_cluster_count(r, m, 3)",
+        "    p = m.get_params()",
+        "    out[name] = {'warnings': r.warnings, 'n_clusters': p['n_clusters'], 'n_components': p.get('n_components'), 'distance_threshold': p.get('distance_threshold')}",
+        "print(json.dumps(out))",
+      ].join("\n");
+      const res = spawnSync(PYTHON, ["-c", script], { cwd: dir, encoding: "utf8", env: { ...process.env, OMP_NUM_THREADS: "1" } });
+      expect(res.status, res.stderr).toBe(0);
+      const out = JSON.parse(res.stdout);
+      expect(out.spectral).toEqual({ warnings: [], n_clusters: 3, n_components: null, distance_threshold: null });
+      expect(out.agglo).toMatchObject({ n_clusters: 3, distance_threshold: null });
+      expect(out.agglo.warnings[0]).toMatch(/AgglomerativeClustering with n_clusters=None; set to the 3 clusters asked for/);
+    });
+
     it("smoke-samples rows and falls back to the default fit and predict", async () => {
       const buildOnly = [
         "from sklearn.linear_model import LogisticRegression",

@@ -248,7 +248,7 @@ describe("LLM engine, end to end", () => {
     expect(server.requests.length).toBeLessThanOrEqual(5);
     expect(state.llm.calls).toBe(server.requests.length);
     expect(state.status).toBe("deployed");
-    expect(state.notices.join("\n")).toMatch(/made the 5 requests one request may use/);
+    expect(state.notices.join("\n")).toMatch(/made the 5 requests one conversation may use/);
   });
 
   it("goes on after a 429 that clears, counting both requests against the conversation's budget", async () => {

@@ -69,6 +69,21 @@ describe("the schema a structured call sends", () => {
     expect(strictSchema(wireSchema(z.object({ x: z.unknown() })))).toBeNull();
   });
 
+  it("keeps a property named like a keyword in OpenAI's strict form", () => {
+    const strict = strictSchema(wireSchema(z.object({ format: z.string(), pattern: z.string(), n: z.number() })))!;
+    expect(Object.keys(strict.properties as object)).toEqual(["format", "pattern", "n"]);
+    expect(strict.required).toEqual(["format", "pattern", "n"]);
+  });
+
+  it("leaves an open object out of Gemini's schema (it requires properties) but keeps it valid", () => {
+    const Candidate = z.object({ family: z.string(), ranges: z.record(z.string(), z.unknown()).catch({}), kind: z.literal("search") });
+    const g = geminiSchema(wireSchema(Candidate));
+    expect(Object.keys(g.properties as object)).toEqual(["family", "kind"]);
+    expect(g.required).toEqual(["family", "kind"]);
+    expect((g.properties as Record<string, unknown>).kind).toEqual({ type: "string", enum: ["search"] });
+    expect(Candidate.parse({ family: "svm", ranges: { C: { low: 1, high: 2 } }, kind: "search" }).ranges).toEqual({ C: { low: 1, high: 2 } });
+  });
+
   it("is rewritten into Gemini's subset: no type lists, nullable instead", () => {
     const g = geminiSchema(wireSchema(Answer));
     const props = g.properties as Record<string, Record<string, unknown>>;
@@ -116,6 +131,18 @@ describe("classifying a failed request", () => {
     expect(classify(bad, false, 60).reason).toBe("HTTP 400: tools: not supported");
     expect(refusedStructuredMode(classify(bad, false, 60))).toBe(true);
     expect(refusedStructuredMode({ retryable: false, status: 401, reason: "HTTP 401: bad key" })).toBe(false);
+  });
+
+  it("falls back from the structured mode only for a refusal that names it", () => {
+    const gemini = Object.assign(new Error("[GoogleGenerativeAI Error]: Error fetching from http://127.0.0.1:9/v1beta/models/g:generateContent: [400 Bad Request] Invalid JSON payload: responseSchema.properties[ranges] should be non-empty"), { status: 400 });
+    const failure = classify(gemini, false, 60);
+    expect(failure.reason).toBe("HTTP 400: Invalid JSON payload: responseSchema.properties[ranges] should be non-empty");
+    expect(refusedStructuredMode(failure)).toBe(true);
+    expect(refusedStructuredMode({ retryable: false, status: 400, reason: "HTTP 400: temperature does not support 0.2 with this model" })).toBe(false);
+    // 501: a feature the server lacks, not retried, with its own words.
+    const lacking = Object.assign(new Error("501"), { status: 501, error: { message: "json_schema response format not implemented" } });
+    expect(classify(lacking, false, 60)).toEqual({ retryable: false, status: 501, reason: "HTTP 501: json_schema response format not implemented" });
+    expect(refusedStructuredMode(classify(lacking, false, 60))).toBe(true);
   });
 
   it("retries a body that is not well-formed JSON, and not a programming error", () => {

@@ -213,6 +213,7 @@ describe("the parse step (both engines)", () => {
     emit: () => {},
     jobSignal: () => new AbortController().signal,
     logger: { warn: () => {} },
+    config: { llm: { maxCalls: 30, providers: {} } },
   } as unknown as GraphDeps;
   const config = { configurable: { thread_id: "t" } };
 

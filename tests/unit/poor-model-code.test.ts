@@ -4,7 +4,7 @@ import { FALLBACK_NOTE } from "../../graphs/automl/agents/offline/operation.js";
 import type { Instructions } from "../../graphs/automl/agents/types.js";
 import type { LlmClient } from "../../src/llm/client.js";
 import { LlmBudgetError, LlmOutputError, LlmUnavailableError } from "../../src/llm/errors.js";
-import { Requirements } from "../../src/schema/requirements.js";
+import { makeRequirements } from "../helpers/requirements.js";
 
 // The offline template is the last resort for code: whatever the model does at the code step (prose,
 // the wrong estimator, no answer at all, a spent request budget), the operation agent ends with code
@@ -27,14 +27,7 @@ function client(answer: () => string) {
   return c as unknown as LlmClient & { calls: number };
 }
 
-const requirements = Requirements.parse({
-  user: { intent: "build" },
-  problem: { area: "tabular data analysis", downstream_task: "tabular classification", description: "predict churn" },
-  confidence: { score: 0.9 },
-  task: "classification",
-  target: "churn",
-  metric: { name: "f1", direction: "max" },
-});
+const requirements = makeRequirements({ target: "churn", metric: { name: "f1", direction: "max" } });
 
 const instructions: Instructions = {
   planId: "plan-1",

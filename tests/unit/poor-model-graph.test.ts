@@ -5,20 +5,13 @@ import type { GraphDeps, ProgressEvent } from "../../graphs/automl/deps.js";
 import { buildAutoMLGraph } from "../../graphs/automl/graph.js";
 import { loadConfig } from "../../src/config.js";
 import { createLogger } from "../../src/logger.js";
-import { Requirements } from "../../src/schema/requirements.js";
+import { makeRequirements } from "../helpers/requirements.js";
 
 // Every edge out of a step that can fail goes to finish when it did: a later step never reads what a
 // failed one left empty, and the thread gets a sentence, not a stack trace. The graph is resumed just
 // before the step under test, with agents that fail the way a poor model's answers once made them.
 
-const requirements = Requirements.parse({
-  user: { intent: "build" },
-  problem: { area: "tabular data analysis", downstream_task: "tabular classification", description: "predict churn" },
-  confidence: { score: 0.9 },
-  task: "classification",
-  target: "churn",
-  metric: { name: "f1", direction: "max" },
-});
+const requirements = makeRequirements({ target: "churn", metric: { name: "f1", direction: "max" } });
 
 const plan: Plan = {
   id: "plan-1",

@@ -73,7 +73,7 @@ export async function startScriptedOpenAI(handler: ScriptHandler): Promise<Scrip
         object: "chat.completion",
         created,
         model,
-        choices: [{ index: 0, message: { role: "assistant", content: reply.content }, logprobs: null, finish_reason: "stop" }],
+        choices: [{ index: 0, message: { role: "assistant", content: reply.content }, logprobs: null, finish_reason: reply.finish ?? "stop" }],
         usage,
       };
       sendJson(res, 200, completion, {}, reply.cut);
@@ -86,7 +86,7 @@ export async function startScriptedOpenAI(handler: ScriptHandler): Promise<Scrip
     for (const piece of pieces(reply.content)) {
       frames.push(chunk([{ index: 0, delta: { content: piece }, logprobs: null, finish_reason: null }]));
     }
-    frames.push(chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: "stop" }]));
+    frames.push(chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: reply.finish ?? "stop" }]));
     const streamOptions = body.stream_options as { include_usage?: boolean } | undefined;
     if (streamOptions?.include_usage) frames.push(chunk([], { usage }));
     frames.push("data: [DONE]\n\n");

@@ -30,6 +30,8 @@ export type ScriptReply =
       delayMs?: number;
       /** Starts a 200 answer, sends half of its bytes, then destroys the socket (undici: "terminated"). */
       cut?: true;
+      /** Why the answer ended, where the wire says so (OpenAI's finish_reason); "stop" by default. */
+      finish?: "stop" | "length" | "content_filter";
     }
   | { status: number; body?: unknown; headers?: Record<string, string>; delayMs?: number }
   | { hang: true };

@@ -161,6 +161,22 @@ describe("LlmClient: JSON", () => {
     expect(server.requests[0].messages[0].content).toBe("ThreadML step: planning\n\nYou plan ML work.");
   });
 
+  it("repairs an answer stopped at the token limit or by a content filter, instead of failing the step", async () => {
+    const replies: ScriptReply[] = [
+      { content: '{"plans": [{"name": "lightgbm", "sc', finish: "length" },
+      { content: JSON.stringify(plan) },
+      { content: "", finish: "content_filter" },
+      { content: JSON.stringify(plan) },
+    ];
+    const server = await serve((_r, i) => replies[i]);
+    const { llm } = client(server.baseUrl);
+    expect(await llm.json({ ...req, schema: PlanSchema })).toEqual(plan);
+    expect(server.requests[1].messages[1].content).toMatch(/cut off at the token limit/);
+    expect(await llm.json({ ...req, schema: PlanSchema })).toEqual(plan);
+    expect(server.requests[3].messages[1].content).toMatch(/content filter stopped the answer/);
+    expect(server.requests).toHaveLength(4);
+  });
+
   it("sends an open schema without strict (a record cannot be strict)", async () => {
     const server = await serve(() => ({ content: JSON.stringify({ ranges: { depth: [1, 2] } }) }));
     const { llm } = client(server.baseUrl);

@@ -91,6 +91,9 @@ export function backoffDelay(attempt: number): number {
   return Math.round(base * (0.8 + Math.random() * 0.4));
 }
 
+/** What the runner needs of a host: an SSH connection, or LocalLink for a cluster reached from this machine. */
+export type HostLink = Pick<SshConnection, "exec" | "sftp" | "forwardOut" | "onLost" | "target" | "connected" | "connect" | "close" | "drop">;
+
 export class SshConnection {
   private live: Live | null = null;
   private connecting: Promise<Live> | null = null;

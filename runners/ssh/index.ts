@@ -5,12 +5,12 @@ import { fromRoot } from "../../src/paths.js";
 import { HarnessSpec } from "../contract.js";
 import { OPTIONAL_MODULES, REQUIRED_MODULES } from "../local/python.js";
 import type { Limits, ModelServer, RunOptions, RunOutcome, Runner, RunnerCheck, ServeOptions, Workspace, WorkspaceInput } from "../types.js";
-import { isConnectionError, SshConnection, SshError, type ConnLogger } from "./connection.js";
+import { isConnectionError, SshConnection, SshError, type ConnLogger, type HostLink } from "./connection.js";
 import { chooseGpus, type GpuChoice, type GpuInfo } from "./gpu.js";
 import { jobDir, retireScript, stopScript } from "./job.js";
 import { gpuScript, interpretProbe, parseGpuProbe, probeScript } from "./probe.js";
 import { withReconnect } from "./reconnect.js";
-import { runRemoteJob } from "./run.js";
+import { runRemoteJob, type JobControl } from "./run.js";
 import { startRemoteServer, type SshModelServer } from "./serve.js";
 import { readText, stat, writeText } from "./sftp.js";
 import { homeRelative, pjoin, q, qPath } from "./shell.js";
@@ -28,6 +28,8 @@ export interface SshRunnerOptions {
   logger: ConnLogger;
   /** Folder whose *.py files (subfolders included) go into every workspace (default: runners/python). */
   harnessDir?: string;
+  /** The host to use instead of an SSH connection (a Slurm cluster driven from this machine). */
+  link?: HostLink;
 }
 
 type Probe = RunnerCheck & { modules: Record<string, boolean>; reachable: boolean };
@@ -61,12 +63,12 @@ function checkLimits(limits: Limits): void {
  */
 export class SshRunner implements Runner {
   readonly name: string;
-  private readonly config: SshRunnerConfig;
-  private readonly log: ConnLogger;
+  protected readonly config: SshRunnerConfig;
+  protected readonly log: ConnLogger;
   private readonly dataDir: string;
   private readonly harnessDir: string;
-  private readonly conn: SshConnection;
-  private readonly python: string;
+  protected readonly conn: HostLink;
+  protected readonly python: string;
   private readonly slots: Slots;
   private checking: Promise<Probe> | null = null;
   private base: string | null = null;
@@ -84,16 +86,16 @@ export class SshRunner implements Runner {
     this.log = options.logger;
     this.dataDir = path.resolve(options.dataDir);
     this.harnessDir = path.resolve(options.harnessDir ?? fromRoot("runners/python"));
-    this.conn = new SshConnection(options.name, options.config, options.logger);
+    this.conn = options.link ?? new SshConnection(options.name, options.config, options.logger);
     this.python = qPath(options.config.python);
     this.slots = new Slots(options.config.maxJobs);
   }
 
-  private get where(): string {
+  protected get where(): string {
     return `${this.name} (${this.conn.target})`;
   }
 
-  private remote<T>(step: () => Promise<T>, maxDownMs = SETUP_OUTAGE_MS): Promise<T> {
+  protected remote<T>(step: () => Promise<T>, maxDownMs = SETUP_OUTAGE_MS): Promise<T> {
     return withReconnect(this.conn, step, { maxDownMs: () => maxDownMs });
   }
 
@@ -103,7 +105,7 @@ export class SshRunner implements Runner {
   }
 
   /** The probe, cached once it succeeds (a failed one is tried again next time). */
-  private probe(): Promise<Probe> {
+  protected probe(): Promise<Probe> {
     this.checking ??= this.doProbe().then((r) => {
       if (!r.ok) this.checking = null;
       return r;
@@ -148,7 +150,7 @@ export class SshRunner implements Runner {
   }
 
   /** The absolute workdir on the host (created when missing). */
-  private async baseDir(): Promise<string> {
+  protected async baseDir(): Promise<string> {
     if (this.base) return this.base;
     const dir = homeRelative(this.config.workdir);
     const r = await this.conn.exec([`mkdir -p ${q(dir)} && cd ${q(dir)} && pwd -P`]);
@@ -238,6 +240,8 @@ export class SshRunner implements Runner {
           this.flushers.add(flush);
           return () => this.flushers.delete(flush);
         },
+        control: this.jobControl(ws, options.limits),
+        sandbox: (await this.probe()).sandbox,
       });
     } finally {
       this.cancels.delete(ws.runId);
@@ -246,8 +250,13 @@ export class SshRunner implements Runner {
     }
   }
 
+  /** How a job is started and watched; undefined: a detached process on the host. */
+  protected jobControl(_ws: Workspace, _limits: Limits): JobControl | undefined {
+    return undefined;
+  }
+
   /** Least-loaded GPUs, preferring those no other job of this runner holds. */
-  private async pickGpus(key: string): Promise<GpuChoice> {
+  protected async pickGpus(key: string): Promise<GpuChoice> {
     const setting = this.config.gpus;
     let reported: GpuInfo[] | null = null;
     // A host without nvidia-smi does not grow one: ask once.

@@ -50,6 +50,11 @@ export interface WrapperInput {
   fileMb?: number;
   /** Processes of the host user beyond those it already has (RLIMIT_NPROC, limits.pids); root is exempt. */
   pids?: number;
+  /**
+   * Run inside bubblewrap ($J/sandbox.sh, workspace writable) where it works on the machine the job
+   * lands on, else without it and say so on stderr.
+   */
+  sandbox?: boolean;
 }
 
 /** rlimits set by the interpreter before it execs the job: exact units, whichever sh the host has. */
@@ -87,6 +92,8 @@ function rlimitShim(w: WrapperInput): string {
 export function wrapperScript(w: WrapperInput): string {
   const J = jobDir(w.ws, w.kind);
   const lines = [
+    // A batch scheduler wants the interpreter named.
+    "#!/bin/sh",
     "# ThreadML job wrapper (generated). Runs detached; records pid, output and exit status.",
     `J=${q(J)}`,
     `cd ${q(w.ws)} || exit 1`,
@@ -107,7 +114,14 @@ export function wrapperScript(w: WrapperInput): string {
   const limits: string[] = [];
   if (w.cpuS) limits.push(`ulimit -t ${Math.ceil(w.cpuS)} 2>/dev/null`);
   if (w.memoryMb) limits.push(`ulimit -v ${Math.ceil(w.memoryMb * 1024)} 2>/dev/null`);
-  const run = `${w.python} -c ${q(rlimitShim(w) + SETSID_SHIM)} ${w.python} ${w.args.map(q).join(" ")}`;
+  if (w.sandbox) {
+    lines.push(
+      `if ${BWRAP_WORKS}; then THREADML_SANDBOX_PYTHON=$(command -v ${w.python}); THREADML_SANDBOX_WS=rw; export THREADML_SANDBOX_PYTHON THREADML_SANDBOX_WS; set -- sh "$J/sandbox.sh"; echo bubblewrap > "$J/sandbox"`,
+      `else set -- ${w.python}; echo none > "$J/sandbox"; echo "[runner] bubblewrap is not usable on $(hostname); the job runs without a sandbox (install bubblewrap there to isolate it)"; fi`,
+    );
+  }
+  const runner = w.sandbox ? `"$@"` : w.python;
+  const run = `${w.python} -c ${q(rlimitShim(w) + SETSID_SHIM)} ${runner} ${w.args.map(q).join(" ")}`;
   lines.push(`( ${[...limits, `exec ${run}`].join("; ")} ) >>"$J/out" 2>>"$J/err" </dev/null &`);
   lines.push(`child=$!`, `echo "$child" > "$J/pid.tmp"; mv "$J/pid.tmp" "$J/pid"`);
   if (w.wallTimeS) {
@@ -153,26 +167,30 @@ function aliveFn(ws: string): string {
   );
 }
 
-/** Prints the job's state as key=value lines (parsed by parseJobState). */
-export function stateScript(ws: string, kind: JobKind, resultFile: string | null): string[] {
-  const J = jobDir(ws, kind);
+/** Enters the workspace (or prints ws=0 and stops) and sets J to the job folder. */
+export function enterJob(ws: string, kind: JobKind): string[] {
+  return [`cd ${q(ws)} 2>/dev/null || { echo ws=0; echo now=$(date +%s); exit 0; }`, `J=${q(jobDir(ws, kind))}`];
+}
+
+/** Prints what the job folder records, as key=value lines (after enterJob); liveness is the caller's. */
+export function jobFacts(kind: JobKind, resultFile: string | null): string[] {
   return [
-    `cd ${q(ws)} 2>/dev/null || { echo ws=0; echo now=$(date +%s); exit 0; }`,
-    `J=${q(J)}`,
-    aliveFn(ws),
     `echo ws=1; echo now=$(date +%s)`,
     `[ -d "$J/lock" ] && echo lock=1`,
     `p=$(cat "$J/pid" 2>/dev/null); w=$(cat "$J/wrapper.pid" 2>/dev/null)`,
     `[ -n "$p" ] && echo pid=$p; [ -n "$w" ] && echo wpid=$w`,
-    `alive "$p" && echo alive=1; alive "$w" && echo walive=1`,
     `[ -f "$J/exit" ] && echo exit=$(cat "$J/exit")`,
     `[ -f "$J/spec.sha" ] && echo spec=$(cat "$J/spec.sha")`,
     `[ -f "$J/started" ] && echo started=$(cat "$J/started")`,
     `[ -f "$J/cancelled" ] && echo cancelled=1; [ -f "$J/timedout" ] && echo timedout=1`,
     resultFile ? `[ -f ${q(resultFile)} ] && echo result=1` : ":",
     `n=$(grep -c "^${kind} " starts.log 2>/dev/null); echo "starts=\${n:-0}"`,
-    `exit 0`,
   ];
+}
+
+/** Prints the job's state as key=value lines (parsed by parseJobState). */
+export function stateScript(ws: string, kind: JobKind, resultFile: string | null): string[] {
+  return [...enterJob(ws, kind), aliveFn(ws), ...jobFacts(kind, resultFile), `alive "$p" && echo alive=1; alive "$w" && echo walive=1`, `exit 0`];
 }
 
 const flag = z
@@ -200,6 +218,11 @@ export const JobState = z.object({
   ended: int.optional(),
   /** False when the state was read over SFTP, which cannot tell whether the processes live. */
   liveness: z.boolean().default(true),
+  /** A batch job's id and what its scheduler says: state (PENDING, RUNNING…), why it waits, its node. */
+  jobid: z.string().optional(),
+  sched: z.string().optional(),
+  reason: z.string().optional(),
+  node: z.string().optional(),
 });
 export type JobState = z.infer<typeof JobState>;
 
@@ -292,13 +315,16 @@ export function retireScript(ws: string, kind: JobKind): string[] {
   return [`cd ${q(ws)} 2>/dev/null || exit 0`, `[ -d ${q(J)} ] && mv ${q(J)} ${q(J)}.dead-$(date +%s)-$$`, `exit 0`];
 }
 
-// The model server on a host with bubblewrap: serve_launch.py (uploaded as .serve/launch.py) binds the
-// socket, then runs this script with serve.py's arguments; it execs the launcher's own interpreter
-// (THREADML_SERVE_PYTHON) on them inside bwrap, with no network and the workspace read-only. The bwrap arguments are worked out on the host, whose layout (merged /usr,
-// where Python lives) may differ from this machine's. Run from the workspace, as the wrapper leaves it.
-export const SERVE_SANDBOX_SH = String.raw`# ThreadML model server sandbox (generated): exec python "$@" in bubblewrap without network.
-py=$THREADML_SERVE_PYTHON
-[ -x "$py" ] || { echo "[runner] no interpreter to sandbox (THREADML_SERVE_PYTHON=$py)" >&2; exit 127; }
+// The sandbox on a host with bubblewrap, the same policy as on this machine: no network, the
+// interpreter's files read-only, a private /tmp, and the workspace: writable for a training job
+// (THREADML_SANDBOX_WS=rw), read-only for the model server, whose socket serve_launch.py binds before
+// it runs this script with serve.py's arguments. The bwrap arguments are worked out on the host (or
+// the compute node), whose layout (merged /usr, where Python lives) may differ from this machine's.
+// Run from the workspace; it execs the interpreter (THREADML_SANDBOX_PYTHON, or the launcher's own) on "$@".
+export const SANDBOX_SH = String.raw`# ThreadML sandbox (generated): exec python "$@" in bubblewrap without network.
+py=$THREADML_SANDBOX_PYTHON
+[ -n "$py" ] || py=$THREADML_SERVE_PYTHON
+[ -x "$py" ] || { echo "[runner] no interpreter to sandbox ($py)" >&2; exit 127; }
 n=$#
 ws=$(pwd -P)
 set -- "$@" --unshare-all --die-with-parent --new-session --cap-drop ALL --ro-bind /usr /usr
@@ -308,9 +334,11 @@ done
 for p in /etc/alternatives /etc/ld.so.cache /etc/ld.so.conf /etc/ld.so.conf.d /etc/localtime /etc/matplotlibrc /etc/fonts; do
   [ -e "$p" ] && set -- "$@" --ro-bind "$p" "$p"
 done
-# The interpreter's prefixes and user site outside /usr, read-only (never / or a folder holding the workspace).
+# The interpreter's prefixes, user site and library folders outside /usr (a cluster's modules),
+# read-only; never / or a folder holding the workspace.
 ub=
-for p in $("$py" -c 'import site, sys; print(sys.prefix); print(sys.base_prefix); print(sys.exec_prefix); print("ub=" + site.getuserbase())' 2>/dev/null); do
+libs=$(printf '%s' "$LD_LIBRARY_PATH" | tr ':' ' ')
+for p in $("$py" -c 'import site, sys; print(sys.prefix); print(sys.base_prefix); print(sys.exec_prefix); print("ub=" + site.getuserbase())' 2>/dev/null) $libs; do
   case "$p" in ub=*) p=$(printf '%s' "$p" | cut -c4-); ub=$p;; esac
   [ -d "$p" ] || continue
   case "$p" in /|/usr|/usr/*) continue;; esac
@@ -320,20 +348,28 @@ done
 set -- "$@" --proc /proc --dev /dev
 for d in /dev/nvidia*; do [ -e "$d" ] && set -- "$@" --dev-bind "$d" "$d"; done
 [ -e /dev/nvidiactl ] && set -- "$@" --ro-bind /sys /sys
-set -- "$@" --tmpfs /tmp --ro-bind "$ws" "$ws" --chdir "$ws"
-set -- "$@" --setenv HOME /tmp --setenv TMPDIR /tmp --setenv MPLCONFIGDIR /tmp/.mpl
+if [ "$THREADML_SANDBOX_WS" = rw ]; then
+  set -- "$@" --tmpfs /tmp --bind "$ws" "$ws" --chdir "$ws"
+  set -- "$@" --setenv HOME "$ws" --setenv TMPDIR "$ws/tmp" --setenv MPLCONFIGDIR "$ws/.mpl"
+else
+  set -- "$@" --tmpfs /tmp --ro-bind "$ws" "$ws" --chdir "$ws"
+  set -- "$@" --setenv HOME /tmp --setenv TMPDIR /tmp --setenv MPLCONFIGDIR /tmp/.mpl
+fi
 [ -n "$ub" ] && [ -d "$ub" ] && set -- "$@" --setenv PYTHONUSERBASE "$ub"
-set -- "$@" -- "$py"
-# serve.py's arguments (the first n) go last.
+set -- "$@" --unsetenv THREADML_SANDBOX_PYTHON --unsetenv THREADML_SANDBOX_WS -- "$py"
+# The interpreter's arguments (the first n) go last.
 i=0
 while [ "$i" -lt "$n" ]; do set -- "$@" "$1"; shift; i=$((i + 1)); done
 exec bwrap "$@"
 `;
 
+/** The sh test for a bubblewrap that can make a sandbox without network here (exit status 0). */
+export const BWRAP_WORKS = "command -v bwrap >/dev/null 2>&1 && bwrap --unshare-all --die-with-parent --ro-bind / / true >/dev/null 2>&1";
+
 /** Prints bwrap=ok when bubblewrap is installed on the host and can make a sandbox without network. */
 export function bwrapProbeScript(): string[] {
   return [
     `command -v bwrap >/dev/null 2>&1 || { echo bwrap=missing; exit 0; }`,
-    `if bwrap --unshare-all --die-with-parent --ro-bind / / true >/dev/null 2>&1; then echo bwrap=ok; else echo bwrap=broken; fi`,
+    `if ${BWRAP_WORKS}; then echo bwrap=ok; else echo bwrap=broken; fi`,
   ];
 }

@@ -3,6 +3,7 @@ import { OPTIONAL_MODULES, REQUIRED_MODULES } from "../local/python.js";
 import type { RunnerCheck } from "../types.js";
 import type { ExecResult } from "./connection.js";
 import { NVIDIA_SMI_QUERY, parseNvidiaSmi, type GpuInfo } from "./gpu.js";
+import { bwrapProbeScript } from "./job.js";
 import { q, setupLines } from "./shell.js";
 
 // What the host offers: the interpreter (after the setup lines) and its modules, and its GPUs.
@@ -26,6 +27,7 @@ export function probeScript(setup: string[], python: string, modules: readonly s
     ...setupLines(setup, (line) => `echo "setupfail=$_rc"; echo "line="${q(line)}; exit 0`),
     `command -v ${python} >/dev/null 2>&1 || { echo nopython=1; echo "path=$PATH"; exit 0; }`,
     `${python} -c ${q(PROBE)} ${modules.map(q).join(" ")} || echo "probefail=$?"`,
+    ...bwrapProbeScript(),
   ];
 }
 
@@ -94,9 +96,16 @@ export function interpretProbe(input: ProbeInput, out: ExecResult): RunnerCheck 
     };
   }
   const lacks = OPTIONAL_MODULES.filter((m) => !info.modules[m]);
-  const notes = [`${input.runner}: Python ${who} on ${input.target}.`, "Sandbox: none on SSH hosts; jobs run as the SSH user, under ulimit limits."];
+  const bwrap = pick(out.stdout, "bwrap");
+  const sandbox = bwrap === "ok" ? ("bubblewrap" as const) : ("limits-only" as const);
+  const notes = [
+    `${input.runner}: Python ${who} on ${input.target}.`,
+    sandbox === "bubblewrap"
+      ? "Sandbox: bubblewrap on the host (no network; only the run's workspace writable), plus ulimit limits."
+      : `Sandbox: none, because bubblewrap ${bwrap === "broken" ? "does not work" : "is not installed"} on the host; jobs run as the SSH user under ulimit limits only. Install bubblewrap there (apt-get install bubblewrap) to isolate them.`,
+  ];
   if (lacks.length) notes.push(`Optional modules missing: ${lacks.join(", ")} (no plots without matplotlib).`);
-  return { ...base, python: info.executable, modules: info.modules, ok: true, missing: [], message: notes.join("\n") };
+  return { ...base, sandbox, python: info.executable, modules: info.modules, ok: true, missing: [], message: notes.join("\n") };
 }
 
 function safeJson(text: string): unknown {

@@ -1,4 +1,4 @@
-import { backoffDelay, ConnectionLost, isConnectionError, sleep, type SshConnection } from "./connection.js";
+import { backoffDelay, ConnectionLost, isConnectionError, sleep, type HostLink } from "./connection.js";
 
 // Retrying an idempotent step across dropped connections: the step runs again once the connection
 // is back, with exponential backoff between attempts and a deadline after which we give up.
@@ -14,7 +14,7 @@ export interface ReconnectHooks {
   wake?: () => AbortSignal;
 }
 
-export async function withReconnect<T>(conn: SshConnection, step: () => Promise<T>, hooks: ReconnectHooks): Promise<T> {
+export async function withReconnect<T>(conn: HostLink, step: () => Promise<T>, hooks: ReconnectHooks): Promise<T> {
   let downSince: number | null = null;
   let failures = 0;
   const left = () => (downSince === null ? hooks.maxDownMs() : Math.max(0, downSince + hooks.maxDownMs() - Date.now()));

@@ -7,9 +7,9 @@ import type { SshRunnerConfig } from "../../config/schema.js";
 import { parseEventLine, type HarnessEvent, type HarnessResult, type HarnessSpec } from "../contract.js";
 import { intakeRun, type HostArtifacts } from "../intake.js";
 import type { Limits, RunOptions, RunOutcome, Workspace } from "../types.js";
-import { ConnectionLost, isConnectionError, type ConnLogger, type SshConnection } from "./connection.js";
+import { ConnectionLost, isConnectionError, type ConnLogger, type HostLink } from "./connection.js";
 import type { GpuChoice } from "./gpu.js";
-import { jobDir, parseJobState, phaseOf, readJobFiles, retireScript, startScript, stateScript, stopScript, wrapperScript, type JobState } from "./job.js";
+import { jobDir, parseJobState, phaseOf, readJobFiles, retireScript, SANDBOX_SH, startScript, stateScript, stopScript, wrapperScript, type JobState } from "./job.js";
 import { LineReader, loadFollowState, saveFollowState } from "./lines.js";
 import { withReconnect, type ReconnectHooks } from "./reconnect.js";
 import { closeHandle, downloadDir, isMissing, open, readAt, readTail, stat, writeText } from "./sftp.js";
@@ -29,7 +29,7 @@ const MAX_ARTIFACT_BYTES = 2 * 1024 * 1024 * 1024;
 const CANCEL_REACH_MS = 60_000;
 
 export interface RunContext {
-  conn: SshConnection;
+  conn: HostLink;
   runner: string;
   config: SshRunnerConfig;
   log: ConnLogger;
@@ -47,6 +47,39 @@ export interface RunContext {
   detached(): boolean;
   /** Registers what to save when the runner detaches (the log offset); returns its remover. */
   onDetach(flush: () => Promise<void>): () => void;
+  /** How the job is started, looked at and stopped; a detached process on the host by default. */
+  control?: JobControl;
+  /** What the runner check found: without bubblewrap on the host the thread is told the job runs unsandboxed. */
+  sandbox?: "bubblewrap" | "limits-only";
+}
+
+/**
+ * Starting, watching and stopping one job. The SSH runner starts a detached process on the host; the
+ * Slurm runner submits a batch job. Both run the same wrapper (run.sh) and leave the same files in
+ * the job folder, so following the log and collecting the result are shared.
+ */
+export interface JobControl {
+  /** Claims the job folder and starts the written run.sh; prints start=ok|busy (anything else is a refusal). */
+  startScript(specSha: string): string[];
+  /** How the thread hears where the job went, from the start script's output ("GPU 0", "Slurm job 42, partition gpu"). */
+  startedLabel(stdout: string, gpus: GpuChoice): string;
+  /** The job's state with liveness (key=value lines for parseJobState). */
+  stateScript(resultFile: string): string[];
+  stopScript(marker: "cancelled" | "timedout" | null): string[];
+  /** Sees every state read with liveness, e.g. to tell the thread why a queued job waits. */
+  observe?(state: JobState, notice: (text: string) => void): void;
+  /** The run.sh the job runs, from the wrapper script. */
+  script?(wrapper: string): string;
+}
+
+/** The SSH runner's control: a detached process group on the host. */
+export function processControl(ws: string): JobControl {
+  return {
+    startScript: (sha) => startScript(ws, "job", sha),
+    startedLabel: (_out, gpus) => gpus.label,
+    stateScript: (resultFile) => stateScript(ws, "job", resultFile),
+    stopScript: (marker) => stopScript(ws, "job", marker),
+  };
 }
 
 /** Resolves early when poked: the poll loop sleeps on it, a cancel pokes it. */
@@ -138,10 +171,13 @@ export async function runRemoteJob(ctx: RunContext): Promise<RunOutcome> {
   };
   const remote = <T>(step: () => Promise<T>) => withReconnect(conn, step, hooks);
   const resultPath = pjoin(ws.dir, resultRel);
+  const control = ctx.control ?? processControl(ws.dir);
   /** With liveness: a shell on the host. */
   const getState = async (): Promise<JobState> => {
-    const r = await conn.exec(stateScript(ws.dir, "job", resultPath), { timeoutMs: 60_000 });
-    return parseJobState(r.stdout);
+    const r = await conn.exec(control.stateScript(resultPath), { timeoutMs: 60_000 });
+    const s = parseJobState(r.stdout);
+    control.observe?.(s, notice);
+    return s;
   };
   /** Files only, over SFTP: enough unless the job has started and not ended. */
   const filesState = async (): Promise<JobState> => readJobFiles(await conn.sftp(), ws.dir, "job", resultPath);
@@ -160,7 +196,7 @@ export async function runRemoteJob(ctx: RunContext): Promise<RunOutcome> {
     let phase = phaseOf(state);
     if (phase !== "none" && state.spec && state.spec !== specSha) {
       notice(`A different job had run under this id on ${where}; it is replaced by this one.`);
-      if (phase === "running") await remote(() => conn.exec(stopScript(ws.dir, "job", null)));
+      if (phase === "running") await remote(() => conn.exec(control.stopScript(null)));
       await remote(() => conn.exec(retireScript(ws.dir, "job")));
       phase = "none";
     } else if (phase === "dead") {
@@ -168,7 +204,8 @@ export async function runRemoteJob(ctx: RunContext): Promise<RunOutcome> {
       await remote(() => conn.exec(retireScript(ws.dir, "job")));
       phase = "none";
     } else if (phase === "running") {
-      notice(`The job was already running on ${where} (pid ${state.pid ?? state.wpid}); following it again instead of starting it twice.`);
+      const which = state.jobid ? `Slurm job ${state.jobid}` : `pid ${state.pid ?? state.wpid}`;
+      notice(`The job was already ${state.sched === "PENDING" ? "queued" : "running"} on ${where} (${which}); following it again instead of starting it twice.`);
     } else if (phase === "finished") {
       notice(`The job had already finished on ${where}; using its result.`);
     }
@@ -189,6 +226,7 @@ export async function runRemoteJob(ctx: RunContext): Promise<RunOutcome> {
         wallTimeS: ctx.limits.wallTimeS,
         fileMb: ctx.limits.diskMb,
         pids: ctx.limits.pids,
+        sandbox: true,
       });
       await remote(async () => {
         const sftp = await conn.sftp();
@@ -196,13 +234,15 @@ export async function runRemoteJob(ctx: RunContext): Promise<RunOutcome> {
         // A stale result must never be taken for this run's.
         await new Promise<void>((resolve) => sftp.unlink(resultPath, () => resolve()));
         await mkdirOne(sftp, J);
-        await writeText(sftp, pjoin(J, "run.sh"), wrapper, 0o755);
+        await writeText(sftp, pjoin(J, "run.sh"), control.script ? control.script(wrapper) : wrapper, 0o755);
+        await writeText(sftp, pjoin(J, "sandbox.sh"), SANDBOX_SH, 0o644);
       });
-      const start = await remote(() => conn.exec(startScript(ws.dir, "job", specSha)));
+      const start = await remote(() => conn.exec(control.startScript(specSha)));
       if (!/start=(ok|busy)/.test(start.stdout)) throw new Error(`the job could not be started on ${where}: ${(start.stderr || start.stdout).trim().slice(-500)}`);
       startedHere = true;
       state = await remote(filesState);
-      notice(`${spec.mode === "search" ? "Evaluating plans" : spec.sample_rows ? "Smoke run" : "Training"} on ${where}, ${gpus.label}.`);
+      const unsandboxed = ctx.sandbox === "limits-only" ? "; without a sandbox: bubblewrap is not available there" : "";
+      notice(`${spec.mode === "search" ? "Evaluating plans" : spec.sample_rows ? "Smoke run" : "Training"} on ${where}, ${control.startedLabel(start.stdout, gpus)}${unsandboxed}.`);
     }
 
     // 2. Follow its log by byte offset until it has exited.
@@ -281,7 +321,7 @@ export async function runRemoteJob(ctx: RunContext): Promise<RunOutcome> {
         // The wrapper's own watchdog enforces the limit; this catches a wrapper that is gone.
         if (!timeoutSent && s.started !== undefined && s.now - s.started > ctx.limits.wallTimeS + 30) {
           timeoutSent = true;
-          await conn.exec(stopScript(ws.dir, "job", "timedout"));
+          await conn.exec(control.stopScript("timedout"));
         }
       }
       return "idle";
@@ -293,12 +333,14 @@ export async function runRemoteJob(ctx: RunContext): Promise<RunOutcome> {
       if (ctx.detached()) return never();
       if (cancelRequested && !cancelSent) {
         try {
-          await remote(() => conn.exec(stopScript(ws.dir, "job", "cancelled")));
+          await remote(() => conn.exec(control.stopScript("cancelled")));
         } catch (err) {
           if (!(err instanceof ConnectionLost)) throw err;
           return outcome({ cancelled: true, note: `[runner] cancelled, but ${where} could not be reached to stop the job: ${err.message}` });
         }
         cancelSent = true;
+        // Look at once: a scheduler may end the job without its wrapper writing the exit status.
+        lastLiveness = 0;
       }
       const step = await remote(poll);
       back();

@@ -4,8 +4,8 @@ import net from "node:net";
 import { fromRoot } from "../../src/paths.js";
 import { parseBoundLine, parseEventLine } from "../contract.js";
 import type { ModelServer } from "../types.js";
-import type { ConnLogger, SshConnection } from "./connection.js";
-import { bwrapProbeScript, jobDir, parseJobState, phaseOf, retireScript, SERVE_SANDBOX_SH, startScript, stateScript, stopScript, wrapperScript } from "./job.js";
+import type { ConnLogger, HostLink } from "./connection.js";
+import { bwrapProbeScript, jobDir, parseJobState, phaseOf, retireScript, SANDBOX_SH, startScript, stateScript, stopScript, wrapperScript } from "./job.js";
 import { withReconnect, type ReconnectHooks } from "./reconnect.js";
 import { readTail, readText, stat, writeText } from "./sftp.js";
 import type { RunContext } from "./run.js";
@@ -48,7 +48,7 @@ function formatHost(host: string): string {
 }
 
 /** GET /health over an SSH channel to the server. */
-export async function healthCheck(conn: SshConnection, host: string, port: number): Promise<boolean> {
+export async function healthCheck(conn: HostLink, host: string, port: number): Promise<boolean> {
   const channel = await conn.forwardOut(WILDCARD.test(host) ? "127.0.0.1" : host, port);
   return new Promise<boolean>((resolve) => {
     const req = http.request(
@@ -66,7 +66,7 @@ export async function healthCheck(conn: SshConnection, host: string, port: numbe
 }
 
 /** A local TCP port whose connections are carried over SSH to host:port on the runner's host. */
-export async function localForward(conn: SshConnection, host: string, port: number, log: ConnLogger): Promise<net.Server> {
+export async function localForward(conn: HostLink, host: string, port: number, log: ConnLogger): Promise<net.Server> {
   const target = WILDCARD.test(host) ? "127.0.0.1" : host;
   const server = net.createServer((sock) => {
     sock.pause();
@@ -128,7 +128,7 @@ export async function startRemoteServer(ctx: ServeContext): Promise<SshModelServ
       await writeText(sftp, pjoin(S, "run.sh"), wrapper, 0o755);
       if (launcher !== null) {
         await writeText(sftp, pjoin(S, "launch.py"), launcher, 0o644);
-        await writeText(sftp, pjoin(S, "sandbox.sh"), SERVE_SANDBOX_SH, 0o644);
+        await writeText(sftp, pjoin(S, "sandbox.sh"), SANDBOX_SH, 0o644);
       }
     });
     if (!sandboxed) {
@@ -204,7 +204,7 @@ export async function startRemoteServer(ctx: ServeContext): Promise<SshModelServ
  * The server's address once it says it listens. When the launcher started it, the address is the one
  * on its first line (printed before any generated code ran), never what the server itself reports.
  */
-async function findListening(conn: SshConnection, S: string): Promise<{ host: string; port: number } | null> {
+async function findListening(conn: HostLink, S: string): Promise<{ host: string; port: number } | null> {
   const text = await readText(await conn.sftp(), pjoin(S, "out"), 1024 * 1024);
   const lines = (text ?? "").split("\n");
   const bound = parseBoundLine(lines[0] ?? "");

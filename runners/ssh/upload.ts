@@ -3,7 +3,7 @@ import { createReadStream } from "node:fs";
 import { readdir, stat as localStat } from "node:fs/promises";
 import path from "node:path";
 import type { SFTPWrapper } from "ssh2";
-import type { SshConnection } from "./connection.js";
+import type { HostLink } from "./connection.js";
 import { stat, upload, writeText } from "./sftp.js";
 import { pjoin, q } from "./shell.js";
 
@@ -80,7 +80,7 @@ export async function mkdirp(sftp: SFTPWrapper, dir: string): Promise<void> {
 }
 
 /** Uploads what the cache lacks, writes the texts, then copies the cached files into the workspace (one shell). */
-export async function fillWorkspace(conn: SshConnection, plan: UploadPlan): Promise<void> {
+export async function fillWorkspace(conn: HostLink, plan: UploadPlan): Promise<void> {
   const sftp = await conn.sftp();
   const dests = [...plan.files, ...plan.texts].map((f) => f.dest);
   const dirs = [...new Set([plan.ws, plan.cacheDir, ...dests.map((d) => path.posix.dirname(pjoin(plan.ws, d)))])];

@@ -24,6 +24,8 @@ if (missing) console.warn(`Skipping the SSH runner tests: ${missing}`);
 const SPEC: HarnessSpecInput = { mode: "train", task: "classification", data: "data/bananas.csv", target: "Quality", metric: "accuracy", seed: 42 };
 const LIMITS = { wallTimeS: 120, cpuS: 120, memoryMb: 4096 };
 const logger = createLogger("silent");
+// A setup line that makes bubblewrap fail, as on a host without it.
+const NO_BWRAP = "bwrap() { return 1; }";
 
 function alive(pid: number): boolean {
   try {
@@ -107,12 +109,51 @@ describe("the SSH runner against a real sshd", () => {
   const jobFile = (ws: Workspace, name: string) => join(ws.dir, ".job", name);
   const startsOf = (ws: Workspace) => readFileSync(join(ws.dir, "starts.log"), "utf8").split("\n").filter((l) => l.startsWith("job "));
 
-  it("checks the host's interpreter and modules, with no sandbox", async () => {
+  it("checks the host's interpreter, modules and sandbox", async () => {
     const check = await runner().check();
     expect(check.ok).toBe(true);
     expect(check.missing).toEqual([]);
-    expect(check.sandbox).toBe("limits-only");
+    expect(check.sandbox).toBe("bubblewrap");
     expect(check.message).toContain("gpu1");
+    const without = await runner({ setup: [NO_BWRAP] }).check();
+    expect(without.ok).toBe(true);
+    expect(without.sandbox).toBe("limits-only");
+    expect(without.message).toMatch(/Sandbox: none, because bubblewrap does not work on the host.*Install bubblewrap/);
+  });
+
+  it("runs jobs in bubblewrap where the host has it (no network, nothing outside the workspace), and says so where it has not", async () => {
+    const probe = [
+      "import json, os, socket",
+      "from sklearn.ensemble import HistGradientBoostingClassifier",
+      "from sklearn.pipeline import Pipeline",
+      "",
+      "def build(ctx):",
+      "    out = {}",
+      "    try:",
+      `        socket.create_connection(("127.0.0.1", ${sshd.port}), timeout=3).close()`,
+      "        out['net'] = True",
+      "    except OSError:",
+      "        out['net'] = False",
+      `    out['outside'] = os.path.exists(${JSON.stringify(sshd.identityFile)})`,
+      "    with open('probe.json', 'w') as f:",
+      "        json.dump(out, f)",
+      "    return Pipeline([('pre', ctx.preprocessor(encode='ordinal')), ('model', HistGradientBoostingClassifier(max_iter=20, random_state=ctx.seed))])",
+      "",
+    ].join("\n");
+    for (const [setup, sandboxed] of [[[], true], [[NO_BWRAP], false]] as const) {
+      const r = runner({ setup: [...setup] });
+      const rec = recorder();
+      const ws = await r.prepare({ runId: `sandbox-${sandboxed}`, files: [{ source: data, dest: "data/bananas.csv" }], texts: { "solution.py": probe } });
+      const out = await r.run(ws, { spec: SPEC, limits: LIMITS, onNotice: rec.onNotice });
+      expect(out.result?.status, out.stderrTail).toBe("ok");
+      const seen = JSON.parse(readFileSync(join(ws.dir, "probe.json"), "utf8"));
+      expect(seen).toEqual({ net: !sandboxed, outside: !sandboxed });
+      expect(readFileSync(jobFile(ws, "sandbox"), "utf8").trim()).toBe(sandboxed ? "bubblewrap" : "none");
+      if (!sandboxed) {
+        expect(rec.notices.join("\n")).toMatch(/without a sandbox: bubblewrap is not available there/);
+        expect(out.stderrTail).toMatch(/bubblewrap is not usable on .*; the job runs without a sandbox/);
+      } else expect(rec.notices.join("\n")).not.toMatch(/without a sandbox/);
+    }
   });
 
   it("gives exactly the local runner's metrics for the same spec, data and seed", async () => {
@@ -195,7 +236,8 @@ describe("the SSH runner against a real sshd", () => {
   });
 
   it("cancel stops the job's whole process group on the host", async () => {
-    const r = runner();
+    // Unsandboxed, so that the child's pid is the host's.
+    const r = runner({ setup: [NO_BWRAP] });
     const ws = await r.prepare(gate("cancel", { spawn_child: "" }));
     const rec = recorder();
     const ctl = new AbortController();

@@ -101,9 +101,47 @@ export const SshRunnerConfig = z.object({
 });
 export type SshRunnerConfig = z.infer<typeof SshRunnerConfig>;
 
+/**
+ * A Slurm cluster (runners/slurm): one batch job per harness run, submitted on the login node over SSH,
+ * or on this machine when no host is given. The work folder must be shared with the compute nodes.
+ */
+export const SlurmRunnerConfig = z
+  .object({
+    kind: z.literal("slurm"),
+    /** The login node; without it the Slurm commands run on this machine. */
+    host: z.string().min(1).optional(),
+    port: positiveInt.default(22),
+    /** Required with host. */
+    user: z.string().min(1).optional(),
+    identityFile: z.string().optional(),
+    passphrase: z.string().optional(),
+    agent: z.string().optional(),
+    knownHosts: z.string().optional(),
+    hostKey: z.string().optional(),
+    /** Shared folder (seen by the login and compute nodes) that holds the runs. */
+    workdir: z.string().default(".threadml"),
+    python: z.string().default("python3"),
+    /** Shell lines run before Slurm's commands and in every job, e.g. "module load python" or "export SLURM_CONF=…". */
+    setup: z.array(z.string()).default([]),
+    partition: z.string().min(1).optional(),
+    account: z.string().min(1).optional(),
+    qos: z.string().min(1).optional(),
+    /** --gres=gpu:N per job; 0 asks for none. */
+    gpusPerJob: z.coerce.number().int().min(0).default(0),
+    cpusPerJob: positiveInt.optional(),
+    memoryMb: positiveInt.optional(),
+    /** The cluster's cap on one job (minutes); a job gets the smaller of this and ThreadML's wall-time limit. */
+    timeLimitMin: positiveInt.default(60),
+    /** Extra sbatch options, one per element (e.g. "--constraint=a100"). */
+    sbatchArgs: z.array(z.string()).default([]),
+    keepaliveS: positive.default(10),
+  })
+  .refine((c) => c.host === undefined || c.user !== undefined, { message: "a Slurm runner with a host needs a user", path: ["user"] });
+export type SlurmRunnerConfig = z.infer<typeof SlurmRunnerConfig>;
+
 export const LocalRunnerConfig = z.object({ kind: z.literal("local") });
 
-export const RunnerConfig = z.discriminatedUnion("kind", [LocalRunnerConfig, SshRunnerConfig]);
+export const RunnerConfig = z.discriminatedUnion("kind", [LocalRunnerConfig, SshRunnerConfig, SlurmRunnerConfig]);
 export type RunnerConfig = z.infer<typeof RunnerConfig>;
 
 export const Config = z.object({

@@ -18,7 +18,7 @@ export function localRunnerFor(config: Config, logger: Logger, dataDir: string):
   });
 }
 
-/** The built-in local runner plus every runner named in the config; SSH support loads only when one is configured. */
+/** The built-in local runner plus every runner named in the config; SSH and Slurm support load only when configured. */
 export async function createRunners(config: Config, logger: Logger, cwd: string): Promise<Record<string, Runner>> {
   const dataDir = path.resolve(cwd, config.dataDir);
   const runners: Record<string, Runner> = {
@@ -27,6 +27,11 @@ export async function createRunners(config: Config, logger: Logger, cwd: string)
   for (const [name, rc] of Object.entries(config.runners)) {
     if (rc.kind === "local") {
       if (name !== "local") runners[name] = runners.local;
+      continue;
+    }
+    if (rc.kind === "slurm") {
+      const { SlurmRunner } = await import("./slurm/index.js");
+      runners[name] = new SlurmRunner({ name, config: rc, dataDir, logger: logger.child({ runner: name }) });
       continue;
     }
     const { SshRunner } = await import("./ssh/index.js");

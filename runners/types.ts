@@ -91,6 +91,11 @@ export interface RunnerCheck {
 
 export interface Runner {
   readonly name: string;
+  /**
+   * Runs jobs side by side on resources of their own (a cluster): the plans' searches go out as one
+   * job per plan. Elsewhere one search job evaluates every plan.
+   */
+  readonly parallelSearches?: boolean;
   /** Checks the interpreter and sandbox once; the message names what is missing and how to install it. */
   check(): Promise<RunnerCheck>;
   prepare(input: WorkspaceInput): Promise<Workspace>;

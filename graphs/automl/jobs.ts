@@ -16,6 +16,8 @@ export interface JobRequest {
   candidateId: string | null;
   spec: Omit<HarnessSpecInput, "data" | "task" | "target" | "metric">;
   code?: string;
+  /** Position among jobs a node starts at once (their run ids must differ). */
+  seq?: number;
 }
 
 /** Metric lines the generated code printed itself (the harness sends its prints to stderr). */
@@ -39,7 +41,7 @@ function runnerFailure(job: JobRequest, id: string, err: unknown, workspace = ""
     candidateId: job.candidateId,
     result: null,
     // The runner itself failing (no interpreter, no sandbox, an unreachable or untrusted host) is no code bug to fix.
-    failure: /not usable|python|module|sandbox|bubblewrap|connection to|cannot reach|host key|refused the login/i.test(message) ? "environment_error" : "runtime_error",
+    failure: /not usable|python|module|sandbox|bubblewrap|connection to|cannot reach|host key|refused the login|could not be started/i.test(message) ? "environment_error" : "runtime_error",
     message,
     cancelled: false,
     durationS: 0,
@@ -143,7 +145,7 @@ export async function runJob(deps: GraphDeps, state: State, config: LangGraphRun
   const threadId = threadIdOf(config);
   const req = state.requirements!;
   const runner = deps.runner(runnerNameOf(config, deps, state));
-  const id = runId(threadId, state.runKey, job.kind, state.runs.length + 1);
+  const id = runId(threadId, state.runKey, job.kind, state.runs.length + 1 + (job.seq ?? 0));
   let ws;
   let inputs;
   let held: HoldoutFiles | null = null;

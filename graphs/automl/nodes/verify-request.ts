@@ -51,7 +51,9 @@ function chooseRunner(deps: GraphDeps, state: State, config: LangGraphRunnableCo
   if (named) return { named };
   const describe = (n: string) => {
     const rc = deps.config.runners[n];
-    return rc?.kind === "ssh" ? `${n} (${rc.user}@${rc.host})` : n === "local" ? "local (this machine)" : n;
+    if (rc?.kind === "ssh") return `${n} (${rc.user}@${rc.host})`;
+    if (rc?.kind === "slurm") return `${n} (Slurm${rc.host ? ` via ${rc.user}@${rc.host}` : ""}${rc.partition ? `, partition ${rc.partition}` : ""})`;
+    return n === "local" ? "local (this machine)" : n;
   };
   return {
     question: {

@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream, type WriteStream } from "node:fs";
 import { once } from "node:events";
 import { mkdir, readFile, rename, rm, stat, utimes, writeFile } from "node:fs/promises";
@@ -212,7 +212,8 @@ export async function holdoutFiles(opts: HoldoutOptions): Promise<HoldoutFiles> 
   // Touched on reuse: retention removes splits no conversation has used for a while.
   if (had) await utimes(dir, new Date(), new Date()).catch(() => undefined);
   if (had) return { train: files.train, features: files.features, truth: files.truth, rows: JSON.parse(had) as HoldoutRows };
-  const tmp = `${dir}.tmp-${process.pid}-${Date.now()}`;
+  // Unique per call: the plans' searches on a cluster ask for the same split at the same moment.
+  const tmp = `${dir}.tmp-${process.pid}-${randomBytes(6).toString("hex")}`;
   await mkdir(tmp, { recursive: true });
   const named = (f: string) => path.join(tmp, path.basename(f));
   const rows = await writeSplit(opts, { train: named(files.train), features: named(files.features), truth: named(files.truth) });

@@ -286,6 +286,7 @@ export class SshRunner implements Runner {
       signal: options.signal,
       onNotice: options.onNotice,
       pickGpus: () => this.pickGpus(key),
+      here: this.options.link !== undefined,
     });
     const stop = server.stop;
     const tracked: SshModelServer = {

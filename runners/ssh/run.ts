@@ -275,7 +275,9 @@ export async function runRemoteJob(ctx: RunContext): Promise<RunOutcome> {
     let handle: { sftp: SFTPWrapper; buf: Buffer } | null = null;
     let cancelSent = false;
     let timeoutSent = false;
-    let lastLiveness = Date.now();
+    // A job just started is looked at after a second: a queued batch job says why it waits.
+    let lastLiveness = startedHere ? Date.now() - LIVENESS_EVERY_MS + 1000 : Date.now();
+    let spoke = false;
     let vanished = false;
     const readNew = async (sftp: SFTPWrapper): Promise<number> => {
       if (!handle || handle.sftp !== sftp) {
@@ -301,6 +303,11 @@ export async function runRemoteJob(ctx: RunContext): Promise<RunOutcome> {
       const sftp = await conn.sftp();
       if ((await readNew(sftp)) > 0) {
         await persist();
+        // The first output: look at the job now (a queued batch job has just started, on some node).
+        if (!spoke) {
+          spoke = true;
+          lastLiveness = 0;
+        }
         return "data";
       }
       if (await stat(sftp, exitPath)) {

@@ -20,6 +20,8 @@ const LISTEN_TIMEOUT_MS = 60_000;
 export interface ServeContext extends Pick<RunContext, "conn" | "runner" | "config" | "log" | "python" | "ws" | "pickGpus"> {
   signal?: AbortSignal;
   onNotice?: (text: string) => void;
+  /** The host is this machine (a cluster driven from here): the server's own address is reachable, no forward. */
+  here?: boolean;
 }
 
 /** A model server on the host, with what the thread should be told about reaching it. */
@@ -154,7 +156,11 @@ export async function startRemoteServer(ctx: ServeContext): Promise<SshModelServ
     throw new RemoteServeError(`the model server on ${where} listens on ${host}:${port} but GET /health failed`, "");
   }
 
-  const reachable = config.publicHost ?? (LOOPBACK.test(config.serveHost) ? null : WILDCARD.test(config.serveHost) ? config.host : config.serveHost);
+  const reachable = ctx.here
+    ? WILDCARD.test(host)
+      ? "127.0.0.1"
+      : host
+    : (config.publicHost ?? (LOOPBACK.test(config.serveHost) ? null : WILDCARD.test(config.serveHost) ? config.host : config.serveHost));
   let forward: net.Server | null = null;
   let url: string;
   let tunnel: string | null = null;

@@ -4,7 +4,7 @@
 # npm dependencies. Flags:
 #   --torch  also PyTorch and torchvision (CPU builds, several hundred MB): a small CNN for images
 #   --test   also what the test suite needs: PyTorch, and the servers it starts on loopback
-#            (redis-server, OpenSSH's sshd)
+#            (redis-server, OpenSSH's sshd, a single-node Slurm cluster with munge)
 # Safe to run again: only what is missing is installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +36,10 @@ if [ "$test" = 1 ]; then
   command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || missing+=(redis-server)
   [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
   command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
+  [ -x /usr/sbin/slurmctld ] || missing+=(slurmctld)
+  [ -x /usr/sbin/slurmd ] || missing+=(slurmd)
+  command -v sbatch >/dev/null 2>&1 || missing+=(slurm-client)
+  [ -x /usr/sbin/munged ] || missing+=(munge)
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""

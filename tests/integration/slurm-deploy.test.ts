@@ -64,7 +64,7 @@ describe("threadml run --runner <slurm cluster>", () => {
         }),
       );
     // Another user's job holds every CPU for a while: the first jobs queue, and the thread hears why.
-    const blocker = cluster.cmd(["sbatch", "--parsable", "-p", cluster.partition, "-c", String(cluster.cpus), "--wrap", "sleep 25"]).trim();
+    const blocker = cluster.cmd(["sbatch", "--parsable", "-o", "/dev/null", "-p", cluster.partition, "-c", String(cluster.cpus), "--wrap", "sleep 25"]).trim();
 
     const [viaSlurm, viaLocal] = await Promise.all([
       runCli(["--yes", "--runner", "cluster", "--data", "bananas.csv", TASK], { cwd: tmp.dir, env: { THREADML_CONFIG: config("slurm-data"), LOG_LEVEL: "info" }, timeoutMs: 280_000 }),

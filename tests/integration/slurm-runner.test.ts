@@ -202,7 +202,7 @@ describe("the Slurm runner against a real Slurm cluster over SSH", () => {
 
   it("tells the thread why a queued job waits, and when it starts", async () => {
     // Another user's job asks for every CPU: it runs, or queues behind the stuck job; either way this one waits.
-    const blocker = cluster.cmd(["sbatch", "--parsable", "-p", cluster.partition, "-c", String(cluster.cpus), "--wrap", "sleep 300"]).trim();
+    const blocker = cluster.cmd(["sbatch", "--parsable", "-o", "/dev/null", "-p", cluster.partition, "-c", String(cluster.cpus), "--wrap", "sleep 300"]).trim();
     const r = runner();
     const rec = recorder();
     const ws = await r.prepare(input("queued"));

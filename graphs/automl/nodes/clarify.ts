@@ -19,8 +19,10 @@ export function clarifyNode(deps: GraphDeps) {
     if (resume.kind === "cancel") return { status: "cancelled", route: "finish" };
     if (resume.kind !== "answer") return { route: "ingest" };
     const text = resume.text.trim();
-    const update: Update = { messages: [text], files: resume.files, route: "ingest" };
     const choice = question.choices.find((c) => c.value.toLowerCase() === text.toLowerCase() || c.label.toLowerCase() === text.toLowerCase());
+    // A runner picked by its name says where to train, not what: a runner called "cluster" must not make the task clustering.
+    const routing = question.slot === "runner" && choice !== undefined;
+    const update: Update = { messages: routing ? [] : [text], files: resume.files, route: "ingest" };
     if (ANSWER_SLOTS.includes(question.slot) || /^constraint(?:_\d+)?$/.test(question.slot)) {
       update.answers = { [question.slot]: choice?.value ?? text.replace(/^[`'"]|[`'"]$/g, "") };
     } else if (question.slot === "dataset" && resume.files.length === 0 && state.localPaths) {

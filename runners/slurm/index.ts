@@ -6,8 +6,8 @@ import { SshRunner } from "../ssh/index.js";
 import { LocalLink } from "../ssh/local-link.js";
 import type { JobControl } from "../ssh/run.js";
 import { q, setupLines } from "../ssh/shell.js";
-import type { Limits, RunnerCheck, Workspace } from "../types.js";
-import { slurmControl } from "./job.js";
+import type { Limits, RunnerCheck, RunOptions, RunOutcome, Workspace } from "../types.js";
+import { cancelScript, slurmControl } from "./job.js";
 
 export interface SlurmRunnerOptions {
   name: string;
@@ -96,11 +96,23 @@ export class SlurmRunner extends SshRunner {
     return slurmControl(this.slurm, { ws: ws.dir, runId: ws.runId, limits });
   }
 
+  protected override replaceScript(ws: string, runId: string): string[] {
+    return cancelScript(this.slurm, { ws, runId }, null);
+  }
+
+  /** A job may use what it asked Slurm for: its address-space limit is never below --mem. */
+  override run(ws: Workspace, options: RunOptions): Promise<RunOutcome> {
+    const memoryMb = Math.max(options.limits.memoryMb, this.slurm.memoryMb ?? 0);
+    return super.run(ws, { ...options, limits: { ...options.limits, memoryMb } });
+  }
+
   protected override async pickGpus(key: string): Promise<GpuChoice> {
     // A job sees the GPUs Slurm gave it (CUDA_VISIBLE_DEVICES is Slurm's); the model server on the login node sees none.
     if (key.startsWith("serve:")) return { visible: "", devices: [], label: "no GPU (login node)" };
     const n = this.slurm.gpusPerJob;
-    return { visible: null, devices: [], label: n ? `${n} GPU${n > 1 ? "s" : ""} from Slurm` : "no GPU" };
+    // Which devices is Slurm's choice on the node; listed here only so that the job gets no address-space limit, which CUDA cannot live with.
+    const devices = Array.from({ length: n }, (_, index) => ({ index, utilization: 0, memoryUsedMb: 0, memoryTotalMb: 0 }));
+    return { visible: null, devices, label: n ? `${n} GPU${n > 1 ? "s" : ""} from Slurm` : "no GPU" };
   }
 
   /** The SSH runner's check (interpreter, modules, sandbox), plus whether Slurm answers there. */

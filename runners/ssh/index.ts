@@ -181,7 +181,7 @@ export class SshRunner implements Runner {
       if (started && had?.trim() === digest) return ws;
       if (started) {
         this.log.warn({ runId }, `a job with other inputs had run under the id ${runId} on ${this.where}; it is replaced`);
-        await this.conn.exec(stopScript(ws, "job", null));
+        await this.conn.exec(this.replaceScript(ws, runId));
         await this.conn.exec(retireScript(ws, "job"));
       }
       await fillWorkspace(this.conn, { ws, cacheDir: pjoin(base, "cache"), files: [...harness, ...files], texts });
@@ -248,6 +248,11 @@ export class SshRunner implements Runner {
       this.slots.release();
       this.gpusInUse.delete(ws.runId);
     }
+  }
+
+  /** Stops a job that is to be replaced by one with other inputs, before its folder is retired. */
+  protected replaceScript(ws: string, _runId: string): string[] {
+    return stopScript(ws, "job", null);
   }
 
   /** How a job is started and watched; undefined: a detached process on the host. */

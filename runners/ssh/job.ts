@@ -116,12 +116,13 @@ export function wrapperScript(w: WrapperInput): string {
   if (w.memoryMb) limits.push(`ulimit -v ${Math.ceil(w.memoryMb * 1024)} 2>/dev/null`);
   if (w.sandbox) {
     lines.push(
-      `if ${BWRAP_WORKS}; then THREADML_SANDBOX_PYTHON=$(command -v ${w.python}); THREADML_SANDBOX_WS=rw; export THREADML_SANDBOX_PYTHON THREADML_SANDBOX_WS; set -- sh "$J/sandbox.sh"; echo bubblewrap > "$J/sandbox"`,
+      `if ${BWRAP_WORKS}; then THREADML_SANDBOX_PYTHON=$(${w.python} -I -c 'import sys; print(sys.executable)'); THREADML_SANDBOX_WS=rw; export THREADML_SANDBOX_PYTHON THREADML_SANDBOX_WS; set -- sh "$J/sandbox.sh"; echo bubblewrap > "$J/sandbox"`,
       `else set -- ${w.python}; echo none > "$J/sandbox"; echo "[runner] bubblewrap is not usable on $(hostname); the job runs without a sandbox (install bubblewrap there to isolate it)"; fi`,
     );
   }
   const runner = w.sandbox ? `"$@"` : w.python;
-  const run = `${w.python} -c ${q(rlimitShim(w) + SETSID_SHIM)} ${runner} ${w.args.map(q).join(" ")}`;
+  // -I: the shim runs in the workspace, whose files must not shadow the modules it imports.
+  const run = `${w.python} -I -c ${q(rlimitShim(w) + SETSID_SHIM)} ${runner} ${w.args.map(q).join(" ")}`;
   lines.push(`( ${[...limits, `exec ${run}`].join("; ")} ) >>"$J/out" 2>>"$J/err" </dev/null &`);
   lines.push(`child=$!`, `echo "$child" > "$J/pid.tmp"; mv "$J/pid.tmp" "$J/pid"`);
   if (w.wallTimeS) {
@@ -301,6 +302,8 @@ export function stopScript(ws: string, kind: JobKind, marker: "cancelled" | "tim
     aliveFn(ws),
     marker ? `[ -f "$J/exit" ] || : > "$J/${marker}"` : ":",
     `p=$(cat "$J/pid" 2>/dev/null); w=$(cat "$J/wrapper.pid" 2>/dev/null)`,
+    // Nothing but a process id above 1 is signalled ("-1" would mean every process of the user).
+    `case "$p" in ''|*[!0-9]*|0|1) p=;; esac; case "$w" in ''|*[!0-9]*|0|1) w=;; esac`,
     `if [ -z "$p" ]; then alive "$w" && kill -s TERM "$w" 2>/dev/null; [ -f "$J/exit" ] || { echo 143 > "$J/exit.tmp"; mv "$J/exit.tmp" "$J/exit"; }; exit 0; fi`,
     `kill -s TERM -- "-$p" 2>/dev/null`,
     `i=0; while kill -0 -- "-$p" 2>/dev/null && [ $i -lt ${graceS * 10} ]; do sleep 0.1 2>/dev/null || sleep 1; i=$((i+1)); done`,
@@ -327,6 +330,7 @@ py=$THREADML_SANDBOX_PYTHON
 [ -x "$py" ] || { echo "[runner] no interpreter to sandbox ($py)" >&2; exit 127; }
 n=$#
 ws=$(pwd -P)
+home=$(cd "$HOME" 2>/dev/null && pwd -P)
 set -- "$@" --unshare-all --die-with-parent --new-session --cap-drop ALL --ro-bind /usr /usr
 for p in /bin /sbin /lib /lib64 /lib32 /libx32; do
   if [ -L "$p" ]; then set -- "$@" --symlink "$(readlink "$p")" "$p"; elif [ -d "$p" ]; then set -- "$@" --ro-bind "$p" "$p"; fi
@@ -335,28 +339,43 @@ for p in /etc/alternatives /etc/ld.so.cache /etc/ld.so.conf /etc/ld.so.conf.d /e
   [ -e "$p" ] && set -- "$@" --ro-bind "$p" "$p"
 done
 # The interpreter's prefixes, user site and library folders outside /usr (a cluster's modules),
-# read-only; never / or a folder holding the workspace.
+# read-only, each by its real absolute path; never /, nor a folder holding the workspace or the home.
 ub=
-libs=$(printf '%s' "$LD_LIBRARY_PATH" | tr ':' ' ')
-for p in $("$py" -c 'import site, sys; print(sys.prefix); print(sys.base_prefix); print(sys.exec_prefix); print("ub=" + site.getuserbase())' 2>/dev/null) $libs; do
+set -f
+oldifs=$IFS
+IFS='
+:'
+for p in $("$py" -c 'import site, sys; print(sys.prefix); print(sys.base_prefix); print(sys.exec_prefix); print("ub=" + site.getuserbase())' 2>/dev/null) $LD_LIBRARY_PATH; do
   case "$p" in ub=*) p=$(printf '%s' "$p" | cut -c4-); ub=$p;; esac
-  [ -d "$p" ] || continue
-  case "$p" in /|/usr|/usr/*) continue;; esac
+  case "$p" in /*) ;; *) continue;; esac
+  p=$(cd "$p" 2>/dev/null && pwd -P) || continue
+  case "$p" in ''|/|/usr|/usr/*) continue;; esac
   case "$ws/" in "$p"/*) continue;; esac
+  [ -n "$home" ] && case "$home/" in "$p"/*) continue;; esac
   set -- "$@" --ro-bind "$p" "$p"
 done
+IFS=$oldifs
+set +f
 set -- "$@" --proc /proc --dev /dev
 for d in /dev/nvidia*; do [ -e "$d" ] && set -- "$@" --dev-bind "$d" "$d"; done
 [ -e /dev/nvidiactl ] && set -- "$@" --ro-bind /sys /sys
+# Only what the run needs of the environment: the host's (ThreadML's or a login's) may hold secrets.
+set -- "$@" --clearenv
+for k in PATH LD_LIBRARY_PATH PYTHONPATH PYTHONHOME VIRTUAL_ENV CONDA_PREFIX LANG LC_ALL TZ MPLBACKEND PYTHONUNBUFFERED PYTHONDONTWRITEBYTECODE OMP_NUM_THREADS OPENBLAS_NUM_THREADS MKL_NUM_THREADS CUDA_VISIBLE_DEVICES CUDA_HOME CUDA_PATH NVIDIA_VISIBLE_DEVICES; do
+  eval "v=\${$k-}; isset=\${$k+1}"
+  [ -n "$isset" ] && set -- "$@" --setenv "$k" "$v"
+done
 if [ "$THREADML_SANDBOX_WS" = rw ]; then
-  set -- "$@" --tmpfs /tmp --bind "$ws" "$ws" --chdir "$ws"
-  set -- "$@" --setenv HOME "$ws" --setenv TMPDIR "$ws/tmp" --setenv MPLCONFIGDIR "$ws/.mpl"
+  # The job folder (ThreadML's records, this script) stays read-only to the job.
+  set -- "$@" --tmpfs /tmp --bind "$ws" "$ws"
+  [ -d "$ws/.job" ] && set -- "$@" --ro-bind "$ws/.job" "$ws/.job"
+  set -- "$@" --chdir "$ws" --setenv HOME "$ws" --setenv TMPDIR "$ws/tmp" --setenv MPLCONFIGDIR "$ws/.mpl"
 else
   set -- "$@" --tmpfs /tmp --ro-bind "$ws" "$ws" --chdir "$ws"
   set -- "$@" --setenv HOME /tmp --setenv TMPDIR /tmp --setenv MPLCONFIGDIR /tmp/.mpl
 fi
 [ -n "$ub" ] && [ -d "$ub" ] && set -- "$@" --setenv PYTHONUSERBASE "$ub"
-set -- "$@" --unsetenv THREADML_SANDBOX_PYTHON --unsetenv THREADML_SANDBOX_WS -- "$py"
+set -- "$@" -- "$py"
 # The interpreter's arguments (the first n) go last.
 i=0
 while [ "$i" -lt "$n" ]; do set -- "$@" "$1"; shift; i=$((i + 1)); done

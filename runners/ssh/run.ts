@@ -12,7 +12,7 @@ import type { GpuChoice } from "./gpu.js";
 import { jobDir, parseJobState, phaseOf, readJobFiles, retireScript, SANDBOX_SH, startScript, stateScript, stopScript, wrapperScript, type JobState } from "./job.js";
 import { LineReader, loadFollowState, saveFollowState } from "./lines.js";
 import { withReconnect, type ReconnectHooks } from "./reconnect.js";
-import { closeHandle, downloadDir, isMissing, open, readAt, readTail, stat, writeText } from "./sftp.js";
+import { closeHandle, downloadDir, isMissing, open, readAt, readTail, readText, stat, writeText } from "./sftp.js";
 import { pjoin } from "./shell.js";
 
 // One harness run on the host, from start (or re-attachment) to its fetched result. Every remote
@@ -66,10 +66,18 @@ export interface JobControl {
   /** The job's state with liveness (key=value lines for parseJobState). */
   stateScript(resultFile: string): string[];
   stopScript(marker: "cancelled" | "timedout" | null): string[];
-  /** Sees every state read with liveness, e.g. to tell the thread why a queued job waits. */
-  observe?(state: JobState, notice: (text: string) => void): void;
+  /**
+   * Sees every state read with liveness, e.g. to tell the thread why a queued job waits. Returns a
+   * sentence when the job can never run as submitted: it is stopped and the run fails with it.
+   */
+  observe?(state: JobState, notice: (text: string) => void): string | void;
   /** The run.sh the job runs, from the wrapper script. */
   script?(wrapper: string): string;
+  /**
+   * Run once the wrapper wrote an exit status from a signal: leaves the cancelled/timedout marker
+   * where something else (a scheduler's time limit or scancel) sent it.
+   */
+  settleScript?(): string[];
 }
 
 /** The SSH runner's control: a detached process group on the host. */
@@ -172,11 +180,13 @@ export async function runRemoteJob(ctx: RunContext): Promise<RunOutcome> {
   const remote = <T>(step: () => Promise<T>) => withReconnect(conn, step, hooks);
   const resultPath = pjoin(ws.dir, resultRel);
   const control = ctx.control ?? processControl(ws.dir);
+  let hopeless: string | undefined;
   /** With liveness: a shell on the host. */
   const getState = async (): Promise<JobState> => {
     const r = await conn.exec(control.stateScript(resultPath), { timeoutMs: 60_000 });
     const s = parseJobState(r.stdout);
-    control.observe?.(s, notice);
+    const verdict = control.observe?.(s, notice);
+    if (verdict) hopeless ??= verdict;
     return s;
   };
   /** Files only, over SFTP: enough unless the job has started and not ended. */
@@ -238,7 +248,10 @@ export async function runRemoteJob(ctx: RunContext): Promise<RunOutcome> {
         await writeText(sftp, pjoin(J, "sandbox.sh"), SANDBOX_SH, 0o644);
       });
       const start = await remote(() => conn.exec(control.startScript(specSha)));
-      if (!/start=(ok|busy)/.test(start.stdout)) throw new Error(`the job could not be started on ${where}: ${(start.stderr || start.stdout).trim().slice(-500)}`);
+      if (!/start=(ok|busy)/.test(start.stdout)) {
+        const said = start.stdout.replace(/^start=\w+$/m, "").trim().replace(/\s*\n\s*/g, " ");
+        throw new Error(`the job could not be started on ${where}: ${(said || start.stderr.trim()).slice(-500)}`);
+      }
       startedHere = true;
       state = await remote(filesState);
       const unsandboxed = ctx.sandbox === "limits-only" ? "; without a sandbox: bubblewrap is not available there" : "";
@@ -307,6 +320,9 @@ export async function runRemoteJob(ctx: RunContext): Promise<RunOutcome> {
         if (!spoke) {
           spoke = true;
           lastLiveness = 0;
+          // The wrapper decided on the machine the job landed on, which may lack what the check found.
+          if (ctx.sandbox === "bubblewrap" && (await readText(sftp, pjoin(J, "sandbox"), 64))?.trim() === "none")
+            notice(`The job on ${where} runs without a sandbox: bubblewrap is not usable on the machine it landed on (see its log).`);
         }
         return "data";
       }
@@ -338,6 +354,10 @@ export async function runRemoteJob(ctx: RunContext): Promise<RunOutcome> {
     let delay = POLL_MIN_MS;
     for (;;) {
       if (ctx.detached()) return never();
+      if (hopeless) {
+        await remote(() => conn.exec(control.stopScript(null)));
+        throw new Error(`the job could not be started on ${where}: ${hopeless}`);
+      }
       if (cancelRequested && !cancelSent) {
         try {
           await remote(() => conn.exec(control.stopScript("cancelled")));
@@ -359,7 +379,11 @@ export async function runRemoteJob(ctx: RunContext): Promise<RunOutcome> {
     if (h) await closeHandle(h.sftp, h.buf).catch(() => undefined);
 
     // 3. The outcome: exit status, markers, stderr tail and the artifacts, fetched back.
-    const final = await remote(filesState);
+    let final = await remote(filesState);
+    if (control.settleScript && (final.exit ?? 0) >= 128 && !final.cancelled && !final.timedout) {
+      await remote(() => conn.exec(control.settleScript!(), { timeoutMs: 90_000 }));
+      final = await remote(filesState);
+    }
     const { tail, result, artifacts, notes } = await remote(() => collect(ctx));
     const durationS = startedHere ? Math.round(performance.now() - t0) / 1000 : Math.max(0, (final.ended ?? final.now) - (final.started ?? final.now));
     let stderrTail = tail;

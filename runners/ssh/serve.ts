@@ -111,7 +111,8 @@ export async function startRemoteServer(ctx: ServeContext): Promise<SshModelServ
   let listening = phaseOf(s) === "running" ? await remote(() => findListening(conn, S)) : null;
   if (!listening) {
     if (phaseOf(s) === "running") await remote(() => conn.exec(stopScript(ws.dir, "serve", null)));
-    if (s.lock) await remote(() => conn.exec(retireScript(ws.dir, "serve")));
+    // Always: a .serve folder without a running server may hold files the training job left to be imported.
+    await remote(() => conn.exec(retireScript(ws.dir, "serve")));
     const gpus = await remote(() => ctx.pickGpus());
     // With bubblewrap the launcher binds the socket and the server runs without network, the workspace
     // read-only; without it the server binds by itself, unsandboxed, as training jobs run there.
@@ -120,7 +121,8 @@ export async function startRemoteServer(ctx: ServeContext): Promise<SshModelServ
     const launcher = sandboxed ? await readFile(fromRoot("runners/python/serve_launch.py"), "utf8") : null;
     // Relative to the workspace, where the wrapper runs.
     const args = sandboxed
-      ? [".serve/launch.py", "--host", config.serveHost, "--port", "0", "--", "sh", ".serve/sandbox.sh", "serve.py", "--workspace", ws.dir]
+      ? // -I: the launcher runs unsandboxed, so nothing beside it may shadow a module it imports.
+        ["-I", ".serve/launch.py", "--host", config.serveHost, "--port", "0", "--", "sh", ".serve/sandbox.sh", "serve.py", "--workspace", ws.dir]
       : ["serve.py", "--host", config.serveHost, "--port", "0", "--workspace", ws.dir];
     const wrapper = wrapperScript({ ws: ws.dir, kind: "serve", setup: config.setup, python: ctx.python, args, cudaVisible: gpus.visible });
     await remote(async () => {

@@ -162,6 +162,21 @@ describe("the Slurm runner against a real Slurm cluster over SSH", () => {
     expect(jobOf(ws).state).toMatch(/COMPLETED|FAILED/);
   });
 
+  it("says why Slurm refuses a job, and gives up on one it would never run", async () => {
+    const refused = runner({ partition: "no-such-partition" });
+    const ws = await refused.prepare(input("refused"));
+    await expect(refused.run(ws, { spec: SPEC, limits: LIMITS })).rejects.toThrow(/could not be started on cluster .*Slurm refused the job: .*invalid partition/i);
+
+    // A job that waits on one that failed waits forever (Slurm keeps it, reason DependencyNeverSatisfied).
+    const failed = cluster.cmd(["sbatch", "--parsable", "-o", "/dev/null", "-p", cluster.partition, "--wrap", "false"]).trim();
+    await until(() => cluster.jobs().some((j) => j.id === failed && j.state === "FAILED"), "the job to fail", 30_000);
+    const waits = runner({ sbatchArgs: [`--dependency=afterok:${failed}`] });
+    const stuckWs = await waits.prepare(input("never"));
+    const rec = recorder();
+    await expect(waits.run(stuckWs, { spec: SPEC, limits: LIMITS, onNotice: rec.onNotice })).rejects.toThrow(/could not be started on cluster .*Slurm will never run job \d+: .*DependencyNeverSatisfied/);
+    await until(() => jobOf(stuckWs).state.startsWith("CANCELLED"), "the hopeless job to be cancelled", 30_000);
+  });
+
   it("cancels a running job with scancel", async () => {
     const r = runner();
     const rec = recorder();

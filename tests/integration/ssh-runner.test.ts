@@ -135,24 +135,42 @@ describe("the SSH runner against a real sshd", () => {
       "    except OSError:",
       "        out['net'] = False",
       `    out['outside'] = os.path.exists(${JSON.stringify(sshd.identityFile)})`,
+      "    out['secret'] = os.environ.get('THREADML_PROBE_SECRET')",
+      "    try:",
+      "        with open('.job/pid', 'w') as f:",
+      "            f.write('1')",
+      "        out['job_folder'] = 'written'",
+      "    except OSError:",
+      "        out['job_folder'] = 'read-only'",
+      // A module the unsandboxed server launcher would import if it ran with the folder on its path.
+      "    os.makedirs('.serve', exist_ok=True)",
+      "    with open('.serve/json.py', 'w') as f:",
+      "        f.write('open(\"planted-ran\", \"w\").close()\\n')",
       "    with open('probe.json', 'w') as f:",
       "        json.dump(out, f)",
       "    return Pipeline([('pre', ctx.preprocessor(encode='ordinal')), ('model', HistGradientBoostingClassifier(max_iter=20, random_state=ctx.seed))])",
       "",
     ].join("\n");
-    for (const [setup, sandboxed] of [[[], true], [[NO_BWRAP], false]] as const) {
+    const secret = "export THREADML_PROBE_SECRET=s3cret";
+    for (const [setup, sandboxed] of [[[secret], true], [[secret, NO_BWRAP], false]] as const) {
       const r = runner({ setup: [...setup] });
       const rec = recorder();
       const ws = await r.prepare({ runId: `sandbox-${sandboxed}`, files: [{ source: data, dest: "data/bananas.csv" }], texts: { "solution.py": probe } });
       const out = await r.run(ws, { spec: SPEC, limits: LIMITS, onNotice: rec.onNotice });
       expect(out.result?.status, out.stderrTail).toBe("ok");
       const seen = JSON.parse(readFileSync(join(ws.dir, "probe.json"), "utf8"));
-      expect(seen).toEqual({ net: !sandboxed, outside: !sandboxed });
+      expect(seen).toEqual({ net: !sandboxed, outside: !sandboxed, secret: sandboxed ? null : "s3cret", job_folder: sandboxed ? "read-only" : "written" });
       expect(readFileSync(jobFile(ws, "sandbox"), "utf8").trim()).toBe(sandboxed ? "bubblewrap" : "none");
       if (!sandboxed) {
         expect(rec.notices.join("\n")).toMatch(/without a sandbox: bubblewrap is not available there/);
         expect(out.stderrTail).toMatch(/bubblewrap is not usable on .*; the job runs without a sandbox/);
-      } else expect(rec.notices.join("\n")).not.toMatch(/without a sandbox/);
+      } else {
+        expect(rec.notices.join("\n")).not.toMatch(/without a sandbox/);
+        // What the job left for the unsandboxed launcher is never imported by it.
+        const server = await r.serve(ws);
+        expect(existsSync(join(ws.dir, "planted-ran"))).toBe(false);
+        await server.stop();
+      }
     }
   });
 

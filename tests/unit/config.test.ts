@@ -105,6 +105,34 @@ describe("loadConfig", () => {
     expect(loadConfig({ THREADML_ENGINE: "llm" }, { engine: "offline" }).engine).toBe("offline");
   });
 
+  it("reads a Slurm runner with the documented names and defaults, and wants a user with a host", () => {
+    const file = tmp.write(
+      "slurm.yaml",
+      [
+        "runners:",
+        "  cluster:",
+        "    kind: slurm",
+        "    host: login.hpc.example",
+        "    user: threadml",
+        "    workdir: /shared/threadml",
+        "    setup: ['module load python']",
+        "    partition: gpu",
+        "    account: ml",
+        "    qos: normal",
+        "    gpusPerJob: 2",
+        "    cpusPerJob: 8",
+        "    memoryMb: 32000",
+        "    timeLimitMin: 90",
+        "    sbatchArgs: ['--constraint=a100']",
+      ].join("\n"),
+    );
+    const cluster = loadConfig({ THREADML_CONFIG: file }).runners.cluster;
+    expect(cluster).toMatchObject({ kind: "slurm", host: "login.hpc.example", port: 22, python: "python3", partition: "gpu", gpusPerJob: 2, cpusPerJob: 8, memoryMb: 32000, timeLimitMin: 90, sbatchArgs: ["--constraint=a100"] });
+    const here = loadConfig({}, { runners: { here: { kind: "slurm" } } }).runners.here;
+    expect(here).toMatchObject({ kind: "slurm", workdir: ".threadml", gpusPerJob: 0, timeLimitMin: 60, setup: [], sbatchArgs: [] });
+    expect(configError(() => loadConfig({}, { runners: { c: { kind: "slurm", host: "login" } } })).message).toMatch(/runners\.c\.user.*needs a user/);
+  });
+
   it("names the field of an invalid number", () => {
     const err = configError(() => loadConfig({ THREADML_PLANS: "abc" }));
     expect(err.message).toMatch(/^Invalid configuration: /);

@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import { SlurmRunnerConfig } from "../../config/schema.js";
 import { parseJobState, phaseOf } from "../../runners/ssh/job.js";
 import { asStdinScript } from "../../runners/ssh/shell.js";
-import { cancelScript, jobMinutes, pendingReason, sbatchOptions, slurmControl, slurmStateScript, submitScript } from "../../runners/slurm/job.js";
+import { cancelScript, jobMinutes, pendingReason, sbatchOptions, settleScript, slurmControl, slurmStateScript, submitScript } from "../../runners/slurm/job.js";
 import { tempDir } from "../helpers/tmp.js";
 
 // The Slurm job scripts run by sh against stand-in squeue, sacct, scontrol, sbatch and scancel that
@@ -22,7 +22,9 @@ function fakeCluster(answers: Record<string, string>) {
     const file = join(bin, cmd);
     const out = answers[cmd];
     // Each stand-in logs its arguments and prints its answer; no answer: it fails as on a cluster without it.
-    writeFileSync(file, `#!/bin/sh\necho "${cmd} $*" >> ${JSON.stringify(join(tmp.dir, "calls.log"))}\n${out === undefined ? "echo 'error: not available' >&2; exit 1" : `printf '%s\\n' ${JSON.stringify(out)}`}\n`);
+    // An answer starting with "sh:" is the stand-in's script itself (it answers by its arguments).
+    const body = out === undefined ? "echo 'error: not available' >&2; exit 1" : out.startsWith("sh:") ? out.slice(3) : `printf '%s\\n' ${JSON.stringify(out)}`;
+    writeFileSync(file, `#!/bin/sh\necho "${cmd} $*" >> ${JSON.stringify(join(tmp.dir, "calls.log"))}\n${body}\n`);
     chmodSync(file, 0o755);
   }
   const ws = join(tmp.dir, "ws");
@@ -42,8 +44,8 @@ describe("Slurm job scripts", () => {
       "--chdir=/shared/runs/r1",
       "--output=/shared/runs/r1/.job/slurm.out",
       "--open-mode=append",
+      "--no-requeue",
       "--time=11",
-      "--mem=2048",
       "--cpus-per-task=4",
       "--partition=gpu",
       "--account=lab",
@@ -52,6 +54,8 @@ describe("Slurm job scripts", () => {
       "--constraint=a100",
     ]);
     expect(jobMinutes({ ...config, timeLimitMin: 5 }, limits)).toBe(5);
+    // --mem only when the config asks: nodes that declare no memory refuse any.
+    expect(sbatchOptions({ ...config, memoryMb: 8000 }, { ws: "/w", runId: "r", limits })).toContain("--mem=8000");
   });
 
   it("submits once, records the id, and refuses with sbatch's own words", () => {
@@ -107,12 +111,52 @@ describe("Slurm job scripts", () => {
   });
 
   it("finds a job submitted just before a crash by its name", () => {
-    const c = fakeCluster({ squeue: "91" });
+    const c = fakeCluster({ squeue: `sh:case "$*" in *--name=*) printf '90\\n91\\n';; *"-o %j"*) echo threadml-r1;; esac` });
     mkdirSync(join(c.J, "lock"));
     c.run(cancelScript({ ...config, setup: c.setup }, { ws: c.ws, runId: "r1" }, "cancelled"));
     expect(readFileSync(join(c.J, "jobid"), "utf8").trim()).toBe("91");
     expect(existsSync(join(c.J, "cancelled"))).toBe(true);
     expect(c.calls()).toMatch(/squeue -h -t all -u \S+ --name=threadml-r1 -o %i[\s\S]*scancel 91/);
+  });
+
+  it("never hands scancel what the job folder says unless it is this run's job", () => {
+    // The job could write its folder: a hostile id is ignored, and another job's id is not cancelled.
+    const hostile = fakeCluster({ squeue: "" });
+    mkdirSync(join(hostile.J, "lock"));
+    writeFileSync(join(hostile.J, "jobid"), "-uroot\n");
+    hostile.run(cancelScript({ ...config, setup: hostile.setup }, { ws: hostile.ws, runId: "r1" }, "cancelled"));
+    expect(hostile.calls()).not.toMatch(/scancel/);
+
+    const other = fakeCluster({ squeue: "threadml-someone-else" });
+    mkdirSync(join(other.J, "lock"));
+    writeFileSync(join(other.J, "jobid"), "55\n");
+    other.run(cancelScript({ ...config, setup: other.setup }, { ws: other.ws, runId: "r1" }, "cancelled"));
+    expect(other.calls()).not.toMatch(/scancel/);
+  });
+
+  it("does not take a controller that does not answer for the job's end", () => {
+    const c = fakeCluster({ squeue: "sh:echo 'slurm_load_jobs error: Socket timed out on send/recv operation' >&2; exit 1" });
+    mkdirSync(join(c.J, "lock"));
+    writeFileSync(join(c.J, "jobid"), "60\n");
+    const s = parseJobState(c.run(slurmStateScript({ ...config, setup: c.setup }, { ws: c.ws, runId: "r1", resultFile: "x" })));
+    expect(s).toMatchObject({ sched: "UNKNOWN", alive: true });
+    expect(phaseOf(s)).toBe("running");
+    expect(existsSync(join(c.J, "exit"))).toBe(false);
+    // A job Slurm no longer knows at all has ended.
+    const gone = fakeCluster({ squeue: "sh:echo 'slurm_load_jobs error: Invalid job id specified' >&2; exit 1" });
+    mkdirSync(join(gone.J, "lock"));
+    writeFileSync(join(gone.J, "jobid"), "61\n");
+    expect(phaseOf(parseJobState(gone.run(slurmStateScript({ ...config, setup: gone.setup }, { ws: gone.ws, runId: "r1", resultFile: "x" }))))).toBe("dead");
+  });
+
+  it("waits for Slurm to end a job killed by a signal and marks a time limit as such", () => {
+    const c = fakeCluster({ squeue: "", scontrol: "JobId=70 JobState=TIMEOUT Reason=TimeLimit ExitCode=0:15" });
+    mkdirSync(join(c.J, "lock"));
+    writeFileSync(join(c.J, "jobid"), "70\n");
+    writeFileSync(join(c.J, "exit"), "143\n");
+    c.run(settleScript({ ...config, setup: c.setup }, { ws: c.ws, runId: "r1" }));
+    expect(existsSync(join(c.J, "timedout"))).toBe(true);
+    expect(readFileSync(join(c.J, "exit"), "utf8").trim()).toBe("143");
   });
 
   it("tells the thread why a job waits once per reason, and when it starts", () => {
@@ -127,6 +171,10 @@ describe("Slurm job scripts", () => {
       "Slurm job 5 is running on n7.",
     ]);
     expect(pendingReason("QOSMaxJobsPerUserLimit")).toMatch(/limit of its account or QoS/);
+    // A reason that never passes gives up on the job instead of waiting forever.
+    const hopeless = slurmControl(config, { ws: "/w", runId: "r2", limits }).observe!(state("PENDING", "PartitionTimeLimit"), () => {});
+    expect(hopeless).toMatch(/Slurm will never run job 5: its time limit is above the partition's.*\(PartitionTimeLimit\)/);
+    expect(control.observe!(state("PENDING", "QOSMaxJobsPerUserLimit"), () => {})).toBeUndefined();
     expect(pendingReason("SomethingNew")).toBe("waiting (SomethingNew)");
   });
 });

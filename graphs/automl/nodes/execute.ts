@@ -42,9 +42,10 @@ export function executeNode(deps: GraphDeps) {
         }),
       ),
     );
+    // Only the thread's own cancel cancels the step; a job cancelled on the cluster (an administrator, a preemption) is that plan's failure.
     const cancelled = runs.find((r) => r.cancelled);
-    if (cancelled) return { runs, lastRun: cancelled, status: "cancelled" };
-    const usable = (r: RunRecord) => r.failure === "success" && r.result !== null;
+    if (cancelled && (!perPlan || deps.jobSignal(threadIdOf(config)).aborted)) return { runs, lastRun: cancelled, status: "cancelled" };
+    const usable = (r: RunRecord) => r.failure === "success" && r.result !== null && !r.cancelled;
     const failed = runs.filter((r) => !usable(r));
     if (failed.length === runs.length) {
       const run = failed[0];

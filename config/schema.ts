@@ -68,12 +68,9 @@ export const LlmConfig = z.object({
 });
 export type LlmConfig = z.infer<typeof LlmConfig>;
 
-/** A remote host reached over SSH (runners/ssh); training runs there detached. */
-export const SshRunnerConfig = z.object({
-  kind: z.literal("ssh"),
-  host: z.string().min(1),
+/** How a host is reached over SSH and what runs there: shared by SSH hosts and Slurm login nodes. */
+const SshLogin = {
   port: positiveInt.default(22),
-  user: z.string().min(1),
   /** Private key file; without it the SSH agent (`agent`, else SSH_AUTH_SOCK) is used. */
   identityFile: z.string().optional(),
   passphrase: z.string().optional(),
@@ -81,12 +78,25 @@ export const SshRunnerConfig = z.object({
   /** An OpenSSH known_hosts file that lists the host, or the host key's fingerprint ("SHA256:…"). */
   knownHosts: z.string().optional(),
   hostKey: z.string().optional(),
-  /** Folder on the host that holds the runs (created when missing). */
+  /** Folder on the host that holds the runs (created when missing); on Slurm, shared with the compute nodes. */
   workdir: z.string().default(".threadml"),
   /** Python on the host, after `setup` has run. */
   python: z.string().default("python3"),
-  /** Shell lines run before Python, e.g. "source ~/venv/bin/activate" or "conda activate ml". */
+  /**
+   * Shell lines run before Python, e.g. "source ~/venv/bin/activate" or "conda activate ml"; on Slurm
+   * also before its commands and in every job ("module load python", "export SLURM_CONF=…").
+   */
   setup: z.array(z.string()).default([]),
+  /** Seconds between SSH keepalives. */
+  keepaliveS: positive.default(10),
+};
+
+/** A remote host reached over SSH (runners/ssh); training runs there detached. */
+export const SshRunnerConfig = z.object({
+  kind: z.literal("ssh"),
+  host: z.string().min(1),
+  user: z.string().min(1),
+  ...SshLogin,
   /** GPUs to use: "auto" picks the least-loaded ones nvidia-smi reports; "none" hides every GPU; or indices. */
   gpus: z.union([z.enum(["auto", "none"]), z.array(z.coerce.number().int().min(0))]).default("auto"),
   /** GPUs per job when `gpus` is "auto". */
@@ -96,8 +106,6 @@ export const SshRunnerConfig = z.object({
   /** Address the model server binds to on the host, and the name the endpoint URL uses. */
   serveHost: z.string().default("127.0.0.1"),
   publicHost: z.string().optional(),
-  /** Seconds between SSH keepalives. */
-  keepaliveS: positive.default(10),
 });
 export type SshRunnerConfig = z.infer<typeof SshRunnerConfig>;
 
@@ -110,19 +118,9 @@ export const SlurmRunnerConfig = z
     kind: z.literal("slurm"),
     /** The login node; without it the Slurm commands run on this machine. */
     host: z.string().min(1).optional(),
-    port: positiveInt.default(22),
     /** Required with host. */
     user: z.string().min(1).optional(),
-    identityFile: z.string().optional(),
-    passphrase: z.string().optional(),
-    agent: z.string().optional(),
-    knownHosts: z.string().optional(),
-    hostKey: z.string().optional(),
-    /** Shared folder (seen by the login and compute nodes) that holds the runs. */
-    workdir: z.string().default(".threadml"),
-    python: z.string().default("python3"),
-    /** Shell lines run before Slurm's commands and in every job, e.g. "module load python" or "export SLURM_CONF=…". */
-    setup: z.array(z.string()).default([]),
+    ...SshLogin,
     partition: z.string().min(1).optional(),
     account: z.string().min(1).optional(),
     qos: z.string().min(1).optional(),
@@ -134,7 +132,6 @@ export const SlurmRunnerConfig = z
     timeLimitMin: positiveInt.default(60),
     /** Extra sbatch options, one per element (e.g. "--constraint=a100"). */
     sbatchArgs: z.array(z.string()).default([]),
-    keepaliveS: positive.default(10),
   })
   .refine((c) => c.host === undefined || c.user !== undefined, { message: "a Slurm runner with a host needs a user", path: ["user"] });
 export type SlurmRunnerConfig = z.infer<typeof SlurmRunnerConfig>;

@@ -9,7 +9,7 @@ import type { Runner } from "../../runners/types.js";
 import { createLogger } from "../../src/logger.js";
 import { ROOT, runCli } from "../helpers/cli.js";
 import { writeClassificationCsv } from "../helpers/datasets.js";
-import { startSlurm } from "../helpers/slurm.js";
+import { slurmRunnerSettings, startSlurm } from "../helpers/slurm.js";
 import { startSshd } from "../helpers/sshd.js";
 import { cliCodePath, machineLine, median, runsFromArgs } from "./common.js";
 
@@ -34,21 +34,7 @@ const data = join(dir, "bananas.csv");
 writeClassificationCsv(data, { rows: 2000, seed: 3 });
 const solution = readFileSync(join(ROOT, "runners/python/solution_example.py"), "utf8");
 
-const slurmConfig = {
-  kind: "slurm" as const,
-  host: sshd.host,
-  port: sshd.port,
-  user: sshd.user,
-  identityFile: sshd.identityFile,
-  knownHosts: sshd.knownHostsFile,
-  workdir: join(dir, "shared"),
-  python: PYTHON,
-  setup: cluster.setup,
-  partition: cluster.partition,
-  cpusPerJob: 1,
-  memoryMb: 1024,
-  timeLimitMin: 30,
-};
+const slurmConfig = slurmRunnerSettings(cluster, sshd, join(dir, "shared"));
 
 async function oneRun(make: () => Runner, label: string): Promise<number[]> {
   const times: number[] = [];
@@ -69,7 +55,7 @@ try {
   const local = await oneRun(() => new LocalRunner({ dataDir: join(dir, "local-runner"), python: PYTHON }), "local");
   const overSsh = await oneRun(() => new SlurmRunner({ name: "cluster", config: SlurmRunnerConfig.parse(slurmConfig), dataDir: join(dir, "slurm-ssh"), logger }), "slurm-ssh");
   const here = await oneRun(
-    () => new SlurmRunner({ name: "here", config: SlurmRunnerConfig.parse({ ...slurmConfig, host: undefined, user: undefined, workdir: join(dir, "here") }), dataDir: join(dir, "slurm-here"), logger }),
+    () => new SlurmRunner({ name: "here", config: SlurmRunnerConfig.parse(slurmRunnerSettings(cluster, null, join(dir, "here"))), dataDir: join(dir, "slurm-here"), logger }),
     "slurm-here",
   );
 

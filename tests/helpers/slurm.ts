@@ -1,9 +1,11 @@
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { accessSync, chmodSync, constants, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import { freePort } from "./ports.js";
+import type { z } from "zod";
+import type { SlurmRunnerConfig } from "../../config/schema.js";
 
 // A real single-node Slurm cluster (Debian's slurmctld, slurmd, munged) in a temporary folder: its own
 // munge key and socket, free ports, every path under the folder, so several can run side by side.
@@ -65,16 +67,6 @@ export function slurmMissing(): string | null {
   return `Slurm is not installed (missing ${absent.join(", ")}): install Debian's slurmctld slurmd slurm-client munge packages (apt-get install slurmctld slurmd slurm-client munge) to run the Slurm tests`;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -344,5 +336,30 @@ async function launch(cpus: number): Promise<SlurmCluster> {
     cmd,
     jobs,
     stop,
+  };
+}
+
+/**
+ * A `slurm` runner's settings for this cluster, reached through the loopback sshd as a login node
+ * (or from this machine when `login` is null), with one CPU and 1 GiB per job.
+ */
+export function slurmRunnerSettings(
+  cluster: SlurmCluster,
+  login: { host: string; port: number; user: string; identityFile: string; knownHostsFile: string } | null,
+  workdir: string,
+  overrides: Partial<z.input<typeof SlurmRunnerConfig>> = {},
+): z.input<typeof SlurmRunnerConfig> {
+  const via = login ? { host: login.host, port: login.port, user: login.user, identityFile: login.identityFile, knownHosts: login.knownHostsFile } : {};
+  return {
+    kind: "slurm" as const,
+    ...via,
+    workdir,
+    python: process.env.THREADML_PYTHON ?? "/usr/bin/python3",
+    setup: cluster.setup,
+    partition: cluster.partition,
+    cpusPerJob: 1,
+    memoryMb: 1024,
+    timeLimitMin: 30,
+    ...overrides,
   };
 }

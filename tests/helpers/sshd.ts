@@ -37,16 +37,6 @@ export interface Sshd {
   stop(): Promise<void>;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 function keygen(file: string): void {
   execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "threadml-test", "-f", file], { stdio: "ignore" });
@@ -224,6 +214,7 @@ def fit(model, train, valid, ctx):
     model.fit(train.X, train.y)
     return model
 `;
+import { freePort } from "./ports.js";
 
 /** Polls until the condition holds; the timeout only guards against a hang (no timing is asserted). */
 export async function until(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 60_000): Promise<void> {

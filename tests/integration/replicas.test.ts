@@ -1,6 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BIN, requirePython } from "../helpers/cli.js";
@@ -8,6 +7,7 @@ import { writeClassificationCsv } from "../helpers/datasets.js";
 import { BOT_TOKEN, BOT_USER, FakeSlack, SIGNING_SECRET } from "../helpers/fake-slack.js";
 import { startRedisServer, type RedisServer } from "../helpers/redis-server.js";
 import { tempDir } from "../helpers/tmp.js";
+import { freePort } from "../helpers/ports.js";
 
 // Two ThreadML processes behind one Slack app (HTTP mode, as behind a load balancer) sharing a real
 // redis-server: Slack's retries and duplicate deliveries reach both, and a conversation one process
@@ -18,16 +18,6 @@ let redis: RedisServer;
 let fake: FakeSlack;
 const replicas: Array<{ child: ChildProcess; port: number; stderr: () => string }> = [];
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as { port: number }).port;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 async function replica(): Promise<{ child: ChildProcess; port: number; stderr: () => string }> {
   const port = await freePort();

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { requirePython, runCli } from "../helpers/cli.js";
 import { writeClassificationCsv } from "../helpers/datasets.js";
-import { slurmMissing, startSlurm, type SlurmCluster } from "../helpers/slurm.js";
+import { slurmMissing, slurmRunnerSettings, startSlurm, type SlurmCluster } from "../helpers/slurm.js";
 import { sshdMissing, startSshd, type Sshd } from "../helpers/sshd.js";
 import { tempDir } from "../helpers/tmp.js";
 
@@ -11,7 +11,6 @@ import { tempDir } from "../helpers/tmp.js";
 // job, the plans' searches run at the same time, the model server runs on the login node, and the
 // result is the local runner's.
 
-const PYTHON = process.env.THREADML_PYTHON ?? "/usr/bin/python3";
 const missing = sshdMissing() ?? slurmMissing();
 // A missing Slurm or sshd fails the suite with what to install, rather than skipping it silently.
 if (missing) throw new Error(missing);
@@ -43,23 +42,7 @@ describe("threadml run --runner <slurm cluster>", () => {
           dataDir: join(tmp.dir, dataDir),
           search,
           runners: {
-            cluster: {
-              kind: "slurm",
-              host: sshd.host,
-              port: sshd.port,
-              user: sshd.user,
-              identityFile: sshd.identityFile,
-              knownHosts: sshd.knownHostsFile,
-              workdir: shared,
-              python: PYTHON,
-              setup: cluster.setup,
-              partition: cluster.partition,
-              gpusPerJob: 0,
-              cpusPerJob: 1,
-              memoryMb: 1024,
-              timeLimitMin: 30,
-              sbatchArgs: ["--nice=0"],
-            },
+            cluster: slurmRunnerSettings(cluster, sshd, shared, { gpusPerJob: 0, sbatchArgs: ["--nice=0"] }),
           },
         }),
       );

@@ -9,7 +9,7 @@ import type { RunOutcome, Workspace } from "../../runners/types.js";
 import { createLogger } from "../../src/logger.js";
 import { requirePython } from "../helpers/cli.js";
 import { writeClassificationCsv } from "../helpers/datasets.js";
-import { slurmMissing, startSlurm, type SlurmCluster } from "../helpers/slurm.js";
+import { slurmMissing, slurmRunnerSettings, startSlurm, type SlurmCluster } from "../helpers/slurm.js";
 import { GATE_SOLUTION, sshdMissing, startSshd, until, type Sshd } from "../helpers/sshd.js";
 import { tempDir } from "../helpers/tmp.js";
 
@@ -17,7 +17,6 @@ import { tempDir } from "../helpers/tmp.js";
 // reached through a real sshd on 127.0.0.1, as a login node would be. Accounting is off, as on many
 // clusters: the runner follows jobs with squeue, scontrol and the job's own exit file.
 
-const PYTHON = process.env.THREADML_PYTHON ?? "/usr/bin/python3";
 const missing = sshdMissing() ?? slurmMissing();
 // A missing Slurm or sshd fails the suite with what to install, rather than skipping it silently.
 if (missing) throw new Error(missing);
@@ -59,22 +58,7 @@ describe("the Slurm runner against a real Slurm cluster over SSH", () => {
   });
 
   function runner(overrides: Record<string, unknown> = {}): SlurmRunner {
-    const config = SlurmRunnerConfig.parse({
-      kind: "slurm",
-      host: sshd.host,
-      port: sshd.port,
-      user: sshd.user,
-      identityFile: sshd.identityFile,
-      knownHosts: sshd.knownHostsFile,
-      workdir: remoteDir,
-      python: PYTHON,
-      setup: cluster.setup,
-      partition: cluster.partition,
-      cpusPerJob: 1,
-      memoryMb: 512,
-      timeLimitMin: 10,
-      ...overrides,
-    });
+    const config = SlurmRunnerConfig.parse(slurmRunnerSettings(cluster, sshd, remoteDir, { memoryMb: 512, timeLimitMin: 10, ...overrides }));
     const r = new SlurmRunner({ name: "cluster", config, dataDir: join(tmp.dir, "local"), logger });
     open.push(r);
     return r;
@@ -131,7 +115,7 @@ describe("the Slurm runner against a real Slurm cluster over SSH", () => {
   });
 
   it("without a host, submits from this machine and serves the model here, its secrets kept from the job", async () => {
-    const config = SlurmRunnerConfig.parse({ kind: "slurm", workdir: join(tmp.dir, "here"), python: PYTHON, setup: cluster.setup, partition: cluster.partition, memoryMb: 512 });
+    const config = SlurmRunnerConfig.parse(slurmRunnerSettings(cluster, null, join(tmp.dir, "here"), { memoryMb: 512 }));
     process.env.THREADML_TEST_SECRET_TOKEN = "do-not-leak";
     const r = new SlurmRunner({ name: "here", config, dataDir: join(tmp.dir, "here-local"), logger });
     open.push(r);

@@ -1,9 +1,8 @@
-import { randomUUID } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CliAdapter, type Posted } from "../../adapters/cli/index.js";
-import type { Inbound, Outbound } from "../../adapters/types.js";
+import { ofKind, shown, threadDriver } from "../helpers/thread.js";
 import { loadConfig } from "../../src/config.js";
 import { ConversationService } from "../../src/conversation/service.js";
 import { createEngine, type Engine } from "../../src/engine.js";
@@ -11,7 +10,7 @@ import { createLogger } from "../../src/logger.js";
 import { createLocalStore, type FileStore, type ModelEntry } from "../../src/store/index.js";
 import { requirePython } from "../helpers/cli.js";
 import { writeClassificationCsv } from "../helpers/datasets.js";
-import { slurmMissing, startSlurm, type SlurmCluster } from "../helpers/slurm.js";
+import { slurmMissing, slurmRunnerSettings, startSlurm, type SlurmCluster } from "../helpers/slurm.js";
 import { sshdMissing, startSshd, until, type Sshd } from "../helpers/sshd.js";
 import { tempDir } from "../helpers/tmp.js";
 
@@ -19,7 +18,6 @@ import { tempDir } from "../helpers/tmp.js";
 // the first jobs queue and that the plans run side by side; the model is served on the login node,
 // scored there through another batch job, served again after a restart of ThreadML, and undeployed.
 
-const PYTHON = process.env.THREADML_PYTHON ?? "/usr/bin/python3";
 const missing = sshdMissing() ?? slurmMissing();
 // A missing Slurm or sshd fails the suite with what to install, rather than skipping it silently.
 if (missing) throw new Error(missing);
@@ -45,23 +43,7 @@ async function open(): Promise<Stack> {
       dataDir: join(tmp.dir, ".threadml"),
       search: { budgetS: 3, trialsPerFamily: 2 },
       runners: {
-        cluster: {
-          kind: "slurm",
-          host: sshd.host,
-          port: sshd.port,
-          user: sshd.user,
-          identityFile: sshd.identityFile,
-          knownHosts: sshd.knownHostsFile,
-          workdir: shared(),
-          python: PYTHON,
-          setup: cluster.setup,
-          partition: cluster.partition,
-          gpusPerJob: 0,
-          cpusPerJob: 1,
-          memoryMb: 1024,
-          timeLimitMin: 20,
-          sbatchArgs: [],
-        },
+        cluster: slurmRunnerSettings(cluster, sshd, shared()),
       },
     },
   );
@@ -75,21 +57,7 @@ async function open(): Promise<Stack> {
 
 let stack: Stack | null = null;
 
-type Shared<T> = T extends unknown ? Omit<T, "eventId" | "thread" | "user"> : never;
-
-async function send(event: Shared<Inbound>): Promise<Posted[]> {
-  const s = stack!;
-  const before = s.adapter.posted.length;
-  await s.adapter.send({ ...event, eventId: randomUUID(), thread, user: "u1" } as Inbound);
-  await s.service.idle();
-  return s.adapter.posted.slice(before);
-}
-const say = (text: string, files: string[] = []) => send({ kind: "message", text, files, mention: true });
-
-function ofKind<K extends Outbound["kind"]>(posted: Posted[], kind: K): Array<Extract<Outbound, { kind: K }>> {
-  return posted.map((p) => p.message).filter((m): m is Extract<Outbound, { kind: K }> => m.kind === kind);
-}
-const shown = (posted: Posted[]) => JSON.stringify(posted.map((p) => p.message)).slice(0, 4000);
+const { send, say } = threadDriver(() => stack!, thread);
 /** Everything the thread's status messages said while the work ran. */
 const noticesOf = (posted: Posted[]) => ofKind(posted, "status").flatMap((s) => s.status.notices);
 

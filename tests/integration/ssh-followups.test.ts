@@ -1,9 +1,8 @@
-import { randomUUID } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CliAdapter, type Posted } from "../../adapters/cli/index.js";
-import type { Inbound, Outbound } from "../../adapters/types.js";
+import { ofKind, shown, threadDriver } from "../helpers/thread.js";
 import { loadConfig } from "../../src/config.js";
 import { ConversationService } from "../../src/conversation/service.js";
 import { createEngine, type Engine } from "../../src/engine.js";
@@ -59,26 +58,7 @@ async function open(): Promise<Stack> {
 
 let stack: Stack | null = null;
 
-/** An inbound event without the parts every event of this thread shares (Omit over each member of the union). */
-type Shared<T> = T extends unknown ? Omit<T, "eventId" | "thread" | "user"> : never;
-type Event = Shared<Inbound>;
-
-/** Delivers one event and waits until the service has done its work; returns what it posted. */
-async function send(event: Event): Promise<Posted[]> {
-  const s = stack!;
-  const before = s.adapter.posted.length;
-  await s.adapter.send({ ...event, eventId: randomUUID(), thread, user: "u1" } as Inbound);
-  await s.service.idle();
-  return s.adapter.posted.slice(before);
-}
-
-const say = (text: string, files: string[] = []) => send({ kind: "message", text, files, mention: true });
-
-/** The posted messages of one kind, for assertions that say what was posted instead. */
-function ofKind<K extends Outbound["kind"]>(posted: Posted[], kind: K): Array<Extract<Outbound, { kind: K }>> {
-  return posted.map((p) => p.message).filter((m): m is Extract<Outbound, { kind: K }> => m.kind === kind);
-}
-const shown = (posted: Posted[]) => JSON.stringify(posted.map((p) => p.message)).slice(0, 3000);
+const { send, say } = threadDriver(() => stack!, thread);
 
 /** The endpoint's answer, or the network error's message when nothing answers. */
 async function get(entry: ModelEntry, path: string, body?: unknown): Promise<{ status: number; json: unknown } | string> {

@@ -237,6 +237,8 @@ async function startCommand(): Promise<number> {
   const service = new ConversationService(engine, adapters, { approvers: config.approvers, logger, store, leaseTtlMs: config.redis.leaseTtlS * 1000 });
   const check = await engine.runner(config.defaultRunner).check();
   if (!check.ok) process.stderr.write(`Warning: ${check.message}\n`);
+  // A remote host without bubblewrap works, but its jobs run unsandboxed: say so where the operator looks.
+  else if (check.sandbox === "limits-only" && (config.runners[config.defaultRunner]?.kind ?? "local") !== "local") process.stderr.write(`Warning: ${check.message}\n`);
   await service.start();
   if (chat.length) {
     // On Linux this lowers the calling (main) thread only: the Slack connection thread keeps acknowledging

@@ -255,7 +255,8 @@ export async function runRemoteJob(ctx: RunContext): Promise<RunOutcome> {
       startedHere = true;
       state = await remote(filesState);
       const unsandboxed = ctx.sandbox === "limits-only" ? "; without a sandbox: bubblewrap is not available there" : "";
-      notice(`${spec.mode === "search" ? "Evaluating plans" : spec.sample_rows ? "Smoke run" : "Training"} on ${where}, ${control.startedLabel(start.stdout, gpus)}${unsandboxed}.`);
+      const what = { search: "Evaluating plans", score: "Scoring the held-out rows", predict: "Scoring a file", explain: "Measuring what matters" }[spec.mode as string] ?? (spec.sample_rows ? "Smoke run" : "Training");
+      notice(`${what} on ${where}, ${control.startedLabel(start.stdout, gpus)}${unsandboxed}.`);
     }
 
     // 2. Follow its log by byte offset until it has exited.

@@ -7,7 +7,8 @@ export function verifyExecutionNode(deps: GraphDeps) {
   return stage<State>(deps, "verify_execution", async (state) => {
     const verdicts = await deps.agents.manager.verifyExecution({ requirements: state.requirements!, executions: state.executions, modelPlans: state.modelPlans });
     const replans = state.budgets.replan ?? 0;
-    const executed = state.plans.filter((p) => state.executions.some((e) => e.planId === p.id));
+    // Plans sent to execution, those whose own search job failed included (one job per plan on a cluster).
+    const executed = state.plans.filter((p) => state.executions.some((e) => e.planId === p.id) || state.modelPlans.some((m) => m.planId === p.id));
     const tried = new Set([...state.failedApproaches, ...executed.map((p) => p.approach)]);
     const untried = (recipesFor(state.requirements!.task)?.approaches ?? []).filter((a) => !tried.has(a));
     const canReplan = replans < deps.config.budgets.replan && untried.length > 0;

@@ -125,6 +125,9 @@ export function wrapperScript(w: WrapperInput): string {
   const run = `${w.python} -I -c ${q(rlimitShim(w) + SETSID_SHIM)} ${runner} ${w.args.map(q).join(" ")}`;
   lines.push(`( ${[...limits, `exec ${run}`].join("; ")} ) >>"$J/out" 2>>"$J/err" </dev/null &`);
   lines.push(`child=$!`, `echo "$child" > "$J/pid.tmp"; mv "$J/pid.tmp" "$J/pid"`);
+  // A TERM for the wrapper (scancel, a scheduler's time limit) reaches the job's own session too,
+  // which a scheduler that tracks process groups would miss; the exit status is still written.
+  lines.push(`trap 'kill -s TERM -- "-$child" 2>/dev/null' TERM`);
   if (w.wallTimeS) {
     // The wall-time limit holds even while nobody follows the job.
     lines.push(

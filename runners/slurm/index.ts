@@ -2,11 +2,11 @@ import os from "node:os";
 import type { SlurmRunnerConfig, SshRunnerConfig } from "../../config/schema.js";
 import type { ConnLogger } from "../ssh/connection.js";
 import type { GpuChoice } from "../ssh/gpu.js";
-import { SshRunner } from "../ssh/index.js";
+import { SshRunner, type Probe } from "../ssh/index.js";
 import { LocalLink } from "../ssh/local-link.js";
 import type { JobControl } from "../ssh/run.js";
 import { q, setupLines } from "../ssh/shell.js";
-import type { Limits, RunnerCheck, RunOptions, RunOutcome, Workspace } from "../types.js";
+import type { Limits, RunOptions, RunOutcome, Workspace } from "../types.js";
 import { cancelScript, slurmControl } from "./job.js";
 
 export interface SlurmRunnerOptions {
@@ -77,7 +77,6 @@ export class SlurmRunner extends SshRunner {
   /** Jobs run side by side on the cluster's nodes: the plans' searches go out as separate jobs. */
   readonly parallelSearches = true;
   private readonly slurm: SlurmRunnerConfig;
-  private slurmChecked: Promise<RunnerCheck> | null = null;
 
   constructor(options: SlurmRunnerOptions) {
     const c = options.config;
@@ -115,24 +114,17 @@ export class SlurmRunner extends SshRunner {
     return { visible: null, devices, label: n ? `${n} GPU${n > 1 ? "s" : ""} from Slurm` : "no GPU" };
   }
 
-  /** The SSH runner's check (interpreter, modules, sandbox), plus whether Slurm answers there. */
-  override check(): Promise<RunnerCheck> {
-    this.slurmChecked ??= this.doCheck().then((r) => {
-      if (!r.ok) this.slurmChecked = null;
-      return r;
-    });
-    return this.slurmChecked;
-  }
-
-  private async doCheck(): Promise<RunnerCheck> {
-    const base = await super.check();
-    if (!base.ok) return base;
+  /**
+   * Beyond the SSH runner's check (interpreter, modules, sandbox): whether Slurm answers there. Missing
+   * Slurm commands refuse the jobs; a controller that does not answer now only fails the check.
+   */
+  protected override async probeMore(base: Probe): Promise<Probe> {
     const where = this.slurm.host ? `on ${this.where}` : "on this machine";
     let out;
     try {
       out = await this.remote(() => this.conn.exec(slurmProbe(this.slurm), { timeoutMs: 60_000 }), 15_000);
     } catch (err) {
-      return { ...base, ok: false, message: `${this.name}: Slurm could not be asked ${where}: ${(err as Error).message}` };
+      return { ...base, ok: false, reachable: false, message: `${this.name}: Slurm could not be asked ${where}: ${(err as Error).message}` };
     }
     const pick = (k: string) => out.stdout.split("\n").filter((l) => l.startsWith(`${k}=`)).map((l) => l.slice(k.length + 1));
     if (pick("nosbatch").length)
@@ -146,6 +138,7 @@ export class SlurmRunner extends SshRunner {
       return {
         ...base,
         ok: false,
+        reachable: false,
         message: `${this.name}: Slurm does not answer ${where}${this.slurm.partition ? ` for partition ${this.slurm.partition}` : ""}: ${sinfo.join(" ").trim() || "sinfo printed nothing"}. Check that slurmctld is up and the setup lines point at its configuration (SLURM_CONF).`,
       };
     const parts = sinfo.map((l) => l.split("|")).map(([p, avail, nodes, state]) => `${p} ${avail} (${nodes} ${state})`);

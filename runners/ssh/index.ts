@@ -32,7 +32,8 @@ export interface SshRunnerOptions {
   link?: HostLink;
 }
 
-type Probe = RunnerCheck & { modules: Record<string, boolean>; reachable: boolean };
+/** The runner check plus what the job steps need: the modules, and whether the host answered at all. */
+export type Probe = RunnerCheck & { modules: Record<string, boolean>; reachable: boolean };
 
 const RUN_ID = /^[A-Za-z0-9._-]+$/;
 // Digest of the inputs a workspace was filled with.
@@ -120,15 +121,21 @@ export class SshRunner implements Runner {
         CHECK_OUTAGE_MS,
       );
       const check = interpretProbe({ runner: this.name, target: this.conn.target, python: this.config.python }, out);
-      if (check.ok) this.log.info({ python: check.python }, `ssh runner ${this.name} ready`);
-      else this.log.warn({}, check.message);
-      return { ...check, reachable: true };
+      const probed = check.ok ? await this.probeMore({ ...check, reachable: true }) : { ...check, reachable: true };
+      if (probed.ok) this.log.info({ python: probed.python }, `ssh runner ${this.name} ready`);
+      else this.log.warn({}, probed.message);
+      return probed;
     } catch (err) {
       const message = err instanceof SshError ? err.message : `${this.where}: ${(err as Error).message}`;
       this.log.warn({}, message);
       const reachable = !isConnectionError(err);
       return { ok: false, python: this.config.python, missing: [], sandbox: "limits-only", message, modules: {}, reachable };
     }
+  }
+
+  /** What a runner built on this one checks beyond the interpreter and the sandbox (a scheduler that answers). */
+  protected async probeMore(probe: Probe): Promise<Probe> {
+    return probe;
   }
 
   /**

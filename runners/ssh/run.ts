@@ -71,8 +71,6 @@ export interface JobControl {
    * sentence when the job can never run as submitted: it is stopped and the run fails with it.
    */
   observe?(state: JobState, notice: (text: string) => void): string | void;
-  /** The run.sh the job runs, from the wrapper script. */
-  script?(wrapper: string): string;
   /**
    * Run once the wrapper wrote an exit status from a signal: leaves the cancelled/timedout marker
    * where something else (a scheduler's time limit or scancel) sent it.
@@ -244,7 +242,7 @@ export async function runRemoteJob(ctx: RunContext): Promise<RunOutcome> {
         // A stale result must never be taken for this run's.
         await new Promise<void>((resolve) => sftp.unlink(resultPath, () => resolve()));
         await mkdirOne(sftp, J);
-        await writeText(sftp, pjoin(J, "run.sh"), control.script ? control.script(wrapper) : wrapper, 0o755);
+        await writeText(sftp, pjoin(J, "run.sh"), wrapper, 0o755);
         await writeText(sftp, pjoin(J, "sandbox.sh"), SANDBOX_SH, 0o644);
       });
       const start = await remote(() => conn.exec(control.startScript(specSha)));

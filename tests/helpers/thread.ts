@@ -1,7 +1,12 @@
 import { randomUUID } from "node:crypto";
-import type { CliAdapter, Posted } from "../../adapters/cli/index.js";
+import { CliAdapter, type Posted } from "../../adapters/cli/index.js";
 import type { Inbound, Outbound, ThreadRef } from "../../adapters/types.js";
-import type { ConversationService } from "../../src/conversation/service.js";
+import { loadConfig } from "../../src/config.js";
+import type { ConfigInput } from "../../config/schema.js";
+import { ConversationService } from "../../src/conversation/service.js";
+import { createEngine, type Engine } from "../../src/engine.js";
+import { createLogger } from "../../src/logger.js";
+import { createLocalStore, type FileStore } from "../../src/store/index.js";
 
 // Driving one thread of a ConversationService through the CLI adapter, as a chat platform would.
 
@@ -27,4 +32,37 @@ export function threadDriver(current: () => { adapter: CliAdapter; service: Conv
   };
   const say = (text: string, files: string[] = []) => send({ kind: "message", text, files, mention: true });
   return { send, say };
+}
+
+/** A ConversationService over the file store in `cwd`, with the CLI adapter as its chat. */
+export interface Stack {
+  store: FileStore;
+  engine: Engine;
+  adapter: CliAdapter;
+  service: ConversationService;
+}
+
+export async function openStack(settings: ConfigInput, cwd: string): Promise<Stack> {
+  const logger = createLogger("silent");
+  const config = loadConfig({}, settings);
+  const store = createLocalStore(config, logger, cwd);
+  const engine = await createEngine({ config, logger, cwd, checkpointer: store.checkpointer });
+  const adapter = new CliAdapter();
+  const service = new ConversationService(engine, [adapter], { approvers: [], logger, store });
+  await service.start();
+  return { store, engine, adapter, service };
+}
+
+/** Stops everything: jobs and model servers end with it. */
+export async function closeStack(stack: Stack): Promise<void> {
+  await stack.service.stop().catch(() => {});
+  await stack.engine.close().catch(() => {});
+  await stack.store.close().catch(() => {});
+}
+
+/** Stops as a restart does: running jobs stay up for the next process, model servers stop. */
+export async function detachStack(stack: Stack): Promise<void> {
+  await stack.service.stop({ drain: false });
+  await stack.engine.detach();
+  await stack.store.close();
 }

@@ -2,16 +2,12 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CliAdapter, type Posted } from "../../adapters/cli/index.js";
-import { ofKind, shown, threadDriver } from "../helpers/thread.js";
-import { loadConfig } from "../../src/config.js";
-import { ConversationService } from "../../src/conversation/service.js";
-import { createEngine, type Engine } from "../../src/engine.js";
-import { createLogger } from "../../src/logger.js";
-import { createLocalStore, type FileStore, type ModelEntry } from "../../src/store/index.js";
+import type { ModelEntry } from "../../src/store/index.js";
 import { requirePython } from "../helpers/cli.js";
 import { writeClassificationCsv } from "../helpers/datasets.js";
 import { slurmMissing, slurmRunnerSettings, startSlurm, type SlurmCluster } from "../helpers/slurm.js";
 import { sshdMissing, startSshd, until, type Sshd } from "../helpers/sshd.js";
+import { closeStack, detachStack, ofKind, openStack, shown, threadDriver, type Stack } from "../helpers/thread.js";
 import { tempDir } from "../helpers/tmp.js";
 
 // A chat thread whose model is trained on a real Slurm cluster reached over SSH: the thread hears why
@@ -24,21 +20,12 @@ if (missing) throw new Error(missing);
 
 const tmp = tempDir("threadml-slurm-thread-");
 const shared = () => join(tmp.dir, "shared");
-const logger = createLogger("silent");
 const thread = CliAdapter.thread("slurm");
 let sshd: Sshd;
 let cluster: SlurmCluster;
 
-interface Stack {
-  store: FileStore;
-  engine: Engine;
-  adapter: CliAdapter;
-  service: ConversationService;
-}
-
-async function open(): Promise<Stack> {
-  const config = loadConfig(
-    {},
+function open(): Promise<Stack> {
+  return openStack(
     {
       dataDir: join(tmp.dir, ".threadml"),
       search: { budgetS: 3, trialsPerFamily: 2 },
@@ -46,13 +33,8 @@ async function open(): Promise<Stack> {
         cluster: slurmRunnerSettings(cluster, sshd, shared()),
       },
     },
+    tmp.dir,
   );
-  const store = createLocalStore(config, logger, tmp.dir);
-  const engine = await createEngine({ config, logger, cwd: tmp.dir, checkpointer: store.checkpointer });
-  const adapter = new CliAdapter();
-  const service = new ConversationService(engine, [adapter], { approvers: [], logger, store });
-  await service.start();
-  return { store, engine, adapter, service };
 }
 
 let stack: Stack | null = null;
@@ -100,11 +82,7 @@ beforeAll(async () => {
 }, 90_000);
 
 afterAll(async () => {
-  if (stack) {
-    await stack.service.stop().catch(() => {});
-    await stack.engine.close().catch(() => {});
-    await stack.store.close().catch(() => {});
-  }
+  if (stack) await closeStack(stack);
   await Promise.all([sshd?.stop(), cluster?.stop()]);
 });
 
@@ -159,9 +137,7 @@ describe("a chat thread trained and served through a Slurm cluster", () => {
 
   it("is served again on the login node after a restart, and undeploy stops it", async () => {
     const oldPid = serverPid(entry);
-    await stack!.service.stop({ drain: false });
-    await stack!.engine.detach();
-    await stack!.store.close();
+    await detachStack(stack!);
     stack = null;
     await until(() => !alive(oldPid), "the login node's model server to stop", 30_000);
 

@@ -2,15 +2,11 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CliAdapter, type Posted } from "../../adapters/cli/index.js";
-import { ofKind, shown, threadDriver } from "../helpers/thread.js";
-import { loadConfig } from "../../src/config.js";
-import { ConversationService } from "../../src/conversation/service.js";
-import { createEngine, type Engine } from "../../src/engine.js";
-import { createLogger } from "../../src/logger.js";
-import { createLocalStore, type FileStore, type ModelEntry } from "../../src/store/index.js";
+import type { ModelEntry } from "../../src/store/index.js";
 import { requirePython } from "../helpers/cli.js";
 import { writeClassificationCsv } from "../helpers/datasets.js";
 import { sshdMissing, startSshd, until, type Sshd } from "../helpers/sshd.js";
+import { closeStack, detachStack, ofKind, openStack, shown, threadDriver, type Stack } from "../helpers/thread.js";
 import { tempDir } from "../helpers/tmp.js";
 
 // A model trained and served on an SSH host (a real loopback sshd), then asked follow-ups in its
@@ -25,20 +21,11 @@ if (missing) throw new Error(missing);
 
 const tmp = tempDir("threadml-ssh-followups-");
 const host = () => join(tmp.dir, "gpu-host");
-const logger = createLogger("silent");
 const thread = CliAdapter.thread("ssh");
 let sshd: Sshd;
 
-interface Stack {
-  store: FileStore;
-  engine: Engine;
-  adapter: CliAdapter;
-  service: ConversationService;
-}
-
-async function open(): Promise<Stack> {
-  const config = loadConfig(
-    {},
+function open(): Promise<Stack> {
+  return openStack(
     {
       dataDir: join(tmp.dir, ".threadml"),
       search: { budgetS: 2, trialsPerFamily: 2 },
@@ -47,13 +34,8 @@ async function open(): Promise<Stack> {
       },
       defaultRunner: "gpu1",
     },
+    tmp.dir,
   );
-  const store = createLocalStore(config, logger, tmp.dir);
-  const engine = await createEngine({ config, logger, cwd: tmp.dir, checkpointer: store.checkpointer });
-  const adapter = new CliAdapter();
-  const service = new ConversationService(engine, [adapter], { approvers: [], logger, store });
-  await service.start();
-  return { store, engine, adapter, service };
 }
 
 let stack: Stack | null = null;
@@ -109,11 +91,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  if (stack) {
-    await stack.service.stop().catch(() => {});
-    await stack.engine.close().catch(() => {});
-    await stack.store.close().catch(() => {});
-  }
+  if (stack) await closeStack(stack);
   await sshd?.stop();
 });
 
@@ -180,9 +158,7 @@ describe("follow-ups and a restart with the model served on an SSH host", () => 
 
   it("serves the model again on the host after a restart, at the address the registry records", async () => {
     const oldPid = serverPid(first);
-    await stack!.service.stop({ drain: false });
-    await stack!.engine.detach();
-    await stack!.store.close();
+    await detachStack(stack!);
     stack = null;
     // the forwarded port closed with the process that held it, and the server on the host stopped
     expect(typeof (await get(first, "/health"))).toBe("string");
